@@ -1,0 +1,39 @@
+// covenant: the command-line entry point. Subcommands live in *_cmd.cc.
+#include <cstdio>
+#include <cstring>
+
+#include "cli/command.h"
+
+namespace covenant::cli {
+
+static std::vector<Command>& registry() {
+  static std::vector<Command> r;
+  return r;
+}
+
+bool register_command(const Command& command) {
+  registry().push_back(command);
+  return true;
+}
+
+const std::vector<Command>& commands() { return registry(); }
+
+static void print_usage(FILE* out) {
+  std::fprintf(out, "usage: covenant <command> [args...]\n\ncommands:\n");
+  for (const Command& c : commands()) std::fprintf(out, "  %s\n", c.usage);
+}
+
+}  // namespace covenant::cli
+
+int main(int argc, char** argv) {
+  using namespace covenant::cli;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? kExitError : kExitOk;
+  }
+  for (const Command& c : commands()) {
+    if (std::strcmp(c.name, argv[1]) == 0) return c.run(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "covenant: unknown command '%s' (try --help)\n", argv[1]);
+  return kExitError;
+}
