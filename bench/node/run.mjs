@@ -2,7 +2,7 @@
 // (warm median), and prints one JSON object on stdout. Used by bench_engine for
 // its node columns; runnable alone:
 //   node bench/node/run.mjs --wasm-dir build/contracts/bench [--quick] [--spec bench/workloads.json]
-//   node --liftoff --no-wasm-tier-up bench/node/run.mjs ...   # Liftoff only
+//   node --liftoff-only bench/node/run.mjs ...   # Liftoff only (V8 11: --no-wasm-tier-up still tiers up)
 //   node --no-liftoff bench/node/run.mjs ...                  # TurboFan only
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
