@@ -1,0 +1,37 @@
+;; Loads and stores at and across the end of a one-page memory (65,536 bytes).
+(module
+  (memory 1)
+  (data (i32.const 65532) "\01\02\03\2a")
+  (func (export "load_last_byte") (result i32)
+    (i32.load8_u (i32.const 65535)))
+  (func (export "load_last_word") (result i32)
+    (i32.load (i32.const 65532)))
+  (func (export "load_at") (param i32) (result i32)
+    (i32.load8_u (local.get 0)))
+  (func (export "load_straddle") (result i32)
+    (i32.load (i32.const 65533)))
+  (func (export "load64_straddle") (result i64)
+    (i64.load (i32.const 65529)))
+  (func (export "load_one_past") (result i32)
+    (i32.load8_u (i32.const 65536)))
+  (func (export "store_straddle") (result i32)
+    (i64.store (i32.const 65530) (i64.const -1))
+    (i32.const 0))
+  (func (export "store_last_byte") (result i32)
+    (i32.store8 (i32.const 65535) (i32.const 99))
+    (i32.load8_u (i32.const 65535)))
+  ;; Static offset reaches past the end from address 0.
+  (func (export "load_offset_past_end") (result i32)
+    (i32.load offset=65536 (i32.const 0)))
+  ;; Address + offset overflows 32 bits: 1 + 0xffffffff = 2^32, which must
+  ;; trap, not wrap to 0.
+  (func (export "load_offset_overflow") (result i32)
+    (i32.load8_u offset=0xffffffff (i32.const 1)))
+  (func (export "load_addr_max") (result i32)
+    (i32.load8_u (i32.const -1)))
+  (func (export "store_offset_overflow") (result i32)
+    (i32.store offset=0xfffffffc (i32.const 4) (i32.const 1))
+    (i32.const 0))
+  ;; Bounded by memory.size, not by the guard region: 1 page, read at 2 GiB.
+  (func (export "load_2gib") (result i32)
+    (i32.load (i32.const 0x80000000))))

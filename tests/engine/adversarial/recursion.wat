@@ -1,0 +1,45 @@
+;; Recursion: unbounded (must trap stack_exhausted at the same depth on every
+;; tier), and bounded at 10,000 frames (must succeed: the issue's floor).
+(module
+  (type $i_i (func (param i32) (result i32)))
+  (table 1 funcref)
+  (elem (i32.const 0) $unbounded_indirect)
+  (func $unbounded (export "unbounded") (param i32) (result i32)
+    (i32.add (call $unbounded (i32.add (local.get 0) (i32.const 1))) (i32.const 1)))
+  (func $unbounded_indirect (export "unbounded_indirect") (param i32) (result i32)
+    (i32.add (call_indirect (type $i_i) (i32.add (local.get 0) (i32.const 1)) (i32.const 0))
+             (i32.const 1)))
+  ;; depth(n) recurses n frames deep and returns n.
+  (func $depth (export "depth") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (i32.const 0))
+      (else (i32.add (call $depth (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
+  ;; Like depth, with a fatter frame: 16 i64 locals live across the call.
+  (func $depth_fat (export "depth_fat") (param i32) (result i64)
+    (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
+    (local.set 1 (i64.extend_i32_u (local.get 0)))
+    (local.set 2 (i64.add (local.get 1) (i64.const 1)))
+    (local.set 3 (i64.add (local.get 2) (i64.const 1)))
+    (local.set 4 (i64.add (local.get 3) (i64.const 1)))
+    (local.set 5 (i64.add (local.get 4) (i64.const 1)))
+    (local.set 6 (i64.add (local.get 5) (i64.const 1)))
+    (local.set 7 (i64.add (local.get 6) (i64.const 1)))
+    (local.set 8 (i64.add (local.get 7) (i64.const 1)))
+    (local.set 9 (i64.add (local.get 8) (i64.const 1)))
+    (local.set 10 (i64.add (local.get 9) (i64.const 1)))
+    (local.set 11 (i64.add (local.get 10) (i64.const 1)))
+    (local.set 12 (i64.add (local.get 11) (i64.const 1)))
+    (local.set 13 (i64.add (local.get 12) (i64.const 1)))
+    (local.set 14 (i64.add (local.get 13) (i64.const 1)))
+    (local.set 15 (i64.add (local.get 14) (i64.const 1)))
+    (local.set 16 (i64.add (local.get 15) (i64.const 1)))
+    (if (result i64) (i32.eqz (local.get 0))
+      (then (i64.const 0))
+      (else
+        (i64.add
+          (call $depth_fat (i32.sub (local.get 0) (i32.const 1)))
+          (i64.sub
+            (i64.add (i64.add (i64.add (local.get 1) (local.get 2)) (i64.add (local.get 3) (local.get 4)))
+                     (i64.add (i64.add (local.get 5) (local.get 6)) (i64.add (local.get 7) (local.get 8))))
+            (i64.add (i64.add (i64.add (local.get 9) (local.get 10)) (i64.add (local.get 11) (local.get 12)))
+                     (i64.add (i64.add (local.get 13) (local.get 14)) (i64.add (local.get 15) (local.get 16))))))))))
