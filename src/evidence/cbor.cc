@@ -83,20 +83,20 @@ Status Reader::read_head(Major* major, uint64_t* arg) {
     if (ai >= 25) return error_at(start, "floating point is outside the receipt CBOR profile");
     return error_at(start, "simple value other than false/true/null");
   }
+  uint64_t v = ai;
   if (ai < 24) {
     ++pos_;
-    *arg = ai;
-    return Status::ok();
+  } else {
+    const size_t n = size_t{1} << (ai - 24);  // 1, 2, 4, 8
+    if (data_.size() - pos_ - 1 < n) return error_at(start, "truncated head");
+    v = 0;
+    for (size_t i = 0; i < n; ++i) v = (v << 8) | data_[pos_ + 1 + i];
+    if (head_size(v) != n + 1) {
+      return error_at(start, "non-canonical head: argument " + std::to_string(v) + " encoded in " +
+                                 std::to_string(n + 1) + " bytes");
+    }
+    pos_ += n + 1;
   }
-  const size_t n = size_t{1} << (ai - 24);  // 1, 2, 4, 8
-  if (data_.size() - pos_ - 1 < n) return error_at(start, "truncated head");
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v = (v << 8) | data_[pos_ + 1 + i];
-  if (head_size(v) != n + 1) {
-    return error_at(start, "non-canonical head: argument " + std::to_string(v) + " encoded in " +
-                               std::to_string(n + 1) + " bytes");
-  }
-  pos_ += n + 1;
   *arg = v;
   const size_t left = data_.size() - pos_;
   if ((*major == Major::kBytes || *major == Major::kText) && v > left) {

@@ -1,1 +1,168 @@
+#include "covenant/receipt.h"
+
 #include <gtest/gtest.h>
+
+#include <random>
+
+#include "evidence/cbor.h"
+#include "evidence/test_util.h"
+
+namespace covenant {
+namespace {
+
+using testing::typical_receipt;
+
+SigningKey test_key(uint8_t b = 7) {
+  std::array<uint8_t, 32> seed;
+  seed.fill(b);
+  return SigningKey::from_seed(seed);
+}
+
+TEST(Receipt, TypicalApprovalFitsTheBudget) {
+  const SigningKey key = test_key();
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(typical_receipt(), key, &cose).is_ok());
+  EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
+  // docs/receipts.md states the exact size of this receipt; keep them in step.
+  EXPECT_EQ(cose.size(), 315u);
+  // The largest fuel and time values still fit: +6 bytes for fuel near 2^64.
+  Receipt big = typical_receipt();
+  big.fuel_used = 4'000'000'000ull;
+  ASSERT_TRUE(sign_receipt(big, key, &cose).is_ok());
+  EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
+}
+
+TEST(Receipt, SignVerifyRoundTrip) {
+  const SigningKey key = test_key();
+  Receipt r = typical_receipt(3);
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(r, key, &cose).is_ok());
+  auto v = verify_receipt(cose, PinnedKey(key.public_key()));
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  r.executor_kid = key.kid();
+  EXPECT_EQ(*v, r);
+  auto d = decode_decision(v->decision);
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(*d, (Decision{true, 0, 25'000}));
+  // Deterministic: same receipt, same key, same bytes (Ed25519 is deterministic).
+  std::vector<uint8_t> again;
+  ASSERT_TRUE(sign_receipt(r, key, &again).is_ok());
+  EXPECT_EQ(cose, again);
+  EXPECT_EQ(receipt_id_hex(cose).size(), 64u);
+}
+
+TEST(Receipt, OptInIntentRoundTrips) {
+  const SigningKey key = test_key();
+  Receipt r = typical_receipt();
+  r.intent = std::vector<uint8_t>{'{', '}'};
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(r, key, &cose).is_ok());
+  auto v = verify_receipt(cose, PinnedKey(key.public_key()));
+  ASSERT_TRUE(v.is_ok());
+  ASSERT_TRUE(v->intent.has_value());
+  EXPECT_EQ(*v->intent, *r.intent);
+}
+
+TEST(Receipt, WrongKeyAndUnknownKid) {
+  const SigningKey key = test_key(1), other = test_key(2);
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(typical_receipt(), key, &cose).is_ok());
+  auto v = verify_receipt(cose, PinnedKey(other.public_key()));
+  EXPECT_EQ(v.status().code(), Code::kNotFound);
+}
+
+// Changing any single byte makes verification fail (or the bytes not parse).
+TEST(Receipt, EverySingleByteFlipIsRejected) {
+  const SigningKey key = test_key();
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(typical_receipt(), key, &cose).is_ok());
+  const PinnedKey pinned(key.public_key());
+  for (size_t i = 0; i < cose.size(); ++i) {
+    for (uint8_t x : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xff}}) {
+      std::vector<uint8_t> bad = cose;
+      bad[i] ^= x;
+      auto v = verify_receipt(bad, pinned);
+      EXPECT_FALSE(v.is_ok()) << "byte " << i << " ^ " << int(x) << " still verifies";
+    }
+  }
+}
+
+struct BadField {
+  const char* name;
+  void (*mutate)(Receipt&);
+  const char* message_part;
+};
+
+TEST(Receipt, EncodeRejectsBadFields) {
+  const BadField cases[] = {
+      {"empty decision", [](Receipt& r) { r.decision.clear(); }, "decision"},
+      {"decision not CBOR", [](Receipt& r) { r.decision = {0x1f}; }, "decision"},
+      {"decision two items", [](Receipt& r) { r.decision = {0x01, 0x02}; }, "trailing"},
+      {"entry too long", [](Receipt& r) { r.entry.assign(300, 'x'); }, "entry"},
+  };
+  const SigningKey key = test_key();
+  for (const auto& c : cases) {
+    Receipt r = typical_receipt();
+    c.mutate(r);
+    std::vector<uint8_t> cose;
+    Status st = sign_receipt(r, key, &cose);
+    EXPECT_FALSE(st.is_ok()) << c.name;
+    EXPECT_NE(st.message().find(c.message_part), std::string::npos) << c.name << ": " << st.message();
+  }
+}
+
+// Hand-built payloads: decode errors name the key and the byte offset.
+TEST(Receipt, DecodeRejectsMalformedPayloads) {
+  const SigningKey key = test_key();
+  auto build = [&](auto&& payload_writer) {
+    std::vector<uint8_t> payload;
+    cbor::Writer p(&payload);
+    payload_writer(p);
+    std::vector<uint8_t> cose;
+    cbor::Writer w(&cose);
+    w.tag(18), w.array(4);
+    std::vector<uint8_t> prot = {0xa2, 0x01, 0x27, 0x04, 0x48};
+    prot.insert(prot.end(), key.kid().begin(), key.kid().end());
+    w.bytes(prot), w.map(0), w.bytes(payload), w.bytes(std::vector<uint8_t>(64, 0));
+    return cose;
+  };
+  auto missing = build([](cbor::Writer& p) { p.map(1), p.uint(1), p.bytes(std::vector<uint8_t>(32)); });
+  EXPECT_NE(decode_receipt(missing).status().message().find("required key 2 is missing"), std::string::npos)
+      << decode_receipt(missing).status().message();
+  auto short_hash = build([](cbor::Writer& p) { p.map(1), p.uint(1), p.bytes(std::vector<uint8_t>(31)); });
+  EXPECT_NE(decode_receipt(short_hash).status().message().find("key 1 (contract hash) at byte 2: expected 32 bytes, found 31"),
+            std::string::npos)
+      << decode_receipt(short_hash).status().message();
+  auto unknown = build([](cbor::Writer& p) { p.map(1), p.uint(12), p.uint(0); });
+  EXPECT_NE(decode_receipt(unknown).status().message().find("unknown key 12"), std::string::npos);
+  auto version = build([](cbor::Writer& p) { p.map(1), p.uint(0), p.uint(2); });
+  EXPECT_EQ(decode_receipt(version).status().code(), Code::kUnsupported);
+}
+
+TEST(Receipt, RandomBytesNeverCrashTheDecoder) {
+  std::mt19937_64 rng(7);
+  const SigningKey key = test_key();
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(typical_receipt(), key, &cose).is_ok());
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> in(cose.begin(), cose.begin() + static_cast<long>(rng() % (cose.size() + 1)));
+    if (i % 2) {
+      for (auto& b : in) {
+        if (rng() % 64 == 0) b = static_cast<uint8_t>(rng());
+      }
+    }
+    auto v = decode_receipt(in);
+    if (in == cose) {
+      EXPECT_TRUE(v.is_ok());
+    }
+  }
+}
+
+TEST(Decision, Shapes) {
+  EXPECT_EQ(to_hex(encode_decision({true, 0, std::nullopt})), "82f500");
+  EXPECT_EQ(to_hex(encode_decision({false, 7, 25000})), "83f4071961a8");
+  EXPECT_FALSE(decode_decision(std::vector<uint8_t>{0xa0}).is_ok());
+}
+
+}  // namespace
+}  // namespace covenant
