@@ -59,7 +59,8 @@ class Lexer {
         return out;
       }
       char c = src_[i_];
-      if (c == '%' || is_ident_start(c)) {
+      bool lone_underscore = c == '_' && (i_ + 1 >= src_.size() || !is_ident_char(src_[i_ + 1]));
+      if (!lone_underscore && (c == '%' || is_ident_start(c))) {
         if (c == '%') {
           t.escaped = true;
           advance();
