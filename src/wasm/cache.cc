@@ -1,0 +1,291 @@
+#include "wasm/cache.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace covenant::wasm {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string default_dir() {
+  if (const char* d = std::getenv("COVENANT_CACHE_DIR"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/covenant";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/covenant";
+  return "/tmp/covenant-cache";
+}
+
+std::string hex(const unsigned char* p, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) {
+    s += digits[p[i] >> 4];
+    s += digits[p[i] & 15];
+  }
+  return s;
+}
+
+bool read_all(int fd, std::vector<uint8_t>& out) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
+    if (n <= 0) return false;
+    got += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool write_all(int fd, const void* p, size_t n) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  while (n) {
+    ssize_t w = write(fd, b, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    b += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+std::string unique_suffix() {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  std::lock_guard<std::mutex> lock(mu);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%d.%016llx", getpid(), (unsigned long long)rng());
+  return buf;
+}
+
+}  // namespace
+
+std::string compiler_identity(const std::string& cc) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> ids;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = ids.find(cc);
+  if (it != ids.end()) return it->second;
+  std::string id = cc;
+  std::string cmd = cc + " --version 2>/dev/null";
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char line[512];
+    if (std::fgets(line, sizeof line, p)) id += std::string(" ") + line;
+    pclose(p);
+  }
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  ids[cc] = id;
+  return id;
+}
+
+ArtifactCache::ArtifactCache(const EngineConfig& config)
+    : dir_(config.cache_dir.empty() ? default_dir() : config.cache_dir), config_(config) {}
+
+std::string ArtifactCache::key(std::span<const uint8_t> metered, std::string_view tier) const {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, 32);
+  auto add = [&](std::string_view s) {
+    uint64_t n = s.size();
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(&n), sizeof n);
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  };
+  add("covenant-artifact-v1");
+  add(Engine::version());
+  add(tier);
+  add(compiler_identity(config_.cc));
+  for (const auto& f : config_.cc_flags) add(f);
+  add(std::string_view(reinterpret_cast<const char*>(metered.data()), metered.size()));
+  unsigned char out[32];
+  crypto_generichash_final(&st, out, sizeof out);
+  return hex(out, sizeof out);
+}
+
+std::string ArtifactCache::path_for(const std::string& key) const {
+  return dir_ + "/" + key.substr(0, 2) + "/" + key + ".so";
+}
+
+Result<int> ArtifactCache::open_verified(const std::string& path) const {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found("no artifact at " + path);
+    return Status::io("opening artifact " + path + ": " + std::strerror(errno));
+  }
+  std::vector<uint8_t> bytes;
+  std::string problem;
+  if (!read_all(fd, bytes)) {
+    problem = "unreadable";
+  } else if (bytes.size() < kArtifactTrailerBytes + 64) {
+    problem = "truncated (" + std::to_string(bytes.size()) + " bytes)";
+  } else if (std::memcmp(bytes.data() + bytes.size() - 8, kArtifactMagic, 8) != 0) {
+    problem = "missing trailer (truncated or not a Covenant artifact)";
+  } else {
+    size_t n = bytes.size() - kArtifactTrailerBytes;
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, bytes.data(), n, nullptr, 0);
+    if (sodium_memcmp(h, bytes.data() + n, 32) != 0) problem = "hash mismatch (tampered or corrupted)";
+  }
+  if (!problem.empty()) {
+    close(fd);
+    unlink(path.c_str());
+    return Status::corruption("artifact " + path + " is " + problem + "; removed");
+  }
+  utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // LRU: mark as used
+  return fd;
+}
+
+Result<std::string> ArtifactCache::build(const std::string& key, const std::string& c_source,
+                                         const Progress& progress) const {
+  std::error_code ec;
+  fs::create_directories(dir_ + "/tmp", ec);
+  fs::create_directories(dir_ + "/" + key.substr(0, 2), ec);
+  if (ec) return Status::io("cannot create cache directory " + dir_ + ": " + ec.message());
+  std::string base = dir_ + "/tmp/" + key + "." + unique_suffix();
+  std::string c_path = base + ".c", so_path = base + ".so", art_path = base + ".art";
+  struct Cleanup {
+    std::vector<std::string> files;
+    ~Cleanup() {
+      for (auto& f : files) unlink(f.c_str());
+    }
+  } cleanup{{c_path, so_path, art_path}};
+  {
+    int fd = open(c_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || !write_all(fd, c_source.data(), c_source.size())) {
+      if (fd >= 0) close(fd);
+      return Status::io("writing " + c_path + ": " + std::strerror(errno));
+    }
+    close(fd);
+  }
+  std::vector<std::string> args = {config_.cc};
+  for (const auto& f : config_.cc_flags) args.push_back(f);
+  for (const char* f : {"-fPIC", "-shared", "-w", "-fno-strict-aliasing", "-DNDEBUG"}) args.push_back(f);
+  args.push_back("-o");
+  args.push_back(so_path);
+  args.push_back(c_path);
+  args.push_back("-lm");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int errpipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) != 0) return Status::io("pipe: " + std::string(std::strerror(errno)));
+  auto t0 = std::chrono::steady_clock::now();
+  if (progress) progress("compiling " + std::to_string(c_source.size() / 1024) + " KiB of C with " + config_.cc + " " + (config_.cc_flags.empty() ? "" : config_.cc_flags[0]));
+  pid_t pid = fork();
+  if (pid < 0) return Status::io("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    dup2(errpipe[1], 2);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  close(errpipe[1]);
+  std::string diag;
+  int status = 0;
+  int last_report = 0;
+  for (;;) {
+    struct pollfd p = {errpipe[0], POLLIN, 0};
+    int r = poll(&p, 1, 250);
+    if (r > 0) {
+      char buf[4096];
+      ssize_t n = read(errpipe[0], buf, sizeof buf);
+      if (n > 0 && diag.size() < 8192) diag.append(buf, static_cast<size_t>(n));
+    }
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    auto elapsed = std::chrono::steady_clock::now() - t0;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+    if (progress && ms / 1000 > last_report) {
+      last_report = static_cast<int>(ms / 1000);
+      progress("still compiling with " + config_.cc + ": " + std::to_string(last_report) + " s");
+    }
+    if (ms > config_.cc_timeout_ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      close(errpipe[0]);
+      return Status::limit("the C compiler took over " + std::to_string(config_.cc_timeout_ms) +
+                           " ms (cc_timeout_ms); the module is too large to compile on the optimized tier");
+    }
+  }
+  close(errpipe[0]);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Status::internal(config_.cc + " failed on the generated C: " + diag.substr(0, 2000));
+
+  // Artifact = ELF ‖ hash ‖ magic, published atomically.
+  int in = open(so_path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::vector<uint8_t> elf;
+  if (in < 0 || !read_all(in, elf)) {
+    if (in >= 0) close(in);
+    return Status::io("reading the compiled object " + so_path);
+  }
+  close(in);
+  unsigned char h[32];
+  crypto_generichash(h, sizeof h, elf.data(), elf.size(), nullptr, 0);
+  int out = open(art_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0 || !write_all(out, elf.data(), elf.size()) || !write_all(out, h, sizeof h) ||
+      !write_all(out, kArtifactMagic, 8) || fsync(out) != 0) {
+    if (out >= 0) close(out);
+    return Status::io("writing artifact " + art_path + ": " + std::strerror(errno));
+  }
+  close(out);
+  std::string final_path = path_for(key);
+  if (rename(art_path.c_str(), final_path.c_str()) != 0)
+    return Status::io("publishing artifact " + final_path + ": " + std::strerror(errno));
+  int dfd = open((dir_ + "/" + key.substr(0, 2)).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  if (progress) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    progress("compiled in " + std::to_string(ms) + " ms; artifact " + final_path);
+  }
+  evict();
+  return final_path;
+}
+
+void ArtifactCache::evict() const {
+  struct Entry {
+    fs::path path;
+    uint64_t size;
+    fs::file_time_type mtime;
+  };
+  std::vector<Entry> entries;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir_, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec) || it->path().extension() != ".so") continue;
+    uint64_t size = it->file_size(ec);
+    auto mtime = it->last_write_time(ec);
+    if (ec) continue;
+    entries.push_back({it->path(), size, mtime});
+    total += size;
+  }
+  if (total <= config_.cache_size_bytes_max) return;
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
+  for (const auto& e : entries) {
+    if (total <= config_.cache_size_bytes_max) break;
+    fs::remove(e.path, ec);
+    total -= e.size;
+  }
+}
+
+}  // namespace covenant::wasm

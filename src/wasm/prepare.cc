@@ -1,0 +1,737 @@
+#include "wasm/prepare.h"
+
+#include <sodium.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "wabt/binary-reader-ir.h"
+#include "wabt/cast.h"
+#include "wabt/binary-reader.h"
+#include "wabt/binary-writer.h"
+#include "wabt/ir.h"
+#include "wabt/stream.h"
+#include "wabt/validator.h"
+#include "wasm/wabt_util.h"
+
+namespace covenant::wasm {
+namespace {
+
+using wabt::Const;
+using wabt::Expr;
+using wabt::ExprList;
+using wabt::ExprType;
+using wabt::Index;
+using wabt::Opcode;
+using wabt::Type;
+using wabt::Var;
+
+const char* section_name(uint8_t id) {
+  static const char* names[] = {"custom", "type",   "import", "function", "table",
+                                "memory", "global", "export", "start",    "element",
+                                "code",   "data",   "datacount"};
+  return id < 13 ? names[id] : "unknown";
+}
+
+bool read_leb_u32(std::span<const uint8_t> b, size_t& pos, uint32_t& out) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 35; shift += 7) {
+    if (pos >= b.size()) return false;
+    uint8_t byte = b[pos++];
+    result |= uint64_t(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) {
+      if (result > 0xffffffffu) return false;
+      out = static_cast<uint32_t>(result);
+      return true;
+    }
+  }
+  return false;
+}
+
+struct SectionMap {
+  struct Section {
+    uint8_t id;
+    size_t start, end;  // payload range
+  };
+  std::vector<Section> sections;
+  struct Body {
+    size_t start, end;
+  };
+  std::vector<Body> bodies;  // code section entries, in defined-function order
+};
+
+// Best effort: a malformed module yields a partial map.
+SectionMap scan_sections(std::span<const uint8_t> b) {
+  SectionMap map;
+  size_t pos = 8;
+  while (pos < b.size()) {
+    uint8_t id = b[pos++];
+    uint32_t size;
+    if (!read_leb_u32(b, pos, size) || pos + size > b.size()) {
+      map.sections.push_back({id, pos, b.size()});
+      break;
+    }
+    map.sections.push_back({id, pos, pos + size});
+    if (id == 10) {
+      size_t p = pos;
+      uint32_t count;
+      if (read_leb_u32(b, p, count)) {
+        for (uint32_t i = 0; i < count && p < pos + size; ++i) {
+          uint32_t body_size;
+          if (!read_leb_u32(b, p, body_size)) break;
+          map.bodies.push_back({p, p + body_size});
+          p += body_size;
+        }
+      }
+    }
+    pos += size;
+  }
+  return map;
+}
+
+}  // namespace
+
+std::string describe_offset(std::span<const uint8_t> bytes, uint64_t offset) {
+  char buf[160];
+  if (offset < 8) {
+    std::snprintf(buf, sizeof buf, "module header, offset 0x%llx", (unsigned long long)offset);
+    return buf;
+  }
+  SectionMap map = scan_sections(bytes);
+  for (const auto& s : map.sections) {
+    if (offset + 1 < s.start || offset > s.end) continue;
+    if (s.id == 10) {
+      for (size_t i = 0; i < map.bodies.size(); ++i) {
+        if (offset >= map.bodies[i].start && offset <= map.bodies[i].end) {
+          std::snprintf(buf, sizeof buf, "section 'code', defined function %zu, offset 0x%llx", i,
+                        (unsigned long long)offset);
+          return buf;
+        }
+      }
+    }
+    std::snprintf(buf, sizeof buf, "section '%s', offset 0x%llx", section_name(s.id),
+                  (unsigned long long)offset);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "offset 0x%llx", (unsigned long long)offset);
+  return buf;
+}
+
+namespace {
+
+std::string format_errors(std::span<const uint8_t> bytes, const wabt::Errors& errors,
+                          const char* what) {
+  std::string out;
+  for (const auto& e : errors) {
+    if (!out.empty()) out += "; ";
+    out += what;
+    out += " at ";
+    out += describe_offset(bytes, e.loc.offset == size_t(-1) ? 0 : e.loc.offset);
+    out += ": ";
+    out += e.message;
+  }
+  if (out.empty()) out = std::string(what) + " failed";
+  return out;
+}
+
+ValType to_valtype(Type t) {
+  switch (t) {
+    case Type::I32: return ValType::kI32;
+    case Type::I64: return ValType::kI64;
+    case Type::F32: return ValType::kF32;
+    default: return ValType::kF64;
+  }
+}
+
+FuncType to_functype(const wabt::FuncSignature& sig) {
+  FuncType ft;
+  for (Type t : sig.param_types) ft.params.push_back(to_valtype(t));
+  for (Type t : sig.result_types) ft.results.push_back(to_valtype(t));
+  return ft;
+}
+
+bool is_float(Type t) { return t == Type::F32 || t == Type::F64; }
+
+// Ops whose NaN results have unspecified payloads (Wasm spec: "nondeterministic
+// NaN"); their results are canonicalised so every tier produces the same bits.
+int nan_producing_width(Opcode op) {
+  switch (op) {
+    case Opcode::F32Add: case Opcode::F32Sub: case Opcode::F32Mul: case Opcode::F32Div:
+    case Opcode::F32Min: case Opcode::F32Max: case Opcode::F32Sqrt: case Opcode::F32Ceil:
+    case Opcode::F32Floor: case Opcode::F32Trunc: case Opcode::F32Nearest:
+    case Opcode::F32DemoteF64:
+      return 32;
+    case Opcode::F64Add: case Opcode::F64Sub: case Opcode::F64Mul: case Opcode::F64Div:
+    case Opcode::F64Min: case Opcode::F64Max: case Opcode::F64Sqrt: case Opcode::F64Ceil:
+    case Opcode::F64Floor: case Opcode::F64Trunc: case Opcode::F64Nearest:
+    case Opcode::F64PromoteF32:
+      return 64;
+    default:
+      return 0;
+  }
+}
+
+template <class T, class... A>
+std::unique_ptr<Expr> mk(A&&... a) {
+  return std::make_unique<T>(std::forward<A>(a)...);
+}
+Var idx(Index i) { return Var(i, wabt::Location()); }
+
+class Instrumenter {
+ public:
+  Instrumenter(wabt::Module& m, uint32_t depth_max, bool canon)
+      : m_(m), depth_max_(depth_max), canon_(canon) {}
+
+  void run() {
+    Index first_defined = m_.num_func_imports;
+    Index defined_end = static_cast<Index>(m_.funcs.size());
+    add_globals();
+    add_slow_func();
+    for (Index i = first_defined; i < defined_end; ++i) {
+      wabt::Func* f = m_.funcs[i];
+      f32_scratch_ = f64_scratch_ = wabt::kInvalidIndex;
+      func_ = f;
+      meter_list(f->exprs);
+      if (canon_) canonicalize_list(f->exprs);
+      wrap_depth(*f);
+    }
+  }
+
+  Index g_fuel, g_bank, g_int, g_trap, g_depth;
+
+ private:
+  Index add_global(Type t) {
+    auto gf = std::make_unique<wabt::GlobalModuleField>();
+    gf->global.type = t;
+    gf->global.mutable_ = true;
+    if (t == Type::I64)
+      gf->global.init_expr.push_back(mk<wabt::ConstExpr>(Const::I64(0)));
+    else
+      gf->global.init_expr.push_back(mk<wabt::ConstExpr>(Const::I32(0)));
+    Index i = static_cast<Index>(m_.globals.size());
+    m_.AppendField(std::move(gf));
+    return i;
+  }
+
+  void add_globals() {
+    g_fuel = add_global(Type::I64);
+    g_bank = add_global(Type::I64);
+    g_int = add_global(Type::I32);
+    g_trap = add_global(Type::I32);
+    g_depth = add_global(Type::I32);
+  }
+
+ public:
+  Index find_or_add_type(const wabt::TypeVector& params, const wabt::TypeVector& results) {
+    for (Index i = 0; i < m_.types.size(); ++i) {
+      auto* ft = wabt::dyn_cast<wabt::FuncType>(m_.types[i]);
+      if (ft && ft->sig.param_types == params && ft->sig.result_types == results) return i;
+    }
+    auto tf = std::make_unique<wabt::TypeModuleField>();
+    auto ft = std::make_unique<wabt::FuncType>();
+    ft->sig.param_types = params;
+    ft->sig.result_types = results;
+    tf->type = std::move(ft);
+    Index i = static_cast<Index>(m_.types.size());
+    m_.AppendField(std::move(tf));
+    return i;
+  }
+
+ private:
+  void trap_with(ExprList& out, uint32_t reason) {
+    out.push_back(mk<wabt::ConstExpr>(Const::I32(reason)));
+    out.push_back(mk<wabt::GlobalSetExpr>(idx(g_trap)));
+    out.push_back(mk<wabt::UnreachableExpr>());
+  }
+
+  void add_slow_func() {
+    auto ff = std::make_unique<wabt::FuncModuleField>();
+    wabt::Func& f = ff->func;
+    f.decl.has_func_type = true;
+    f.decl.type_var = idx(find_or_add_type({}, {}));
+    f.local_types.AppendDecl(Type::I64, 2);  // t = bank + fuel, s = next slice
+    const Index t = 0, s = 1;
+    const uint64_t slice = kFuelSliceUnits;
+    ExprList& e = f.exprs;
+    {  // deadline: the watchdog set cvint
+      e.push_back(mk<wabt::GlobalGetExpr>(idx(g_int)));
+      auto iff = std::make_unique<wabt::IfExpr>();
+      trap_with(iff->true_.exprs, kReasonDeadline);
+      e.push_back(std::move(iff));
+    }
+    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_bank)));
+    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_fuel)));
+    e.push_back(mk<wabt::BinaryExpr>(Opcode::I64Add));
+    e.push_back(mk<wabt::LocalSetExpr>(idx(t)));
+    {  // out of fuel: nothing left in the bank either
+      e.push_back(mk<wabt::LocalGetExpr>(idx(t)));
+      e.push_back(mk<wabt::ConstExpr>(Const::I64(0)));
+      e.push_back(mk<wabt::CompareExpr>(Opcode::I64LtS));
+      auto iff = std::make_unique<wabt::IfExpr>();
+      trap_with(iff->true_.exprs, kReasonFuel);
+      e.push_back(std::move(iff));
+    }
+    // s = t < slice ? t : slice
+    e.push_back(mk<wabt::LocalGetExpr>(idx(t)));
+    e.push_back(mk<wabt::ConstExpr>(Const::I64(slice)));
+    e.push_back(mk<wabt::LocalGetExpr>(idx(t)));
+    e.push_back(mk<wabt::ConstExpr>(Const::I64(slice)));
+    e.push_back(mk<wabt::CompareExpr>(Opcode::I64LtS));
+    e.push_back(mk<wabt::SelectExpr>(wabt::TypeVector{}));
+    e.push_back(mk<wabt::LocalTeeExpr>(idx(s)));
+    e.push_back(mk<wabt::GlobalSetExpr>(idx(g_fuel)));
+    e.push_back(mk<wabt::LocalGetExpr>(idx(t)));
+    e.push_back(mk<wabt::LocalGetExpr>(idx(s)));
+    e.push_back(mk<wabt::BinaryExpr>(Opcode::I64Sub));
+    e.push_back(mk<wabt::GlobalSetExpr>(idx(g_bank)));
+    slow_ = static_cast<Index>(m_.funcs.size());
+    m_.AppendField(std::move(ff));
+  }
+
+  void insert_charge(ExprList& list, ExprList::iterator pos, uint64_t cost) {
+    list.insert(pos, mk<wabt::GlobalGetExpr>(idx(g_fuel)));
+    list.insert(pos, mk<wabt::ConstExpr>(Const::I64(cost)));
+    list.insert(pos, mk<wabt::BinaryExpr>(Opcode::I64Sub));
+    list.insert(pos, mk<wabt::GlobalSetExpr>(idx(g_fuel)));
+    list.insert(pos, mk<wabt::GlobalGetExpr>(idx(g_fuel)));
+    list.insert(pos, mk<wabt::ConstExpr>(Const::I64(0)));
+    list.insert(pos, mk<wabt::CompareExpr>(Opcode::I64LtS));
+    auto iff = std::make_unique<wabt::IfExpr>();
+    iff->true_.exprs.push_back(mk<wabt::CallExpr>(idx(slow_)));
+    list.insert(pos, std::move(iff));
+  }
+
+  // Charges each straight-line region at its start: one unit per instruction.
+  // Regions begin at the start of every body and after every block, loop and
+  // if (join points); a region is charged in full even if a branch leaves it
+  // early, which over-counts a little but identically on every tier.
+  void meter_list(ExprList& list) {
+    uint64_t cost = 0;
+    auto region = list.begin();
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      ++cost;
+      bool structured = true;
+      switch (it->type()) {
+        case ExprType::Block: meter_list(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs); break;
+        case ExprType::Loop: meter_list(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs); break;
+        case ExprType::If: {
+          auto* iff = wabt::cast<wabt::IfExpr>(&*it);
+          meter_list(iff->true_.exprs);
+          meter_list(iff->false_);
+          break;
+        }
+        default: structured = false;
+      }
+      if (structured) {
+        insert_charge(list, region, cost);
+        cost = 0;
+        region = std::next(it);
+      }
+    }
+    if (cost) insert_charge(list, region, cost);
+  }
+
+  Index scratch(int width) {
+    Index& s = width == 32 ? f32_scratch_ : f64_scratch_;
+    if (s == wabt::kInvalidIndex) {
+      s = func_->GetNumParamsAndLocals();
+      func_->local_types.AppendDecl(width == 32 ? Type::F32 : Type::F64, 1);
+    }
+    return s;
+  }
+
+  void canonicalize_list(ExprList& list) {
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      int width = 0;
+      switch (it->type()) {
+        case ExprType::Block: canonicalize_list(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs); break;
+        case ExprType::Loop: canonicalize_list(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs); break;
+        case ExprType::If: {
+          auto* iff = wabt::cast<wabt::IfExpr>(&*it);
+          canonicalize_list(iff->true_.exprs);
+          canonicalize_list(iff->false_);
+          break;
+        }
+        case ExprType::Binary: width = nan_producing_width(wabt::cast<wabt::BinaryExpr>(&*it)->opcode); break;
+        case ExprType::Unary: width = nan_producing_width(wabt::cast<wabt::UnaryExpr>(&*it)->opcode); break;
+        case ExprType::Convert: width = nan_producing_width(wabt::cast<wabt::ConvertExpr>(&*it)->opcode); break;
+        default: break;
+      }
+      if (!width) continue;
+      // v -> (v == v) ? v : canonical NaN
+      Index s = scratch(width);
+      auto pos = std::next(it);
+      list.insert(pos, mk<wabt::LocalSetExpr>(idx(s)));
+      list.insert(pos, mk<wabt::LocalGetExpr>(idx(s)));
+      list.insert(pos, width == 32 ? mk<wabt::ConstExpr>(Const::F32(0x7fc00000u))
+                                   : mk<wabt::ConstExpr>(Const::F64(0x7ff8000000000000ull)));
+      list.insert(pos, mk<wabt::LocalGetExpr>(idx(s)));
+      list.insert(pos, mk<wabt::LocalGetExpr>(idx(s)));
+      list.insert(pos, mk<wabt::CompareExpr>(width == 32 ? Opcode::F32Eq : Opcode::F64Eq));
+      list.insert(pos, mk<wabt::SelectExpr>(wabt::TypeVector{}));
+      it = std::prev(pos);
+    }
+  }
+
+  void replace_returns(ExprList& list, Index depth) {
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      switch (it->type()) {
+        case ExprType::Block: replace_returns(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs, depth + 1); break;
+        case ExprType::Loop: replace_returns(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs, depth + 1); break;
+        case ExprType::If: {
+          auto* iff = wabt::cast<wabt::IfExpr>(&*it);
+          replace_returns(iff->true_.exprs, depth + 1);
+          replace_returns(iff->false_, depth + 1);
+          break;
+        }
+        case ExprType::Return: {
+          auto br = mk<wabt::BrExpr>(idx(depth));
+          it = list.erase(it);
+          it = list.insert(it, std::move(br));
+          break;
+        }
+        default: break;
+      }
+    }
+  }
+
+  // depth += 1; trap past the limit; run the body in a block; depth -= 1.
+  // `return` becomes a branch to that block so the decrement always runs.
+  void wrap_depth(wabt::Func& f) {
+    replace_returns(f.exprs, 0);
+    auto body = std::make_unique<wabt::BlockExpr>();
+    body->block.decl.sig.result_types = f.decl.sig.result_types;
+    if (f.decl.sig.result_types.size() > 1) {
+      body->block.decl.has_func_type = true;
+      body->block.decl.type_var = idx(find_or_add_type({}, f.decl.sig.result_types));
+    }
+    body->block.exprs = std::move(f.exprs);
+    ExprList& e = f.exprs;
+    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_depth)));
+    e.push_back(mk<wabt::ConstExpr>(Const::I32(1)));
+    e.push_back(mk<wabt::BinaryExpr>(Opcode::I32Add));
+    e.push_back(mk<wabt::GlobalSetExpr>(idx(g_depth)));
+    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_depth)));
+    e.push_back(mk<wabt::ConstExpr>(Const::I32(depth_max_)));
+    e.push_back(mk<wabt::CompareExpr>(Opcode::I32GtU));
+    auto iff = std::make_unique<wabt::IfExpr>();
+    trap_with(iff->true_.exprs, kReasonDepth);
+    e.push_back(std::move(iff));
+    e.push_back(std::move(body));
+    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_depth)));
+    e.push_back(mk<wabt::ConstExpr>(Const::I32(1)));
+    e.push_back(mk<wabt::BinaryExpr>(Opcode::I32Sub));
+    e.push_back(mk<wabt::GlobalSetExpr>(idx(g_depth)));
+  }
+
+  wabt::Module& m_;
+  uint32_t depth_max_;
+  bool canon_;
+  Index slow_ = 0;
+  wabt::Func* func_ = nullptr;
+  Index f32_scratch_ = wabt::kInvalidIndex, f64_scratch_ = wabt::kInvalidIndex;
+};
+
+bool const_offset(const ExprList& init, uint64_t& out) {
+  if (init.size() != 1) return false;
+  const Expr& e = init.front();
+  if (e.type() != ExprType::Const) return false;
+  const Const& c = wabt::cast<wabt::ConstExpr>(&e)->const_;
+  if (c.type() != Type::I32) return false;
+  out = c.u32();
+  return true;
+}
+
+bool uses_floats(const ExprList& list) {
+  for (const Expr& e : list) {
+    switch (e.type()) {
+      case ExprType::Block: if (uses_floats(wabt::cast<wabt::BlockExpr>(&e)->block.exprs)) return true; break;
+      case ExprType::Loop: if (uses_floats(wabt::cast<wabt::LoopExpr>(&e)->block.exprs)) return true; break;
+      case ExprType::If: {
+        auto* iff = wabt::cast<wabt::IfExpr>(&e);
+        if (uses_floats(iff->true_.exprs) || uses_floats(iff->false_)) return true;
+        break;
+      }
+      case ExprType::Binary: case ExprType::Unary: case ExprType::Convert: case ExprType::Compare:
+      case ExprType::Load: case ExprType::Store: {
+        Opcode op = e.type() == ExprType::Load || e.type() == ExprType::Store
+                        ? static_cast<const wabt::LoadExpr&>(e).opcode
+                        : static_cast<const wabt::BinaryExpr&>(e).opcode;
+        if (is_float(op.GetResultType()) || is_float(op.GetParamType1()) ||
+            is_float(op.GetParamType2()))
+          return true;
+        break;
+      }
+      case ExprType::Const:
+        if (is_float(wabt::cast<wabt::ConstExpr>(&e)->const_.type())) return true;
+        break;
+      default: break;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+wabt::Features wabt_features(const Features& f) {
+  wabt::Features w;
+  w.set_exceptions_enabled(false);
+  w.set_mutable_globals_enabled(f.mutable_globals);
+  w.set_sat_float_to_int_enabled(f.saturating_float_to_int);
+  w.set_sign_extension_enabled(f.sign_extension);
+  w.set_simd_enabled(false);
+  w.set_threads_enabled(false);
+  w.set_function_references_enabled(false);
+  w.set_multi_value_enabled(f.multi_value);
+  w.set_tail_call_enabled(false);
+  w.set_bulk_memory_enabled(f.bulk_memory);
+  w.set_reference_types_enabled(false);
+  w.set_annotations_enabled(false);
+  w.set_code_metadata_enabled(false);
+  w.set_gc_enabled(false);
+  w.set_memory64_enabled(false);
+  w.set_multi_memory_enabled(false);
+  w.set_extended_const_enabled(false);
+  w.set_relaxed_simd_enabled(false);
+  return w;
+}
+
+wabt::Features metered_features(const Features& f) {
+  wabt::Features w = wabt_features(f);
+  w.set_mutable_globals_enabled(true);  // the metering globals are exported
+  return w;
+}
+
+Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const LoadLimits& limits,
+                                      const Features& features) {
+  char buf[256];
+  if (bytes.size() > limits.module_size_bytes_max) {
+    std::snprintf(buf, sizeof buf, "module is %zu bytes, over the limit of %llu (module_size_bytes_max)",
+                  bytes.size(), (unsigned long long)limits.module_size_bytes_max);
+    return Status::limit(buf);
+  }
+  if (bytes.size() < 8 || bytes[0] != 0 || bytes[1] != 'a' || bytes[2] != 's' || bytes[3] != 'm')
+    return Status::invalid("not a Wasm module: missing the \\0asm magic at offset 0");
+  if (bytes[4] != 1 || bytes[5] != 0 || bytes[6] != 0 || bytes[7] != 0) {
+    if (bytes[4] == 0x0d && bytes[6] == 1)
+      return Status::unsupported(
+          "this is a component (layer 1), not a core module; components are loaded through the "
+          "interface layer");
+    return Status::invalid("unsupported Wasm binary version at offset 4");
+  }
+
+  wabt::Features wf = wabt_features(features);
+  wabt::Module m;
+  wabt::Errors errors;
+  wabt::ReadBinaryOptions ropts(wf, nullptr, /*read_debug_names=*/false,
+                                /*stop_on_first_error=*/true,
+                                /*fail_on_custom_section_error=*/false);
+  if (wabt::Failed(wabt::ReadBinaryIr("module", bytes.data(), bytes.size(), ropts, &errors, &m)))
+    return Status::invalid(format_errors(bytes, errors, "malformed module"));
+  wabt::ValidateOptions vopts(wf);
+  if (wabt::Failed(wabt::ValidateModule(&m, &errors, vopts)))
+    return Status::invalid(format_errors(bytes, errors, "invalid module"));
+
+  // Static limits.
+  SectionMap map = scan_sections(bytes);
+  auto over = [&](const char* what, uint64_t have, uint64_t max, const char* name) {
+    std::snprintf(buf, sizeof buf, "%s: %llu is over the limit of %llu (%s)", what,
+                  (unsigned long long)have, (unsigned long long)max, name);
+    return Status::limit(buf);
+  };
+  if (m.funcs.size() > limits.functions_max)
+    return over("number of functions", m.funcs.size(), limits.functions_max, "functions_max");
+  if (m.imports.size() > limits.imports_max)
+    return over("number of imports", m.imports.size(), limits.imports_max, "imports_max");
+  if (m.exports.size() > limits.exports_max)
+    return over("number of exports", m.exports.size(), limits.exports_max, "exports_max");
+  for (size_t i = m.num_func_imports; i < m.funcs.size(); ++i) {
+    const wabt::Func* f = m.funcs[i];
+    if (f->GetNumLocals() > limits.locals_per_function_max) {
+      std::snprintf(buf, sizeof buf, "function %zu declares %u locals, over the limit of %u (locals_per_function_max)",
+                    i, f->GetNumLocals(), limits.locals_per_function_max);
+      return Status::limit(buf);
+    }
+    size_t d = i - m.num_func_imports;
+    if (d < map.bodies.size()) {
+      size_t sz = map.bodies[d].end - map.bodies[d].start;
+      if (sz > limits.function_body_size_bytes_max) {
+        std::snprintf(buf, sizeof buf,
+                      "function %zu body is %zu bytes (section 'code', offset 0x%zx), over the limit of %u "
+                      "(function_body_size_bytes_max)",
+                      i, sz, map.bodies[d].start, limits.function_body_size_bytes_max);
+        return Status::limit(buf);
+      }
+    }
+  }
+
+  PreparedModule out;
+  out.call_depth_max = limits.call_depth_max;
+  {
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, bytes.data(), bytes.size());
+    static const char* hex = "0123456789abcdef";
+    for (unsigned char c : h) {
+      out.hash_hex += hex[c >> 4];
+      out.hash_hex += hex[c & 15];
+    }
+  }
+
+  // Imports: functions only; renamed h.iN.
+  uint32_t import_no = 0;
+  for (wabt::Import* imp : m.imports) {
+    if (imp->kind() != wabt::ExternalKind::Func) {
+      std::snprintf(buf, sizeof buf,
+                    "import \"%s\" \"%s\" is a %s; Covenant contracts may import functions only (export "
+                    "the memory and tables instead)",
+                    imp->module_name.c_str(), imp->field_name.c_str(),
+                    wabt::GetKindName(imp->kind()));
+      return Status::unsupported(buf);
+    }
+    auto* fi = wabt::cast<wabt::FuncImport>(imp);
+    const wabt::FuncSignature& sig =
+        fi->func.decl.has_func_type ? m.GetFuncType(fi->func.decl.type_var)->sig : fi->func.decl.sig;
+    out.imports.push_back({imp->module_name, imp->field_name, to_functype(sig)});
+    imp->module_name = kImportModule;
+    imp->field_name = "i" + std::to_string(import_no++);
+  }
+
+  // Profile: floats.
+  if (!features.floats) {
+    for (size_t i = m.num_func_imports; i < m.funcs.size(); ++i) {
+      const wabt::Func* f = m.funcs[i];
+      bool sig_float = false;
+      for (Type t : f->decl.sig.param_types) sig_float |= is_float(t);
+      for (Type t : f->decl.sig.result_types) sig_float |= is_float(t);
+      for (auto t : f->local_types) sig_float |= is_float(t);
+      if (sig_float || uses_floats(f->exprs)) {
+        std::snprintf(buf, sizeof buf, "function %zu uses floating point, which this engine's profile refuses (Features::floats)", i);
+        return Status::unsupported(buf);
+      }
+    }
+  }
+
+  // Memory and tables.
+  if (!m.memories.empty()) {
+    const wabt::Memory* mem = m.memories[0];
+    out.memory.present = true;
+    out.memory.initial_pages = static_cast<uint32_t>(mem->page_limits.initial);
+    out.memory.max_pages = mem->page_limits.has_max ? static_cast<uint32_t>(mem->page_limits.max) : 65536;
+    if (mem->page_limits.is_shared) return Status::unsupported("shared memory is outside the deterministic profile");
+    if (out.memory.initial_pages > limits.memory_initial_pages_max)
+      return over("memory initial pages", out.memory.initial_pages, limits.memory_initial_pages_max,
+                  "memory_initial_pages_max");
+    if (mem->page_limits.has_max && out.memory.max_pages > limits.memory_max_pages_max)
+      return over("memory maximum pages", out.memory.max_pages, limits.memory_max_pages_max,
+                  "memory_max_pages_max");
+    out.memory.max_pages = std::min<uint32_t>(out.memory.max_pages, limits.memory_max_pages_max);
+  }
+  uint64_t table_size = 0;
+  if (!m.tables.empty()) {
+    const wabt::Table* t = m.tables[0];
+    table_size = t->elem_limits.initial;
+    if (t->elem_limits.initial > limits.table_initial_elements_max)
+      return over("table initial elements", t->elem_limits.initial, limits.table_initial_elements_max,
+                  "table_initial_elements_max");
+    if (t->elem_limits.has_max && t->elem_limits.max > limits.table_max_elements_max)
+      return over("table maximum elements", t->elem_limits.max, limits.table_max_elements_max,
+                  "table_max_elements_max");
+  }
+  for (size_t i = 0; i < m.elem_segments.size(); ++i) {
+    const wabt::ElemSegment* seg = m.elem_segments[i];
+    if (seg->kind != wabt::SegmentKind::Active) continue;
+    uint64_t off;
+    if (!const_offset(seg->offset, off))
+      return Status::unsupported("element segment " + std::to_string(i) + " has a non-constant offset");
+    if (off + seg->elem_exprs.size() > table_size) {
+      std::snprintf(buf, sizeof buf,
+                    "element segment %zu does not fit the table: [%llu, %llu) > %llu elements (the module "
+                    "cannot be instantiated)",
+                    i, (unsigned long long)off, (unsigned long long)(off + seg->elem_exprs.size()),
+                    (unsigned long long)table_size);
+      return Status::invalid(buf);
+    }
+  }
+
+  // Data segments become the memory image.
+  uint64_t data_total = 0;
+  for (size_t i = 0; i < m.data_segments.size(); ++i) {
+    const wabt::DataSegment* seg = m.data_segments[i];
+    data_total += seg->data.size();
+    if (data_total > limits.data_segment_size_bytes_max)
+      return over("data segment bytes", data_total, limits.data_segment_size_bytes_max,
+                  "data_segment_size_bytes_max");
+    if (seg->kind != wabt::SegmentKind::Active)
+      return Status::unsupported("data segment " + std::to_string(i) + " is passive (bulk memory)");
+    uint64_t off;
+    if (!const_offset(seg->offset, off))
+      return Status::unsupported("data segment " + std::to_string(i) + " has a non-constant offset");
+    uint64_t mem_bytes = uint64_t(out.memory.initial_pages) * kWasmPageBytes;
+    if (off + seg->data.size() > mem_bytes) {
+      std::snprintf(buf, sizeof buf,
+                    "data segment %zu does not fit the memory: [%llu, %llu) > %llu bytes (the module "
+                    "cannot be instantiated)",
+                    i, (unsigned long long)off, (unsigned long long)(off + seg->data.size()),
+                    (unsigned long long)mem_bytes);
+      return Status::invalid(buf);
+    }
+    if (off + seg->data.size() > out.memory_image.size()) out.memory_image.resize(off + seg->data.size());
+    std::copy(seg->data.begin(), seg->data.end(), out.memory_image.begin() + off);
+  }
+  while (!out.memory_image.empty() && out.memory_image.back() == 0) out.memory_image.pop_back();
+
+  // Exports: user function exports become e0..eN, everything else xN.
+  uint32_t other_no = 0;
+  for (wabt::Export* ex : m.exports) {
+    if (ex->kind == wabt::ExternalKind::Func) {
+      const wabt::Func* f = m.GetFunc(ex->var);
+      out.exports.push_back({ex->name, to_functype(f->decl.sig)});
+      ex->name = "e" + std::to_string(out.exports.size() - 1);
+    } else {
+      ex->name = "x" + std::to_string(other_no++);
+    }
+  }
+
+  // Remove data segments and the start function from the module itself.
+  Index start_func = wabt::kInvalidIndex;
+  if (!m.starts.empty()) start_func = m.GetFuncIndex(*m.starts[0]);
+  for (auto it = m.fields.begin(); it != m.fields.end();) {
+    if (it->type() == wabt::ModuleFieldType::DataSegment || it->type() == wabt::ModuleFieldType::Start)
+      it = m.fields.erase(it);
+    else
+      ++it;
+  }
+  m.data_segments.clear();
+  m.starts.clear();
+
+  Instrumenter ins(m, limits.call_depth_max, features.floats);
+  ins.run();
+
+  auto add_export = [&](const char* name, wabt::ExternalKind kind, Index i) {
+    auto ef = std::make_unique<wabt::ExportModuleField>();
+    ef->export_.name = name;
+    ef->export_.kind = kind;
+    ef->export_.var = idx(i);
+    m.AppendField(std::move(ef));
+  };
+  add_export(kFuelGlobal, wabt::ExternalKind::Global, ins.g_fuel);
+  add_export(kBankGlobal, wabt::ExternalKind::Global, ins.g_bank);
+  add_export(kInterruptGlobal, wabt::ExternalKind::Global, ins.g_int);
+  add_export(kTrapGlobal, wabt::ExternalKind::Global, ins.g_trap);
+  add_export(kDepthGlobal, wabt::ExternalKind::Global, ins.g_depth);
+  if (out.memory.present) add_export(kMemoryExport, wabt::ExternalKind::Memory, 0);
+  if (start_func != wabt::kInvalidIndex) {
+    add_export(kStartExport, wabt::ExternalKind::Func, start_func);
+    out.has_start = true;
+  }
+
+  wabt::MemoryStream stream;
+  wabt::WriteBinaryOptions wopts(metered_features(features), /*canonicalize_lebs=*/true,
+                                 /*relocatable=*/false, /*write_debug_names=*/false);
+  if (wabt::Failed(wabt::WriteBinaryModule(&stream, &m, wopts)))
+    return Status::internal("could not write the metered module");
+  out.metered = std::move(stream.output_buffer().data);
+  return out;
+}
+
+}  // namespace covenant::wasm
