@@ -1,0 +1,327 @@
+// covenant run / covenant compile: the engine's command-line contract
+// (docs/cli.md). Keep the JSON shape stable: outside checks parse it.
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "covenant/engine.h"
+
+namespace covenant::cli {
+namespace {
+
+using json = nlohmann::json;
+
+uint64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool read_file(const std::string& path, std::vector<uint8_t>& out, std::string& err) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    err = "cannot open " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  out.assign(std::istreambuf_iterator<char>(f), {});
+  return true;
+}
+
+bool parse_u64(const std::string& s, uint64_t& out) {
+  if (s.empty() || s[0] == '-') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+  if (errno || *end) return false;
+  out = v;
+  return true;
+}
+
+std::optional<Value> parse_arg(const std::string& s, ValType t, std::string& err) {
+  char* end = nullptr;
+  errno = 0;
+  switch (t) {
+    case ValType::kI32:
+    case ValType::kI64: {
+      bool neg = !s.empty() && s[0] == '-';
+      if (neg) {
+        long long v = std::strtoll(s.c_str(), &end, 0);
+        if (errno || *end || s.size() < 2) break;
+        if (t == ValType::kI32 && v < INT32_MIN) break;
+        return t == ValType::kI32 ? Value::i32(static_cast<int32_t>(v)) : Value::i64(v);
+      }
+      unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+      if (errno || *end || s.empty()) break;
+      if (t == ValType::kI32 && v > UINT32_MAX) break;
+      return t == ValType::kI32 ? Value{ValType::kI32, v} : Value{ValType::kI64, v};
+    }
+    case ValType::kF32:
+    case ValType::kF64: {
+      // nan:0xPAYLOAD (Wasm text format) keeps exact NaN bits.
+      std::string body = s;
+      bool neg = !body.empty() && body[0] == '-';
+      if (neg || (!body.empty() && body[0] == '+')) body = body.substr(1);
+      if (body.rfind("nan:0x", 0) == 0) {
+        uint64_t payload = std::strtoull(body.c_str() + 6, &end, 16);
+        if (*end || payload == 0) break;
+        if (t == ValType::kF32) {
+          if (payload > 0x7fffff) break;
+          return Value::f32_bits((neg ? 0x80000000u : 0) | 0x7f800000u | static_cast<uint32_t>(payload));
+        }
+        if (payload > 0xfffffffffffffull) break;
+        return Value::f64_bits((neg ? 0x8000000000000000ull : 0) | 0x7ff0000000000000ull | payload);
+      }
+      if (t == ValType::kF32) {
+        float f = std::strtof(s.c_str(), &end);
+        if (*end || s.empty()) break;
+        uint32_t b;
+        std::memcpy(&b, &f, 4);
+        return Value::f32_bits(b);
+      }
+      double d = std::strtod(s.c_str(), &end);
+      if (*end || s.empty()) break;
+      uint64_t b;
+      std::memcpy(&b, &d, 8);
+      return Value::f64_bits(b);
+    }
+  }
+  err = "argument \"" + s + "\" is not a valid " + valtype_name(t);
+  return std::nullopt;
+}
+
+std::string format_value(const Value& v) {
+  char buf[64];
+  switch (v.type) {
+    case ValType::kI32: std::snprintf(buf, sizeof buf, "%" PRId32, v.as_i32()); return buf;
+    case ValType::kI64: std::snprintf(buf, sizeof buf, "%" PRId64, v.as_i64()); return buf;
+    case ValType::kF32: {
+      uint32_t b = static_cast<uint32_t>(v.bits);
+      float f;
+      std::memcpy(&f, &b, 4);
+      if (std::isnan(f)) {
+        std::snprintf(buf, sizeof buf, "%snan:0x%" PRIx32, (b >> 31) ? "-" : "", b & 0x7fffffu);
+        return buf;
+      }
+      if (std::isinf(f)) return f < 0 ? "-inf" : "inf";
+      std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(f));
+      return buf;
+    }
+    case ValType::kF64: {
+      double d;
+      std::memcpy(&d, &v.bits, 8);
+      if (std::isnan(d)) {
+        std::snprintf(buf, sizeof buf, "%snan:0x%" PRIx64, (v.bits >> 63) ? "-" : "", static_cast<uint64_t>(v.bits & 0xfffffffffffffull));
+        return buf;
+      }
+      if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
+      std::snprintf(buf, sizeof buf, "%.17g", d);
+      return buf;
+    }
+  }
+  return "";
+}
+
+int usage_error(const std::string& msg, const char* usage) {
+  std::fprintf(stderr, "covenant: %s\nusage: covenant %s\n", msg.c_str(), usage);
+  return kExitError;
+}
+
+constexpr const char* kRunUsage =
+    "run FILE.wasm EXPORT [ARG...] [--tier interp|baseline|optimized|auto] [--fuel N] [--max-memory BYTES] "
+    "[--deadline-ms N] [--json]";
+
+int run_command(int argc, char** argv) {
+  std::vector<std::string> pos;
+  Tier tier = Tier::kOptimized;
+  uint64_t fuel = 1'000'000'000;  // CLI default: generous, still bounded
+  uint64_t max_memory = InstanceLimits{}.memory_bytes_max;
+  uint64_t deadline_ms = 0;
+  bool as_json = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char* name) -> std::optional<std::string> {
+      if (i + 1 >= argc) return std::nullopt;
+      (void)name;
+      return std::string(argv[++i]);
+    };
+    if (a == "--json") {
+      as_json = true;
+    } else if (a == "--tier") {
+      auto v = value("--tier");
+      if (!v) return usage_error("--tier needs a value", kRunUsage);
+      auto t = parse_tier(*v);
+      if (!t) return usage_error("unknown tier \"" + *v + "\" (interp, baseline, optimized, auto)", kRunUsage);
+      tier = *t;
+    } else if (a == "--fuel") {
+      auto v = value("--fuel");
+      if (!v || !parse_u64(*v, fuel)) return usage_error("--fuel needs a non-negative integer", kRunUsage);
+    } else if (a == "--max-memory") {
+      auto v = value("--max-memory");
+      if (!v || !parse_u64(*v, max_memory)) return usage_error("--max-memory needs a byte count", kRunUsage);
+    } else if (a == "--deadline-ms") {
+      auto v = value("--deadline-ms");
+      if (!v || !parse_u64(*v, deadline_ms) || deadline_ms > UINT32_MAX)
+        return usage_error("--deadline-ms needs a millisecond count", kRunUsage);
+    } else if (a.rfind("--", 0) == 0) {
+      return usage_error("unknown option " + a, kRunUsage);
+    } else {
+      pos.push_back(a);
+    }
+  }
+  if (pos.size() < 2) return usage_error("need a module file and an export name", kRunUsage);
+
+  std::vector<uint8_t> bytes;
+  std::string err;
+  if (!read_file(pos[0], bytes, err)) return usage_error(err, kRunUsage);
+  auto engine = Engine::create({});
+  if (!engine) {
+    std::fprintf(stderr, "covenant: %s\n", engine.status().to_string().c_str());
+    return kExitError;
+  }
+  LoadOptions lo;
+  lo.tier = tier;
+  lo.name = pos[0];
+  if (!as_json)
+    lo.progress = [](std::string_view line) { std::fprintf(stderr, "covenant: %.*s\n", (int)line.size(), line.data()); };
+  auto module = (*engine)->load(bytes, lo);
+  if (!module) {
+    std::fprintf(stderr, "covenant: %s: %s\n", pos[0].c_str(), module.status().to_string().c_str());
+    return kExitError;
+  }
+  auto idx = (*module)->export_index(pos[1]);
+  if (!idx) {
+    std::string known;
+    for (const auto& e : (*module)->exports()) known += (known.empty() ? "" : ", ") + e.name + " " + e.type.to_string();
+    std::fprintf(stderr, "covenant: %s has no exported function \"%s\" (exports: %s)\n", pos[0].c_str(),
+                 pos[1].c_str(), known.empty() ? "none" : known.c_str());
+    return kExitError;
+  }
+  const FuncType& ft = (*module)->exports()[*idx].type;
+  if (pos.size() - 2 != ft.params.size())
+    return usage_error("export \"" + pos[1] + "\" has type " + ft.to_string() + " and takes " +
+                           std::to_string(ft.params.size()) + " arguments; got " + std::to_string(pos.size() - 2),
+                       kRunUsage);
+  std::vector<Value> args;
+  for (size_t i = 0; i < ft.params.size(); ++i) {
+    auto v = parse_arg(pos[i + 2], ft.params[i], err);
+    if (!v) return usage_error(err + " (parameter " + std::to_string(i) + " of " + ft.to_string() + ")", kRunUsage);
+    args.push_back(*v);
+  }
+  InstanceLimits limits;
+  limits.memory_bytes_max = max_memory;
+  uint64_t t_inst = now_us();
+  auto inst = (*module)->instantiate(Linker{}, limits);
+  t_inst = now_us() - t_inst;
+  if (!inst) {
+    std::fprintf(stderr, "covenant: %s: %s\n", pos[0].c_str(), inst.status().to_string().c_str());
+    return kExitError;
+  }
+  Tier ran_on = (*module)->tier();
+  CallOptions co;
+  co.fuel = fuel;
+  co.deadline_ms = static_cast<uint32_t>(deadline_ms);
+  uint64_t t_exec = now_us();
+  auto out = (*inst)->call(*idx, args, co);
+  t_exec = now_us() - t_exec;
+  if (!out) {
+    std::fprintf(stderr, "covenant: %s\n", out.status().to_string().c_str());
+    return kExitError;
+  }
+  auto timings = (*module)->load_timings();
+  if (as_json) {
+    json j;
+    j["results"] = json::array();
+    for (const Value& v : out->results) j["results"].push_back({{"type", valtype_name(v.type)}, {"value", format_value(v)}});
+    j["fuel_used"] = out->fuel_used;
+    if (out->ok())
+      j["trap"] = nullptr;
+    else
+      j["trap"] = {{"kind", trap_kind_name(out->trap.kind)}, {"message", out->trap.message}};
+    j["tier"] = tier_name(ran_on);
+    j["timings_us"] = {{"load", timings.load_us},
+                       {"compile", timings.compile_us},
+                       {"instantiate", t_inst},
+                       {"execute", t_exec}};
+    j["cache_hit"] = timings.cache_hit;
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    if (out->ok()) {
+      for (const Value& v : out->results) std::printf("result: %s %s\n", valtype_name(v.type), format_value(v).c_str());
+      if (out->results.empty()) std::printf("result: (none)\n");
+    } else {
+      std::printf("trap: %s: %s\n", trap_kind_name(out->trap.kind), out->trap.message.c_str());
+    }
+    std::printf("fuel used: %llu\ntier: %s%s\ntimings (us): load %llu, compile %llu, instantiate %llu, execute %llu\n",
+                (unsigned long long)out->fuel_used, tier_name(ran_on), timings.cache_hit ? " (cached artifact)" : "",
+                (unsigned long long)timings.load_us, (unsigned long long)timings.compile_us,
+                (unsigned long long)t_inst, (unsigned long long)t_exec);
+  }
+  return out->ok() ? kExitOk : kExitTrap;
+}
+
+constexpr const char* kCompileUsage = "compile FILE.wasm [--tier optimized|baseline|interp] [--json]";
+
+int compile_command(int argc, char** argv) {
+  std::string file;
+  Tier tier = Tier::kOptimized;
+  bool as_json = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") {
+      as_json = true;
+    } else if (a == "--tier" && i + 1 < argc) {
+      auto t = parse_tier(argv[++i]);
+      if (!t || *t == Tier::kAuto) return usage_error("--tier must be interp, baseline or optimized", kCompileUsage);
+      tier = *t;
+    } else if (a.rfind("--", 0) == 0 || !file.empty()) {
+      return usage_error("unexpected argument " + a, kCompileUsage);
+    } else {
+      file = a;
+    }
+  }
+  if (file.empty()) return usage_error("need a module file", kCompileUsage);
+  std::vector<uint8_t> bytes;
+  std::string err;
+  if (!read_file(file, bytes, err)) return usage_error(err, kCompileUsage);
+  auto engine = Engine::create({});
+  if (!engine) return usage_error(engine.status().to_string(), kCompileUsage);
+  LoadOptions lo;
+  lo.tier = tier;
+  lo.progress = [](std::string_view line) { std::fprintf(stderr, "covenant: %.*s\n", (int)line.size(), line.data()); };
+  std::fprintf(stderr, "covenant: validating and metering %s (%zu bytes)\n", file.c_str(), bytes.size());
+  auto module = (*engine)->load(bytes, lo);
+  if (!module) {
+    std::fprintf(stderr, "covenant: %s: %s\n", file.c_str(), module.status().to_string().c_str());
+    return kExitError;
+  }
+  auto t = (*module)->load_timings();
+  if (as_json) {
+    json j = {{"module", file},
+              {"hash", (*module)->hash_hex()},
+              {"tier", tier_name(tier)},
+              {"cache_hit", t.cache_hit},
+              {"timings_us", {{"load", t.load_us}, {"compile", t.compile_us}}}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s: %s tier ready (%s); load %llu us, compile %llu us\n", file.c_str(), tier_name(tier),
+                t.cache_hit ? "cached artifact" : "compiled", (unsigned long long)t.load_us,
+                (unsigned long long)t.compile_us);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+COVENANT_COMMAND("run", kRunUsage, run_command);
+COVENANT_COMMAND("compile", kCompileUsage, compile_command);
+
+}  // namespace covenant::cli
