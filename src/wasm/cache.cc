@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -79,20 +80,38 @@ std::string unique_suffix() {
 
 }  // namespace
 
+// Identity of the compiler binary: its resolved path, size and modification
+// time. Cheap (no process spawn, so a warm artifact load stays well under a
+// millisecond) and it changes whenever the compiler package is upgraded.
 std::string compiler_identity(const std::string& cc) {
   static std::mutex mu;
   static std::map<std::string, std::string> ids;
   std::lock_guard<std::mutex> lock(mu);
   auto it = ids.find(cc);
   if (it != ids.end()) return it->second;
-  std::string id = cc;
-  std::string cmd = cc + " --version 2>/dev/null";
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char line[512];
-    if (std::fgets(line, sizeof line, p)) id += std::string(" ") + line;
-    pclose(p);
+  std::string found = cc;
+  if (cc.find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    std::string p = path ? path : "/usr/bin:/bin";
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find(':', start);
+      if (end == std::string::npos) end = p.size();
+      std::string cand = p.substr(start, end - start) + "/" + cc;
+      if (access(cand.c_str(), X_OK) == 0) {
+        found = cand;
+        break;
+      }
+      start = end + 1;
+    }
   }
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  std::string id = cc;
+  char real[PATH_MAX];
+  struct stat st;
+  if (realpath(found.c_str(), real) && stat(real, &st) == 0) {
+    id += std::string(" ") + real + " " + std::to_string(st.st_size) + " " +
+          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  }
   ids[cc] = id;
   return id;
 }
