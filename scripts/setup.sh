@@ -10,7 +10,7 @@ PKGS=(
   wabt binaryen tcc libtcc-dev
   libsodium-dev libsqlite3-dev sqlite3 libpq-dev postgresql
   nlohmann-json3-dev wasi-libc
-
+  python3 openssl nodejs  # contracts/bench data generator; fuzz gen.sh input stream; bench node columns
 )
 missing=()
 for p in "${PKGS[@]}"; do
