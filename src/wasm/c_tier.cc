@@ -401,7 +401,7 @@ Result<std::shared_ptr<CCode>> compile_optimized(const PreparedModule& prep, con
   ArtifactCache cache(config);
   std::string key = cache.key(prep.metered, "optimized");
   std::string path = cache.path_for(key);
-  auto fd = cache.open_verified(path);
+  auto fd = cache.read_verified(path);
   if (!fd) {
     if (fd.status().code() == Code::kCorruption) {
       // Reported, removed, rebuilt: never loaded.
@@ -418,14 +418,13 @@ Result<std::shared_ptr<CCode>> compile_optimized(const PreparedModule& prep, con
     if (!c) return c.status();
     auto built = cache.build(key, *c, progress);
     if (!built) return built.status();
-    fd = cache.open_verified(path);
+    fd = cache.read_verified(path);
     if (!fd) return fd.status();
   }
-  // Load exactly the bytes that were verified: dlopen the open descriptor.
-  std::string proc = "/proc/self/fd/" + std::to_string(*fd);
-  void* dl = dlopen(proc.c_str(), RTLD_NOW | RTLD_LOCAL);
-  close(*fd);
-  if (!dl) return Status::io(std::string("dlopen of artifact ") + path + " failed: " + dlerror());
+  // Load exactly the bytes that were verified.
+  auto loaded = cache.load(*fd);
+  if (!loaded) return loaded.status();
+  void* dl = *loaded;
   auto code = std::make_shared<CCode>();
   code->tier = Tier::kOptimized;
   code->dl = dl;

@@ -1,5 +1,6 @@
 #include "wasm/cache.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -142,7 +143,7 @@ std::string ArtifactCache::path_for(const std::string& key) const {
   return dir_ + "/" + key.substr(0, 2) + "/" + key + ".so";
 }
 
-Result<int> ArtifactCache::open_verified(const std::string& path) const {
+Result<std::vector<uint8_t>> ArtifactCache::read_verified(const std::string& path) const {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status::not_found("no artifact at " + path);
@@ -167,8 +168,29 @@ Result<int> ArtifactCache::open_verified(const std::string& path) const {
     unlink(path.c_str());
     return Status::corruption("artifact " + path + " is " + problem + "; removed");
   }
+  close(fd);
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // LRU: mark as used
-  return fd;
+  bytes.resize(bytes.size() - kArtifactTrailerBytes);
+  return bytes;
+}
+
+Result<void*> ArtifactCache::load(const std::vector<uint8_t>& elf) const {
+  std::error_code ec;
+  fs::create_directories(dir_ + "/tmp", ec);
+  std::string path = dir_ + "/tmp/load." + unique_suffix() + ".so";
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io("creating " + path + ": " + std::strerror(errno));
+  bool ok = write_all(fd, elf.data(), elf.size());
+  close(fd);
+  if (!ok) {
+    unlink(path.c_str());
+    return Status::io("writing " + path + ": " + std::strerror(errno));
+  }
+  void* dl = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string err = dl ? "" : dlerror();
+  unlink(path.c_str());
+  if (!dl) return Status::io("dlopen of a verified artifact failed: " + err);
+  return dl;
 }
 
 Result<std::string> ArtifactCache::build(const std::string& key, const std::string& c_source,

@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "covenant/engine.h"
 
@@ -35,9 +36,14 @@ class ArtifactCache {
   std::string key(std::span<const uint8_t> metered, std::string_view tier) const;
   std::string path_for(const std::string& key) const;
 
-  // Opens and verifies an artifact. NotFound if absent; Corruption (after
-  // removing the file) if its trailer or hash is wrong. Returns an open fd.
-  Result<int> open_verified(const std::string& path) const;
+  // Reads and verifies an artifact. NotFound if absent; Corruption (after
+  // removing the file) if its trailer or hash is wrong. Returns the ELF bytes.
+  Result<std::vector<uint8_t>> read_verified(const std::string& path) const;
+
+  // Writes verified ELF bytes to a private, uniquely named file and dlopens it
+  // (glibc dedups dlopen by path name, so the name must be new each time; the
+  // private copy also means later writes to the cache cannot reach loaded code).
+  Result<void*> load(const std::vector<uint8_t>& elf) const;
 
   // Compiles C source with the configured compiler and publishes the artifact.
   Result<std::string> build(const std::string& key, const std::string& c_source, const Progress& progress) const;

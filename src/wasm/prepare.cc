@@ -353,7 +353,12 @@ class Instrumenter {
           break;
         }
         case ExprType::Binary: width = nan_producing_width(wabt::cast<wabt::BinaryExpr>(&*it)->opcode); break;
-        case ExprType::Unary: width = nan_producing_width(wabt::cast<wabt::UnaryExpr>(&*it)->opcode); break;
+        case ExprType::Unary: {
+          Opcode op = wabt::cast<wabt::UnaryExpr>(&*it)->opcode;
+          if (rewrite_sign_op(list, it, op)) continue;
+          width = nan_producing_width(op);
+          break;
+        }
         case ExprType::Convert: width = nan_producing_width(wabt::cast<wabt::ConvertExpr>(&*it)->opcode); break;
         default: break;
       }
@@ -371,6 +376,26 @@ class Instrumenter {
       list.insert(pos, mk<wabt::SelectExpr>(wabt::TypeVector{}));
       it = std::prev(pos);
     }
+  }
+
+  // neg and abs are sign-bit operations in Wasm, but a C compiler may emit them
+  // as arithmetic (tcc computes -x as 0 - x, which keeps a NaN's sign). Doing
+  // them on the bits makes every tier agree. `it` is left on the last new expr.
+  bool rewrite_sign_op(ExprList& list, ExprList::iterator& it, Opcode op) {
+    bool f32 = op == Opcode::F32Neg || op == Opcode::F32Abs;
+    bool neg = op == Opcode::F32Neg || op == Opcode::F64Neg;
+    if (!f32 && op != Opcode::F64Neg && op != Opcode::F64Abs) return false;
+    auto pos = list.erase(it);
+    list.insert(pos, mk<wabt::ConvertExpr>(f32 ? Opcode::I32ReinterpretF32 : Opcode::I64ReinterpretF64));
+    if (f32)
+      list.insert(pos, mk<wabt::ConstExpr>(Const::I32(neg ? 0x80000000u : 0x7fffffffu)));
+    else
+      list.insert(pos, mk<wabt::ConstExpr>(Const::I64(neg ? 0x8000000000000000ull : 0x7fffffffffffffffull)));
+    list.insert(pos, mk<wabt::BinaryExpr>(neg ? (f32 ? Opcode::I32Xor : Opcode::I64Xor)
+                                              : (f32 ? Opcode::I32And : Opcode::I64And)));
+    list.insert(pos, mk<wabt::ConvertExpr>(f32 ? Opcode::F32ReinterpretI32 : Opcode::F64ReinterpretI64));
+    it = std::prev(pos);
+    return true;
   }
 
   void replace_returns(ExprList& list, Index depth) {
