@@ -34,7 +34,6 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -114,15 +113,31 @@ class WitValue {
   static WitValue list(std::vector<WitValue> items) { return aggregate(Kind::kList, std::move(items)); }
   static WitValue record(std::vector<WitValue> fields) { return aggregate(Kind::kRecord, std::move(fields)); }
   static WitValue tuple(std::vector<WitValue> items) { return aggregate(Kind::kTuple, std::move(items)); }
-  static WitValue variant(uint32_t case_index, std::optional<WitValue> payload = std::nullopt) {
-    return tagged(Kind::kVariant, case_index, std::move(payload));
+  static WitValue variant(uint32_t case_index) { return make_case(Kind::kVariant, case_index); }
+  static WitValue variant(uint32_t case_index, WitValue payload) {
+    return make_case(Kind::kVariant, case_index, std::move(payload));
   }
-  static WitValue enumeration(uint32_t case_index) { return tagged(Kind::kEnum, case_index, std::nullopt); }
+  static WitValue enumeration(uint32_t case_index) { return make_case(Kind::kEnum, case_index); }
   static WitValue flags(uint32_t bits) { return scalar(Kind::kFlags, bits); }
-  static WitValue none() { return tagged(Kind::kOption, 0, std::nullopt); }
-  static WitValue some(WitValue v) { return tagged(Kind::kOption, 1, std::move(v)); }
-  static WitValue ok(std::optional<WitValue> v = std::nullopt) { return tagged(Kind::kResult, 0, std::move(v)); }
-  static WitValue err(std::optional<WitValue> v = std::nullopt) { return tagged(Kind::kResult, 1, std::move(v)); }
+  static WitValue none() { return make_case(Kind::kOption, 0); }
+  static WitValue some(WitValue v) { return make_case(Kind::kOption, 1, std::move(v)); }
+  static WitValue ok() { return make_case(Kind::kResult, 0); }
+  static WitValue ok(WitValue v) { return make_case(Kind::kResult, 0, std::move(v)); }
+  static WitValue err() { return make_case(Kind::kResult, 1); }
+  static WitValue err(WitValue v) { return make_case(Kind::kResult, 1, std::move(v)); }
+  // A case of a variant-like kind (variant, enum, option, result), by index.
+  static WitValue make_case(Kind k, uint32_t case_index) {
+    WitValue w(k);
+    w.case_ = case_index;
+    return w;
+  }
+  static WitValue make_case(Kind k, uint32_t case_index, WitValue payload) {
+    WitValue w(k);
+    w.case_ = case_index;
+    w.items_.push_back(std::move(payload));
+    w.has_payload_ = true;
+    return w;
+  }
 
   Kind kind() const { return kind_; }
   bool as_bool() const { return bits_ != 0; }
@@ -156,15 +171,6 @@ class WitValue {
   static WitValue aggregate(Kind k, std::vector<WitValue> items) {
     WitValue w(k);
     w.items_ = std::move(items);
-    return w;
-  }
-  static WitValue tagged(Kind k, uint32_t c, std::optional<WitValue> payload) {
-    WitValue w(k);
-    w.case_ = c;
-    if (payload) {
-      w.items_.push_back(std::move(*payload));
-      w.has_payload_ = true;
-    }
     return w;
   }
 

@@ -168,9 +168,8 @@ class ValueGen {
       case TypeKind::kResult: {
         bool ok = rng_() & 1;
         TypeId p = ok ? t.ok : t.err;
-        std::optional<WitValue> payload;
-        if (p != wit::kNoType) payload = value(p, depth + 1);
-        return ok ? WitValue::ok(std::move(payload)) : WitValue::err(std::move(payload));
+        if (p == wit::kNoType) return WitValue::make_case(TypeKind::kResult, ok ? 0 : 1);
+        return WitValue::make_case(TypeKind::kResult, ok ? 0 : 1, value(p, depth + 1));
       }
     }
     return WitValue::boolean(false);

@@ -568,13 +568,10 @@ struct CallContextImpl {
       case TypeKind::kVariant: case TypeKind::kEnum: case TypeKind::kOption: case TypeKind::kResult: {
         uint32_t c = l.discriminant_bytes == 1 ? get<uint8_t>(ptr) : l.discriminant_bytes == 2 ? get<uint16_t>(ptr) : get<uint32_t>(ptr);
         if (c >= l.cases.size()) return bad_case(id, c, l.cases.size());
-        std::optional<WitValue> payload;
-        if (l.cases[c] != kNoType) {
-          Result<WitValue> p = load(l.cases[c], ptr + l.payload_offset);
-          if (!p) return p.status();
-          payload = std::move(*p);
-        }
-        return make_tagged(t.kind, c, std::move(payload));
+        if (l.cases[c] == kNoType) return WitValue::make_case(t.kind, c);
+        Result<WitValue> p = load(l.cases[c], ptr + l.payload_offset);
+        if (!p) return p.status();
+        return WitValue::make_case(t.kind, c, std::move(*p));
       }
     }
     return Status::internal("unknown type kind");
@@ -583,15 +580,6 @@ struct CallContextImpl {
   static uint32_t flag_mask(const Type& t, uint32_t bits) {
     size_t n = t.fields.size();
     return n >= 32 ? bits : bits & ((1u << n) - 1);  // bits beyond the labels are ignored (spec)
-  }
-
-  static WitValue make_tagged(TypeKind k, uint32_t c, std::optional<WitValue> payload) {
-    switch (k) {
-      case TypeKind::kEnum: return WitValue::enumeration(c);
-      case TypeKind::kOption: return c == 0 ? WitValue::none() : WitValue::some(std::move(*payload));
-      case TypeKind::kResult: return c == 0 ? WitValue::ok(std::move(payload)) : WitValue::err(std::move(payload));
-      default: return WitValue::variant(c, std::move(payload));
-    }
   }
 
   Result<CoreValue> next(std::span<const CoreValue> flat, size_t* pos, CoreType want) {
@@ -627,8 +615,11 @@ struct CallContextImpl {
         for (size_t i = 0; i < joined; ++i)
           if (flat[*pos + i].type != l.flat[1 + i])
             return Status::invalid("core value " + std::to_string(*pos + i) + " is " + core_type_name(flat[*pos + i].type) + ", expected " + core_type_name(l.flat[1 + i]));
-        std::optional<WitValue> payload;
-        if (l.cases[c] != kNoType) {
+        if (l.cases[c] == kNoType) {
+          *pos += joined;
+          return WitValue::make_case(t.kind, c);
+        }
+        {
           // un-join: reinterpret each slot as the case's own core type
           const Layout& cl = layout(l.cases[c]);
           CoreValue buf[kMaxFlatParams];
@@ -639,10 +630,9 @@ struct CallContextImpl {
           size_t sub = 0;
           Result<WitValue> p = lift_flat(l.cases[c], std::span<const CoreValue>(buf, cl.flat.size()), &sub);
           if (!p) return p.status();
-          payload = std::move(*p);
+          *pos += joined;
+          return WitValue::make_case(t.kind, c, std::move(*p));
         }
-        *pos += joined;
-        return make_tagged(t.kind, c, std::move(payload));
       }
       default: break;
     }

@@ -232,15 +232,13 @@ class FromJson {
         TypeId pt = is_ok ? t.ok : t.err;
         const json& p = j.begin().value();
         std::string cp = path + "." + (is_ok ? "ok" : "err");
-        std::optional<WitValue> payload;
         if (pt == kNoType) {
           if (!p.is_null()) return err(cp, "null (no payload)", p);
-        } else {
-          Result<WitValue> v = run(pt, p, cp, depth + 1);
-          if (!v) return v.status();
-          payload = std::move(*v);
+          return WitValue::make_case(TypeKind::kResult, is_ok ? 0 : 1);
         }
-        return is_ok ? WitValue::ok(std::move(payload)) : WitValue::err(std::move(payload));
+        Result<WitValue> v = run(pt, p, cp, depth + 1);
+        if (!v) return v.status();
+        return WitValue::make_case(TypeKind::kResult, is_ok ? 0 : 1, std::move(*v));
       }
     }
     return Status::internal("unknown type kind");
