@@ -245,6 +245,14 @@ Result<std::string> generate_c(const PreparedModule& prep, const Features& featu
   insert_after_macro(c, "#define CALL_INDIRECT(", kCallIndirect);
   insert_after_line_containing(c, "DEFINE_STORE(i64_store32,", kTccAccessors);
 
+  // The deadline watchdog writes cvint from another thread; without volatile,
+  // gcc hoists the read out of a guest loop and the deadline never fires.
+  for (size_t p = 0; (p = c.find("instance->w2c_cvint", p)) != std::string::npos;) {
+    std::string rep = "(*(volatile u32*)&instance->w2c_cvint)";
+    c.replace(p, std::strlen("instance->w2c_cvint"), rep);
+    p += rep.size();
+  }
+
   std::ostringstream g;
   g << kGlueRuntime;
   bool has_imports = !prep.imports.empty();
