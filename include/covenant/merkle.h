@@ -95,6 +95,18 @@ struct Checkpoint {
   bool operator==(const Checkpoint&) const = default;
 };
 
+// When to cut the next checkpoint: after `every_entries` new entries or
+// `every_ms` milliseconds since the last one, whichever comes first, and
+// never for an unchanged tree. 0 disables that trigger.
+struct CheckpointPolicy {
+  uint64_t every_entries = 1024;  // bounds how many receipts an anchor lags behind
+  uint64_t every_ms = 10'000;     // bounds how long a quiet log goes unanchored
+  bool due(uint64_t last_size, uint64_t last_ms, uint64_t size_now, uint64_t now_ms) const {
+    if (size_now <= last_size) return false;
+    return (every_entries && size_now - last_size >= every_entries) || (every_ms && now_ms - last_ms >= every_ms);
+  }
+};
+
 std::string checkpoint_body(const Checkpoint& cp);
 // REQUIRES: origin is non-empty printable ASCII without spaces or '+'.
 Result<std::string> sign_checkpoint(const Checkpoint& cp, const SigningKey& key);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstdio>
@@ -197,6 +198,10 @@ Status KeyStore::load() {
     public_keys_.push_back(pub);
   }
   if (ec) return Status::io("cannot list " + dir_ + ": " + ec.message());
+  // The active key always resolves, even if its .pub file was removed.
+  if (std::find(public_keys_.begin(), public_keys_.end(), active_->public_key()) == public_keys_.end()) {
+    public_keys_.push_back(active_->public_key());
+  }
   return Status::ok();
 }
 

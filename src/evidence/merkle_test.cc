@@ -223,5 +223,21 @@ TEST(Checkpoint, SignVerifyAndTamper) {
   EXPECT_FALSE(sign_checkpoint({"has space", 1, {}}, key).is_ok());
 }
 
+TEST(CheckpointPolicy, EveryNEntriesOrTMs) {
+  const CheckpointPolicy p{.every_entries = 100, .every_ms = 1000};
+  struct Row {
+    uint64_t last_size, last_ms, size, now_ms;
+    bool due;
+  };
+  const Row rows[] = {
+      {0, 0, 0, 5000, false},     // nothing new: never
+      {0, 0, 99, 999, false},     // neither trigger
+      {0, 0, 100, 10, true},      // N entries
+      {50, 0, 51, 1000, true},    // T ms
+      {50, 1000, 50, 9000, false} // time passed but no new entries
+  };
+  for (const Row& r : rows) EXPECT_EQ(p.due(r.last_size, r.last_ms, r.size, r.now_ms), r.due);
+}
+
 }  // namespace
 }  // namespace covenant
