@@ -283,7 +283,7 @@ enum class Trap : int {
 const char* trap_name(Trap t);
 
 struct AbiOptions {
-  // Host bytes a lift may materialize (string bytes + 64 per list element).
+  // Host bytes a lift may materialize (string bytes + sizeof(WitValue) per list element).
   // Bounds the host memory a guest can make us allocate (for example a list of
   // a million strings all pointing to the same 1 MiB) — 64 MiB is far above any
   // contract result and far below the host's memory.

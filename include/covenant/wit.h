@@ -33,10 +33,12 @@ namespace covenant::wit {
 // Limits on parser input: garbage or hostile WIT must fail cleanly and fast.
 inline constexpr size_t kWitSourceBytesMax = 1u << 20;  // interfaces are small; 1 MiB
 inline constexpr uint32_t kTypeNestingMax = 32;          // list<list<...>> depth; bounds recursion
+inline constexpr uint32_t kTypeDepthMax = 64;            // through named types too; bounds lift/lower stack
 inline constexpr uint32_t kFlagsMax = 32;                // CanonicalABI.md: 0 < n <= 32
 inline constexpr uint32_t kCasesMax = 1u << 16;          // variant/enum cases
 inline constexpr uint32_t kFieldsMax = 1u << 12;         // record/tuple fields, params
 static_assert(kFlagsMax <= 32, "flags are one i32 in the canonical ABI");
+static_assert(kTypeNestingMax < kTypeDepthMax, "an expression nests within the depth bound");
 
 using TypeId = uint32_t;
 inline constexpr TypeId kNoType = 0xffffffffu;

@@ -512,7 +512,7 @@ struct CallContextImpl {
     if (bytes >= kTypeSizeMax)
       return cx.fault(Trap::kLengthTooLarge, "list of " + std::to_string(len) + " elements of " + std::to_string(el.size) + " bytes does not fit wasm32");
     COVENANT_RETURN_IF_ERROR(check_range(ptr, bytes, el.align, "list"));
-    COVENANT_RETURN_IF_ERROR(budget(static_cast<uint64_t>(len) * 64, "list"));
+    COVENANT_RETURN_IF_ERROR(budget(static_cast<uint64_t>(len) * sizeof(WitValue), "list"));
     std::vector<WitValue> items;
     items.reserve(len);
     for (uint32_t i = 0; i < len; ++i) {

@@ -918,7 +918,21 @@ class Resolver {
     return f;
   }
 
-  TypeId add_type(Type t) {
+  // Depth of a type = 1 + the deepest child; bounded so that lifting,
+  // lowering and JSON conversion (all recursive) have a bounded stack.
+  uint32_t depth_of(TypeId id) const { return id < depths_.size() ? depths_[id] : 1; }
+
+  TypeId add_type(Type t, Pos pos) {
+    uint32_t d = 0;
+    for (const Field& f : t.fields)
+      if (f.type != kNoType) d = std::max(d, depth_of(f.type));
+    for (TypeId c : {t.elem, t.ok, t.err})
+      if (c != kNoType) d = std::max(d, depth_of(c));
+    if (d + 1 > kTypeDepthMax)
+      fail(pos, "type nests more than " + std::to_string(kTypeDepthMax) + " levels deep",
+           "flatten the type: deep nesting costs stack in every lift and lower");
+    if (depths_.size() < pkg_.types.size()) depths_.resize(pkg_.types.size(), 1);
+    depths_.push_back(d + 1);
     pkg_.types.push_back(std::move(t));
     return static_cast<TypeId>(pkg_.types.size() - 1);
   }
@@ -932,13 +946,13 @@ class Resolver {
         Type t;
         t.kind = e.k == TypeExpr::K::kList ? TypeKind::kList : TypeKind::kOption;
         t.elem = resolve_expr(e.args[0], s);
-        return add_type(std::move(t));
+        return add_type(std::move(t), e.pos);
       }
       case TypeExpr::K::kTuple: {
         Type t;
         t.kind = TypeKind::kTuple;
         for (const TypeExpr& a : e.args) t.fields.push_back(Field{{}, resolve_expr(a, s), {}});
-        return add_type(std::move(t));
+        return add_type(std::move(t), e.pos);
       }
       case TypeExpr::K::kResult: {
         Type t;
@@ -946,7 +960,7 @@ class Resolver {
         size_t a = 0;
         if (e.has_ok) t.ok = resolve_expr(e.args[a++], s);
         if (e.has_err) t.err = resolve_expr(e.args[a++], s);
-        return add_type(std::move(t));
+        return add_type(std::move(t), e.pos);
       }
     }
     fail(e.pos, "internal: unknown type expression");
@@ -998,7 +1012,7 @@ class Resolver {
           if (fa.type) f.type = resolve_expr(*fa.type, s);
           t.fields.push_back(std::move(f));
         }
-        id = add_type(std::move(t));
+        id = add_type(std::move(t), d.pos);
       }
     }
     --depth_;
@@ -1011,6 +1025,7 @@ class Resolver {
   FileAst& f_;
   Package& pkg_;
   std::vector<Scope> scopes_;
+  std::vector<uint32_t> depths_;
   int depth_ = 0;
 };
 

@@ -186,6 +186,15 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"empty_tuple", "package a:b;\ninterface i { type t = tuple<>; }", "at least one type"}),
     [](const ::testing::TestParamInfo<ErrorCase>& i) { return std::string(i.param.name); });
 
+TEST(WitParser, TypeDepthIsBoundedThroughNamedTypes) {
+  std::string src = "package a:b;\ninterface i {\n  type t0 = u8;\n";
+  for (int k = 1; k < 100; ++k) src += "  type t" + std::to_string(k) + " = list<t" + std::to_string(k - 1) + ">;\n";
+  src += "}\n";
+  auto pkg = parse_wit(src, {.file_name = "deep.wit"});
+  ASSERT_FALSE(pkg);
+  EXPECT_NE(pkg.status().message().find("levels deep"), std::string::npos) << pkg.status().message();
+}
+
 // Garbage in, clean error out: random bytes, random token soup, and mutations
 // of a valid file. Must never crash, hang or throw.
 TEST(WitParser, GarbageNeverCrashes) {
