@@ -157,6 +157,11 @@ struct ParseOptions {
 // "file:line:col: message\n  hint: ..." in the message.
 Result<Package> parse_wit(std::string_view source, const ParseOptions& options = {});
 
+// The seed article's `agent:settlement@0.1.0` package (interface `policy`,
+// world `escrow`) in its valid kebab-case spelling: built in for core modules
+// deployed without a WIT file.
+std::string_view seed_policy_wit();
+
 // True if `s` is a valid WIT label (kebab-case words or ACRONYMS).
 bool is_kebab_label(std::string_view s);
 // "agent_id" -> "agent-id".

@@ -3,6 +3,32 @@
 
 namespace covenant::wit {
 
+std::string_view seed_policy_wit() {
+  return R"(package agent:settlement@0.1.0;
+
+interface policy {
+  record intent {
+    agent-id: string,
+    task-type: string,
+    max-units: u64,
+    expires-at-ms: u64,
+  }
+
+  record decision {
+    approved: bool,
+    ceiling: u64,
+    reason: string,
+  }
+
+  approve: func(i: intent) -> decision;
+}
+
+world escrow {
+  export policy;
+}
+)";
+}
+
 const char* type_kind_name(TypeKind kind) {
   switch (kind) {
     case TypeKind::kBool: return "bool";

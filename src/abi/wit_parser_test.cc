@@ -81,6 +81,20 @@ TEST(WitParser, KebabSpellingIsCleanInStrictMode) {
   EXPECT_TRUE(pkg->warnings.empty());
 }
 
+TEST(WitParser, BuiltInSeedIsTheKebabSpellingOfTheArticle) {
+  auto builtin = parse_wit(seed_policy_wit(), {.strict = true});
+  ASSERT_TRUE(builtin) << builtin.status().message();
+  auto printed = parse_wit(read_fixture("seed.wit"));
+  ASSERT_TRUE(printed);
+  ASSERT_EQ(builtin->types.size(), printed->types.size());
+  for (size_t i = 0; i < builtin->types.size(); ++i) {
+    EXPECT_EQ(builtin->types[i].kind, printed->types[i].kind);
+    ASSERT_EQ(builtin->types[i].fields.size(), printed->types[i].fields.size());
+    for (size_t f = 0; f < builtin->types[i].fields.size(); ++f)
+      EXPECT_EQ(builtin->types[i].fields[f].name.kebab, printed->types[i].fields[f].name.kebab);
+  }
+}
+
 TEST(WitParser, EveryConstruct) {
   auto pkg = parse_wit(read_fixture("all_types.wit"), {.file_name = "all_types.wit", .strict = true});
   ASSERT_TRUE(pkg) << pkg.status().message();
