@@ -17,6 +17,7 @@
 #include "wabt/apply-names.h"
 #include "wabt/binary-reader-ir.h"
 #include "wabt/c-writer.h"
+#include "wabt/cast.h"
 #include "wabt/generate-names.h"
 #include "wabt/ir.h"
 #include "wabt/stream.h"
@@ -171,20 +172,24 @@ void wasm_rt_free_memory(wasm_rt_memory_t* m) { covenant_rt.free_memory(m); }
 void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t* t, uint32_t e, uint32_t x) { covenant_rt.allocate_funcref_table(t, e, x); }
 void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t* t) { covenant_rt.free_funcref_table(t); }
 uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t* t, uint32_t d, wasm_rt_funcref_t i) { return covenant_rt.grow_funcref_table(t, d, i); }
-typedef struct { uint32_t np, nr; int* t; } cv_functype;
-static cv_functype* cv_fts;
-static uint32_t cv_nfts;
+typedef struct { uint32_t np, nr; const int* t; } cv_functype;
+/* Fixed storage sized from the module's type section: no heap, nothing to free. */
+static cv_functype cv_fts[CV_MAX_FTS + 1];
+static int cv_ft_slots[CV_MAX_FT_SLOTS + 1];
+static uint32_t cv_nfts, cv_nslots;
 uint32_t wasm_rt_register_func_type(uint32_t np, uint32_t nr, ...) {
   uint32_t n = np + nr, i;
-  int* t = (int*)malloc((n + 1) * sizeof(int));
+  int t[CV_MAX_ARITY + 1];
   va_list ap;
+  if (n > CV_MAX_ARITY || cv_nfts >= CV_MAX_FTS || cv_nslots + n > CV_MAX_FT_SLOTS) abort();
   va_start(ap, nr);
   for (i = 0; i < n; i++) t[i] = va_arg(ap, int);
   va_end(ap);
   for (i = 0; i < cv_nfts; i++)
-    if (cv_fts[i].np == np && cv_fts[i].nr == nr && memcmp(cv_fts[i].t, t, n * sizeof(int)) == 0) { free(t); return i; }
-  cv_fts = (cv_functype*)realloc(cv_fts, (cv_nfts + 1) * sizeof(cv_functype));
-  cv_fts[cv_nfts].np = np; cv_fts[cv_nfts].nr = nr; cv_fts[cv_nfts].t = t;
+    if (cv_fts[i].np == np && cv_fts[i].nr == nr && memcmp(cv_fts[i].t, t, n * sizeof(int)) == 0) return i;
+  memcpy(cv_ft_slots + cv_nslots, t, n * sizeof(int));
+  cv_fts[cv_nfts].np = np; cv_fts[cv_nfts].nr = nr; cv_fts[cv_nfts].t = cv_ft_slots + cv_nslots;
+  cv_nslots += n;
   return cv_nfts++;
 }
 static inline uint64_t cv_f32_bits(f32 v) { uint32_t b; memcpy(&b, &v, 4); return b; }
@@ -253,7 +258,18 @@ Result<std::string> generate_c(const PreparedModule& prep, const Features& featu
     p += rep.size();
   }
 
+  size_t n_types = 0, slots = 0, arity = 0;
+  for (const wabt::TypeEntry* te : m.types) {
+    if (const auto* ft = wabt::dyn_cast<wabt::FuncType>(te)) {
+      size_t a = ft->sig.param_types.size() + ft->sig.result_types.size();
+      ++n_types;
+      slots += a;
+      arity = std::max(arity, a);
+    }
+  }
   std::ostringstream g;
+  g << "#define CV_MAX_FTS " << n_types + 1 << "\n#define CV_MAX_FT_SLOTS " << slots + 1
+    << "\n#define CV_MAX_ARITY " << arity + 1 << "\n";
   g << kGlueRuntime;
   bool has_imports = !prep.imports.empty();
   for (size_t k = 0; k < prep.imports.size(); ++k) {
