@@ -271,9 +271,9 @@ class Abi {
 // runs first when one value is lifted.
 enum class Trap : int {
   kNone = 0,
-  kOutOfBounds = 1,          // a pointer + length leaves linear memory
+  kLengthTooLarge = 1,       // a string over 2^31-1 bytes, or a list whose byte size does not fit wasm32
   kMisaligned = 2,           // a pointer is not aligned for its type
-  kLengthTooLarge = 3,       // a length whose byte size does not fit wasm32
+  kOutOfBounds = 3,          // a pointer + length leaves linear memory
   kInvalidUtf8 = 4,          // string bytes are not UTF-8
   kInvalidChar = 5,          // a char is a surrogate or > U+10FFFF
   kInvalidDiscriminant = 6,  // variant/enum/option/result case out of range

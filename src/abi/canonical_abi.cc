@@ -64,9 +64,9 @@ const char* core_type_name(CoreType t) {
 const char* trap_name(Trap t) {
   switch (t) {
     case Trap::kNone: return "none";
-    case Trap::kOutOfBounds: return "out-of-bounds";
-    case Trap::kMisaligned: return "misaligned";
     case Trap::kLengthTooLarge: return "length-too-large";
+    case Trap::kMisaligned: return "misaligned";
+    case Trap::kOutOfBounds: return "out-of-bounds";
     case Trap::kInvalidUtf8: return "invalid-utf8";
     case Trap::kInvalidChar: return "invalid-char";
     case Trap::kInvalidDiscriminant: return "invalid-discriminant";
@@ -499,6 +499,8 @@ struct CallContextImpl {
   // --- lift: guest -> host ------------------------------------------------
 
   Result<WitValue> lift_string(uint32_t ptr, uint32_t len) {
+    if (len > kMaxStringByteLength)
+      return cx.fault(Trap::kLengthTooLarge, "string length " + std::to_string(len) + " exceeds 2^31-1 bytes");
     COVENANT_RETURN_IF_ERROR(check_range(ptr, len, 1, "string"));
     COVENANT_RETURN_IF_ERROR(budget(len, "string"));
     std::string_view bytes(reinterpret_cast<const char*>(cx.mem_.data()) + ptr, len);

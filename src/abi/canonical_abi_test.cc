@@ -225,9 +225,9 @@ TEST_F(AbiTest, HostValueMismatchIsAHostErrorNotATrap) {
 
 TEST(AbiTrapCodes, NumberingIsStable) {
   EXPECT_EQ(static_cast<int>(Trap::kNone), 0);
-  EXPECT_EQ(static_cast<int>(Trap::kOutOfBounds), 1);
+  EXPECT_EQ(static_cast<int>(Trap::kLengthTooLarge), 1);
   EXPECT_EQ(static_cast<int>(Trap::kMisaligned), 2);
-  EXPECT_EQ(static_cast<int>(Trap::kLengthTooLarge), 3);
+  EXPECT_EQ(static_cast<int>(Trap::kOutOfBounds), 3);
   EXPECT_EQ(static_cast<int>(Trap::kInvalidUtf8), 4);
   EXPECT_EQ(static_cast<int>(Trap::kInvalidChar), 5);
   EXPECT_EQ(static_cast<int>(Trap::kInvalidDiscriminant), 6);
@@ -280,7 +280,8 @@ const Adversary kAdversaries[] = {
     {"results_pointer_straddles_end", "approve", [](BufferMemory& m) { return std::vector{CoreValue::i32(static_cast<uint32_t>(m.size() - 16))}; }, Trap::kOutOfBounds},
     {"results_pointer_misaligned", "approve", [](BufferMemory&) { return std::vector{CoreValue::i32(0x104)}; }, Trap::kMisaligned},
     {"string_pointer_out_of_bounds", "approve", [](BufferMemory& m) { return decision_with_string(m, 0xffff0000u, 4); }, Trap::kOutOfBounds},
-    {"string_length_absurd", "approve", [](BufferMemory& m) { return decision_with_string(m, 0x200, 0xffffffffu); }, Trap::kOutOfBounds},
+    {"string_length_absurd", "approve", [](BufferMemory& m) { return decision_with_string(m, 0x200, 0xffffffffu); }, Trap::kLengthTooLarge},
+    {"string_length_past_memory", "approve", [](BufferMemory& m) { return decision_with_string(m, 0x200, 0x7fffffffu); }, Trap::kOutOfBounds},
     {"string_ptr_plus_len_wraps", "approve", [](BufferMemory& m) { return decision_with_string(m, 0xfffffff0u, 0x20); }, Trap::kOutOfBounds},
     {"string_invalid_utf8", "approve", [](BufferMemory& m) { m.data()[0x200] = 0xff; return decision_with_string(m, 0x200, 1); }, Trap::kInvalidUtf8},
     {"string_overlong_utf8", "approve", [](BufferMemory& m) { m.data()[0x200] = 0xc0; m.data()[0x201] = 0x80; return decision_with_string(m, 0x200, 2); }, Trap::kInvalidUtf8},
