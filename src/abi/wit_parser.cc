@@ -265,7 +265,7 @@ const std::set<std::string, std::less<>>& keywords() {
       "flags", "from", "func", "future", "import", "include", "interface", "list", "option",
       "own", "package", "record", "resource", "result", "s16", "s32", "s64", "s8", "static",
       "stream", "string", "tuple", "type", "u16", "u32", "u64", "u8", "use", "variant", "with",
-      "world", "error-context", "float32", "float64"};
+      "world", "map"};
   return k;
 }
 
@@ -431,8 +431,8 @@ class Parser {
         {"bool", TypeKind::kBool}, {"s8", TypeKind::kS8},   {"u8", TypeKind::kU8},
         {"s16", TypeKind::kS16},   {"u16", TypeKind::kU16}, {"s32", TypeKind::kS32},
         {"u32", TypeKind::kU32},   {"s64", TypeKind::kS64}, {"u64", TypeKind::kU64},
-        {"f32", TypeKind::kF32},   {"f64", TypeKind::kF64}, {"float32", TypeKind::kF32},
-        {"float64", TypeKind::kF64}, {"char", TypeKind::kChar}, {"string", TypeKind::kString}};
+        {"f32", TypeKind::kF32},   {"f64", TypeKind::kF64}, {"char", TypeKind::kChar},
+        {"string", TypeKind::kString}};
     const std::string& w = cur().text;
     if (auto it = prims.find(w); it != prims.end()) {
       next();
@@ -490,7 +490,7 @@ class Parser {
       expect(">", "write result<T, E>, result<T>, result<_, E> or result");
       return e;
     }
-    if (w == "own" || w == "borrow" || w == "stream" || w == "future" || w == "error-context")
+    if (w == "own" || w == "borrow" || w == "stream" || w == "future" || w == "error-context" || w == "map")
       fail(cur().pos, "`" + w + "` types are not supported", "use plain values (records, lists, strings)");
     if (keywords().count(w) != 0) fail(cur().pos, "expected a type, found keyword `" + w + "`", "escape a type named like a keyword as %" + w);
     e.k = TypeExpr::K::kNamed;
@@ -1031,26 +1031,30 @@ class Resolver {
 
 }  // namespace
 
+// WIT.md: label ::= first-fragment ('-' fragment)*; the first fragment starts
+// with a letter ([a-z][0-9a-z]* or [A-Z][0-9A-Z]*), later ones are [0-9a-z]+ or
+// [0-9A-Z]+ (so `utf-8` and `a1-2-3` are labels).
 bool is_kebab_label(std::string_view s) {
   if (s.empty()) return false;
   size_t i = 0;
-  while (i <= s.size()) {
+  bool first = true;
+  for (;;) {
     size_t end = s.find('-', i);
     if (end == std::string_view::npos) end = s.size();
     std::string_view frag = s.substr(i, end - i);
     if (frag.empty()) return false;
-    bool lower = frag[0] >= 'a' && frag[0] <= 'z';
-    bool upper = frag[0] >= 'A' && frag[0] <= 'Z';
-    if (!lower && !upper) return false;
+    bool has_lower = false, has_upper = false;
     for (char c : frag) {
-      bool digit = c >= '0' && c <= '9';
-      if (lower && !(digit || (c >= 'a' && c <= 'z'))) return false;
-      if (upper && !(digit || (c >= 'A' && c <= 'Z'))) return false;
+      if (c >= 'a' && c <= 'z') has_lower = true;
+      else if (c >= 'A' && c <= 'Z') has_upper = true;
+      else if (c < '0' || c > '9') return false;
     }
+    if (has_lower && has_upper) return false;
+    if (first && !((frag[0] >= 'a' && frag[0] <= 'z') || (frag[0] >= 'A' && frag[0] <= 'Z'))) return false;
+    first = false;
     if (end == s.size()) return true;
     i = end + 1;
   }
-  return false;
 }
 
 std::string to_kebab(std::string_view s) {

@@ -143,6 +143,11 @@ TEST(WitParser, EveryConstruct) {
   EXPECT_EQ(abi::interface_core_name(*pkg, w->exports[0]), "covenant:fixture/everything@1.2.3");
 }
 
+TEST(WitParser, LabelGrammar) {
+  for (const char* ok : {"a", "agent-id", "utf-8", "a1-2-3", "HTTP", "get-HTTP-url", "x-Y2"}) EXPECT_TRUE(is_kebab_label(ok)) << ok;
+  for (const char* bad : {"", "-a", "a-", "a--b", "1a", "aB", "agent_id", "a-bC", "a.b"}) EXPECT_FALSE(is_kebab_label(bad)) << bad;
+}
+
 TEST(WitParser, ForwardReferencesAndCrossInterfaceUse) {
   auto pkg = parse_wit(R"(package a:b;
 interface x { use y.{later}; f: func(v: later) -> alias; type alias = list<later>; }
@@ -197,6 +202,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"nesting", "package a:b;\ninterface i { type t = list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<list<u8>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>; }", "nesting deeper"},
         ErrorCase{"block_comment", "package a:b; /* never closed", "unterminated block comment"},
         ErrorCase{"handle", "package a:b;\ninterface i { f: func(x: own<r>); }", "not supported"},
+        ErrorCase{"map", "package a:b;\ninterface i { f: func(x: map<u8, u8>); }", "not supported"},
         ErrorCase{"empty_tuple", "package a:b;\ninterface i { type t = tuple<>; }", "at least one type"}),
     [](const ::testing::TestParamInfo<ErrorCase>& i) { return std::string(i.param.name); });
 
