@@ -17,7 +17,8 @@
 // f32/f64, functions with named params and a single or named results, doc
 // comments (`///`, `/** */`) and gates (`@since(..)`, `@unstable(..)`,
 // `@deprecated(..)`, skipped). Not supported (clean error): resources, handles,
-// async, stream/future, `include`, nested packages, foreign-package `use`.
+// async, stream/future/error-context, map, `include`, nested packages,
+// foreign-package `use`. Named results `-> (a: T, ..)` (pre-0.2 WIT) are accepted.
 #pragma once
 
 #include <cstdint>
