@@ -1,0 +1,717 @@
+// The ledger conformance suite: every test runs against every backend (memory, SQLite in a
+// temp dir, PostgreSQL in its own schema when COVENANT_PG_URL is set; in CI it must be).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "covenant/ledger.h"
+#include "ledger/ledger_test_util.h"
+#include "ledger/record.h"
+
+namespace covenant {
+namespace {
+
+using ledger_test::expect_invariants;
+using ledger_test::TestStore;
+using R = LedgerResult;
+
+// ---- result codes: numbering is API ----
+
+TEST(LedgerResultCodes, NumberingIsStableAndDocumented) {
+  struct Row {
+    LedgerResult code;
+    int number;
+    const char* name;
+  };
+  // Never renumber, never reuse: append new codes with new numbers.
+  const Row rows[] = {
+      {R::ok, 0, "ok"},
+      {R::id_must_not_be_zero, 1, "id_must_not_be_zero"},
+      {R::id_must_not_be_int_max, 2, "id_must_not_be_int_max"},
+      {R::flags_are_mutually_exclusive, 3, "flags_are_mutually_exclusive"},
+      {R::reserved_flag, 4, "reserved_flag"},
+      {R::ledger_must_not_be_zero, 5, "ledger_must_not_be_zero"},
+      {R::code_must_not_be_zero, 6, "code_must_not_be_zero"},
+      {R::balances_must_be_zero, 7, "balances_must_be_zero"},
+      {R::account_exists_with_different_flags, 10, "account_exists_with_different_flags"},
+      {R::account_exists_with_different_ledger, 11, "account_exists_with_different_ledger"},
+      {R::account_exists_with_different_code, 12, "account_exists_with_different_code"},
+      {R::account_exists_with_different_user_data, 13, "account_exists_with_different_user_data"},
+      {R::account_exists, 14, "account_exists"},
+      {R::pending_id_must_be_zero, 20, "pending_id_must_be_zero"},
+      {R::pending_id_must_not_be_zero, 21, "pending_id_must_not_be_zero"},
+      {R::pending_id_must_be_different, 22, "pending_id_must_be_different"},
+      {R::timeout_reserved_for_pending_transfer, 23, "timeout_reserved_for_pending_transfer"},
+      {R::debit_account_id_must_not_be_zero, 24, "debit_account_id_must_not_be_zero"},
+      {R::credit_account_id_must_not_be_zero, 25, "credit_account_id_must_not_be_zero"},
+      {R::accounts_must_be_different, 26, "accounts_must_be_different"},
+      {R::amount_must_not_be_zero, 27, "amount_must_not_be_zero"},
+      {R::amount_must_be_zero, 28, "amount_must_be_zero"},
+      {R::exists_with_different_flags, 40, "exists_with_different_flags"},
+      {R::exists_with_different_pending_id, 41, "exists_with_different_pending_id"},
+      {R::exists_with_different_debit_account_id, 42, "exists_with_different_debit_account_id"},
+      {R::exists_with_different_credit_account_id, 43, "exists_with_different_credit_account_id"},
+      {R::exists_with_different_amount, 44, "exists_with_different_amount"},
+      {R::exists_with_different_timeout, 45, "exists_with_different_timeout"},
+      {R::exists_with_different_ledger, 46, "exists_with_different_ledger"},
+      {R::exists_with_different_code, 47, "exists_with_different_code"},
+      {R::exists_with_different_user_data, 48, "exists_with_different_user_data"},
+      {R::exists, 49, "exists"},
+      {R::debit_account_not_found, 50, "debit_account_not_found"},
+      {R::credit_account_not_found, 51, "credit_account_not_found"},
+      {R::accounts_must_have_the_same_ledger, 52, "accounts_must_have_the_same_ledger"},
+      {R::transfer_must_have_the_same_ledger_as_accounts, 53, "transfer_must_have_the_same_ledger_as_accounts"},
+      {R::pending_transfer_not_found, 54, "pending_transfer_not_found"},
+      {R::pending_transfer_not_pending, 55, "pending_transfer_not_pending"},
+      {R::pending_transfer_has_different_debit_account_id, 56, "pending_transfer_has_different_debit_account_id"},
+      {R::pending_transfer_has_different_credit_account_id, 57, "pending_transfer_has_different_credit_account_id"},
+      {R::pending_transfer_has_different_ledger, 58, "pending_transfer_has_different_ledger"},
+      {R::pending_transfer_has_different_code, 59, "pending_transfer_has_different_code"},
+      {R::exceeds_pending_transfer_amount, 60, "exceeds_pending_transfer_amount"},
+      {R::pending_transfer_has_different_amount, 61, "pending_transfer_has_different_amount"},
+      {R::pending_transfer_already_posted, 62, "pending_transfer_already_posted"},
+      {R::pending_transfer_already_voided, 63, "pending_transfer_already_voided"},
+      {R::pending_transfer_disputed, 64, "pending_transfer_disputed"},
+      {R::pending_transfer_expired, 65, "pending_transfer_expired"},
+      {R::pending_transfer_not_disputed, 66, "pending_transfer_not_disputed"},
+      {R::overflows_debits_pending, 70, "overflows_debits_pending"},
+      {R::overflows_credits_pending, 71, "overflows_credits_pending"},
+      {R::overflows_debits_posted, 72, "overflows_debits_posted"},
+      {R::overflows_credits_posted, 73, "overflows_credits_posted"},
+      {R::overflows_timeout, 74, "overflows_timeout"},
+      {R::exceeds_credits, 75, "exceeds_credits"},
+      {R::exceeds_debits, 76, "exceeds_debits"},
+      {R::journal_key_must_not_be_zero, 80, "journal_key_must_not_be_zero"},
+      {R::journal_entry_must_not_be_empty, 81, "journal_entry_must_not_be_empty"},
+      {R::journal_entry_too_large, 82, "journal_entry_too_large"},
+      {R::journal_exists_with_different_entry, 83, "journal_exists_with_different_entry"},
+      {R::journal_exists, 84, "journal_exists"},
+  };
+  std::ifstream doc_file(std::string(COVENANT_SOURCE_DIR) + "/docs/ledger.md");
+  ASSERT_TRUE(doc_file) << "docs/ledger.md is missing";
+  std::stringstream doc;
+  doc << doc_file.rdbuf();
+  int previous = -1;
+  size_t count = 0;
+  for (const Row& r : rows) {
+    EXPECT_EQ(static_cast<int>(r.code), r.number) << r.name;
+    EXPECT_STREQ(ledger_result_name(r.code), r.name);
+    EXPECT_GT(r.number, previous) << r.name << ": the table is in precedence order";
+    previous = r.number;
+    std::string doc_row = "| " + std::to_string(r.number) + " | `" + r.name + "` |";
+    EXPECT_NE(doc.str().find(doc_row), std::string::npos) << "docs/ledger.md lacks the row " << doc_row;
+    ++count;
+  }
+  // Every code in the enum is in this table.
+  size_t enum_count = 0;
+#define COUNT_CODE(name, number) ++enum_count;
+  COVENANT_LEDGER_RESULTS(COUNT_CODE)
+#undef COUNT_CODE
+  EXPECT_EQ(count, enum_count);
+}
+
+TEST(LedgerRecords, RoundTripAndSizes) {
+  Account a{.id = {1, 2}, .user_data = {3, 4}, .ledger = 5, .code = 6, .flags = 1, .debits_pending = 7,
+            .debits_posted = 8, .credits_pending = 9, .credits_posted = 10, .timestamp_ns = 11};
+  std::string rec = ledger_internal::encode_account(a);
+  EXPECT_EQ(rec.size(), ledger_internal::kAccountRecordBytes);
+  auto back = ledger_internal::decode_account(a.id.bytes(), rec);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(*back, a);
+  // Any single flipped bit anywhere in the record is detected.
+  for (size_t i = 0; i < rec.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = rec;
+      bad[i] ^= static_cast<char>(1 << bit);
+      auto d = ledger_internal::decode_account(a.id.bytes(), bad);
+      ASSERT_FALSE(d.is_ok()) << "byte " << i << " bit " << bit;
+      EXPECT_EQ(d.status().code(), Code::kCorruption);
+    }
+  }
+  // A record stored under another id is detected.
+  EXPECT_FALSE(ledger_internal::decode_account(Id128{1, 3}.bytes(), rec).is_ok());
+
+  Transfer t{.id = {0, 9}, .debit_account_id = {0, 1}, .credit_account_id = {0, 2}, .amount = 5,
+             .pending_id = {0, 3}, .user_data = {7, 7}, .timeout_s = 4, .ledger = 1, .code = 2,
+             .flags = kTransferPending, .timestamp_ns = 99, .hold_state = HoldState::kPending, .disputed = true};
+  std::string trec = ledger_internal::encode_transfer(t);
+  EXPECT_EQ(trec.size(), ledger_internal::kTransferRecordBytes);
+  auto tback = ledger_internal::decode_transfer(t.id.bytes(), trec);
+  ASSERT_TRUE(tback.is_ok());
+  EXPECT_EQ(*tback, t);
+}
+
+TEST(LedgerIds, ParseAndHex) {
+  struct Row {
+    const char* text;
+    std::optional<Id128> want;
+  } rows[] = {
+      {"1", Id128{0, 1}},
+      {"18446744073709551615", Id128{0, ~0ull}},
+      {"18446744073709551616", std::nullopt},
+      {"0x10000000000000000", Id128{1, 0}},
+      {"000000000000000100000000000000ff", Id128{1, 0xff}},
+      {"", std::nullopt},
+      {"12a", std::nullopt},
+      {"0x", std::nullopt},
+  };
+  for (const Row& r : rows) EXPECT_EQ(Id128::parse(r.text), r.want) << r.text;
+  EXPECT_EQ(Id128({1, 0xff}).hex(), "000000000000000100000000000000ff");
+}
+
+// ---- the conformance suite ----
+
+class LedgerConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    store_ = std::make_unique<TestStore>(GetParam());
+    COVENANT_REQUIRE_STORE(*store_);
+    reopen();
+  }
+  void reopen() {
+    ledger_.reset();
+    auto l = store_->open();
+    ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+    ledger_ = std::move(l).value();
+  }
+  LedgerResult account(uint64_t id, uint32_t ledger = 1, uint16_t flags = 0, uint16_t code = 1) {
+    auto r = ledger_->create_account(Account{.id = {0, id}, .ledger = ledger, .code = code, .flags = flags});
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? r->result : R::ok;
+  }
+  LedgerResult transfer(const Transfer& t) {
+    auto r = ledger_->create_transfer(t);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? r->result : R::ok;
+  }
+  static Transfer plain(uint64_t id, uint64_t dr, uint64_t cr, uint64_t amount, uint32_t ledger = 1) {
+    return Transfer{.id = {0, id}, .debit_account_id = {0, dr}, .credit_account_id = {0, cr}, .amount = amount,
+                    .ledger = ledger, .code = 1};
+  }
+  static Transfer hold(uint64_t id, uint64_t dr, uint64_t cr, uint64_t amount, uint32_t timeout_s = 0) {
+    Transfer t = plain(id, dr, cr, amount);
+    t.flags = kTransferPending;
+    t.timeout_s = timeout_s;
+    return t;
+  }
+  static Transfer resolving(uint64_t id, uint64_t pending, uint16_t flag, uint64_t amount = 0) {
+    return Transfer{.id = {0, id}, .amount = amount, .pending_id = {0, pending}, .flags = flag};
+  }
+  Account balance(uint64_t id) {
+    auto a = ledger_->lookup_account({0, id});
+    EXPECT_TRUE(a.is_ok() && a->has_value()) << id;
+    return a.is_ok() && a->has_value() ? **a : Account{};
+  }
+  void advance_s(uint64_t s) { store_->now_ns += s * 1'000'000'000ull; }
+
+  std::unique_ptr<TestStore> store_;
+  std::unique_ptr<Ledger> ledger_;
+  Account expected_after_reopen_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, LedgerConformance, ::testing::ValuesIn(ledger_test::backends()),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(LedgerConformance, CreateAccountTable) {
+  struct Row {
+    const char* what;
+    Account account;
+    LedgerResult want;
+  };
+  const Row rows[] = {
+      {"zero id", {.id = {0, 0}, .ledger = 1, .code = 1}, R::id_must_not_be_zero},
+      {"max id", {.id = {~0ull, ~0ull}, .ledger = 1, .code = 1}, R::id_must_not_be_int_max},
+      {"both limits", {.id = {0, 1}, .ledger = 1, .code = 1, .flags = 3}, R::flags_are_mutually_exclusive},
+      {"unknown flag", {.id = {0, 1}, .ledger = 1, .code = 1, .flags = 4}, R::reserved_flag},
+      {"zero ledger", {.id = {0, 1}, .ledger = 0, .code = 1}, R::ledger_must_not_be_zero},
+      {"zero code", {.id = {0, 1}, .ledger = 1, .code = 0}, R::code_must_not_be_zero},
+      {"balances", {.id = {0, 1}, .ledger = 1, .code = 1, .credits_posted = 5}, R::balances_must_be_zero},
+      {"ok", {.id = {0, 1}, .ledger = 1, .code = 1, .flags = 1}, R::ok},
+      {"replay", {.id = {0, 1}, .ledger = 1, .code = 1, .flags = 1}, R::account_exists},
+      {"other flags", {.id = {0, 1}, .ledger = 1, .code = 1, .flags = 2}, R::account_exists_with_different_flags},
+      {"other ledger", {.id = {0, 1}, .ledger = 2, .code = 1, .flags = 1}, R::account_exists_with_different_ledger},
+      {"other code", {.id = {0, 1}, .ledger = 1, .code = 2, .flags = 1}, R::account_exists_with_different_code},
+      {"other user_data",
+       {.id = {0, 1}, .user_data = {0, 9}, .ledger = 1, .code = 1, .flags = 1},
+       R::account_exists_with_different_user_data},
+  };
+  for (const Row& r : rows) {
+    auto reply = ledger_->create_account(r.account);
+    ASSERT_TRUE(reply.is_ok()) << reply.status().to_string();
+    EXPECT_EQ(reply->result, r.want) << r.what << ": got " << ledger_result_name(reply->result);
+  }
+  expect_invariants(*ledger_);
+}
+
+TEST_P(LedgerConformance, TransferTable) {
+  ASSERT_EQ(account(1), R::ok);                                      // bank: anything goes
+  ASSERT_EQ(account(2, 1, kAccountDebitsMustNotExceedCredits), R::ok);  // a customer: no overdraft
+  ASSERT_EQ(account(3, 1, kAccountCreditsMustNotExceedDebits), R::ok);
+  ASSERT_EQ(account(4, 2), R::ok);  // another currency
+  struct Row {
+    const char* what;
+    Transfer t;
+    LedgerResult want;
+  };
+  Transfer odd = plain(100, 1, 2, 10);
+  odd.flags = kTransferPending | kTransferPostPending;
+  Transfer reserved = plain(100, 1, 2, 10);
+  reserved.flags = 1u << 9;
+  Transfer with_pending = plain(100, 1, 2, 10);
+  with_pending.pending_id = {0, 5};
+  Transfer timeout_plain = plain(100, 1, 2, 10);
+  timeout_plain.timeout_s = 5;
+  Transfer zero_ledger = plain(100, 1, 2, 10, 0);
+  Transfer zero_code = plain(100, 1, 2, 10);
+  zero_code.code = 0;
+  Transfer dispute_amount = resolving(100, 5, kTransferDisputePending, 3);
+  const Row rows[] = {
+      {"zero id", plain(0, 1, 2, 10), R::id_must_not_be_zero},
+      {"max id", Transfer{.id = {~0ull, ~0ull}}, R::id_must_not_be_int_max},
+      {"two kinds", odd, R::flags_are_mutually_exclusive},
+      {"reserved flag", reserved, R::reserved_flag},
+      {"zero ledger", zero_ledger, R::ledger_must_not_be_zero},
+      {"zero code", zero_code, R::code_must_not_be_zero},
+      {"pending id on plain", with_pending, R::pending_id_must_be_zero},
+      {"post without pending id", resolving(100, 0, kTransferPostPending), R::pending_id_must_not_be_zero},
+      {"post of itself", resolving(100, 100, kTransferPostPending), R::pending_id_must_be_different},
+      {"timeout on plain", timeout_plain, R::timeout_reserved_for_pending_transfer},
+      {"no debit account", plain(100, 0, 2, 10), R::debit_account_id_must_not_be_zero},
+      {"no credit account", plain(100, 1, 0, 10), R::credit_account_id_must_not_be_zero},
+      {"same accounts", plain(100, 1, 1, 10), R::accounts_must_be_different},
+      {"zero amount", plain(100, 1, 2, 0), R::amount_must_not_be_zero},
+      {"dispute with amount", dispute_amount, R::amount_must_be_zero},
+      {"unknown debit", plain(100, 9, 2, 10), R::debit_account_not_found},
+      {"unknown credit", plain(100, 1, 9, 10), R::credit_account_not_found},
+      {"across ledgers", plain(100, 1, 4, 10), R::accounts_must_have_the_same_ledger},
+      {"wrong ledger", plain(100, 1, 2, 10, 2), R::transfer_must_have_the_same_ledger_as_accounts},
+      {"overdraft", plain(100, 2, 1, 1), R::exceeds_credits},
+      {"credit beyond debits", plain(100, 1, 3, 1), R::exceeds_debits},
+      {"fund customer", plain(100, 1, 2, 50), R::ok},
+      {"replay", plain(100, 1, 2, 50), R::exists},
+      {"replay other amount", plain(100, 1, 2, 51), R::exists_with_different_amount},
+      {"replay other debit", plain(100, 3, 2, 50), R::exists_with_different_debit_account_id},
+      {"replay other credit", plain(100, 1, 3, 50), R::exists_with_different_credit_account_id},
+      {"replay other flags", hold(100, 1, 2, 50), R::exists_with_different_flags},
+      {"spend within credits", plain(101, 2, 1, 50), R::ok},
+      {"spend beyond credits", plain(102, 2, 1, 1), R::exceeds_credits},
+      {"overflow before limits", plain(103, 1, 3, ~0ull), R::overflows_debits_posted},
+      {"post unknown hold", resolving(104, 77, kTransferPostPending), R::pending_transfer_not_found},
+      {"post a plain transfer", resolving(104, 100, kTransferPostPending), R::pending_transfer_not_pending},
+  };
+  for (const Row& r : rows) EXPECT_EQ(transfer(r.t), r.want) << r.what;
+  EXPECT_EQ(balance(2).credits_posted, 50u);
+  EXPECT_EQ(balance(2).debits_posted, 50u);
+  EXPECT_EQ(balance(1).debits_posted, 50u);
+  expect_invariants(*ledger_);
+}
+
+TEST_P(LedgerConformance, HoldLifecycleTable) {
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2, 1, kAccountDebitsMustNotExceedCredits), R::ok);
+  ASSERT_EQ(account(3), R::ok);
+  ASSERT_EQ(transfer(plain(1, 1, 2, 100)), R::ok);  // customer 2 holds 100
+  struct Row {
+    const char* what;
+    Transfer t;
+    LedgerResult want;
+    uint64_t advance_s = 0;  // before the row
+  };
+  Transfer post_wrong_debit = resolving(23, 10, kTransferPostPending);
+  post_wrong_debit.debit_account_id = {0, 3};
+  Transfer post_wrong_ledger = resolving(23, 10, kTransferPostPending);
+  post_wrong_ledger.ledger = 7;
+  const Row rows[] = {
+      {"escrow 60", hold(10, 2, 3, 60, 10), R::ok},
+      {"escrow beyond credits", hold(11, 2, 3, 41), R::exceeds_credits},
+      {"escrow the rest", hold(12, 2, 3, 40), R::ok},
+      {"post more than held", resolving(20, 10, kTransferPostPending, 61), R::exceeds_pending_transfer_amount},
+      {"void a different amount", resolving(21, 10, kTransferVoidPending, 5), R::pending_transfer_has_different_amount},
+      {"post wrong debit", post_wrong_debit, R::pending_transfer_has_different_debit_account_id},
+      {"post wrong ledger", post_wrong_ledger, R::pending_transfer_has_different_ledger},
+      {"resolve undisputed", resolving(22, 10, kTransferResolvePending), R::pending_transfer_not_disputed},
+      {"dispute", resolving(23, 10, kTransferDisputePending), R::ok},
+      {"dispute again", resolving(24, 10, kTransferDisputePending), R::pending_transfer_disputed},
+      {"post while disputed", resolving(25, 10, kTransferPostPending), R::pending_transfer_disputed},
+      {"void while disputed", resolving(26, 10, kTransferVoidPending), R::pending_transfer_disputed},
+      {"a frozen hold does not expire", resolving(27, 10, kTransferResolvePending), R::ok, 11},
+      {"resolved after its deadline: expired", resolving(28, 10, kTransferPostPending), R::pending_transfer_expired},
+      {"partial post of the other hold", resolving(29, 12, kTransferPostPending, 15), R::ok},
+      {"post replay", resolving(29, 12, kTransferPostPending, 15), R::exists},
+      {"post replay, other amount", resolving(29, 12, kTransferPostPending, 16), R::exists_with_different_amount},
+      {"post again", resolving(30, 12, kTransferPostPending), R::pending_transfer_already_posted},
+      {"void after post", resolving(31, 12, kTransferVoidPending), R::pending_transfer_already_posted},
+      {"new hold", hold(40, 2, 3, 10, 100), R::ok},
+      {"void it", resolving(41, 40, kTransferVoidPending), R::ok},
+      {"post after void", resolving(42, 40, kTransferPostPending), R::pending_transfer_already_voided},
+      {"dispute after void", resolving(43, 40, kTransferDisputePending), R::pending_transfer_already_voided},
+  };
+  for (const Row& r : rows) {
+    advance_s(r.advance_s);
+    EXPECT_EQ(transfer(r.t), r.want) << r.what;
+  }
+  // Hold 10 (60) is overdue but not yet swept; hold 12 posted 15 of 40; hold 40 voided.
+  Account c = balance(2);
+  EXPECT_EQ(c.debits_pending, 60u);
+  EXPECT_EQ(c.debits_posted, 15u);
+  auto expired = ledger_->expire_holds();
+  ASSERT_TRUE(expired.is_ok());
+  EXPECT_EQ(expired->expired_count, 1u);
+  auto h = ledger_->lookup_transfer({0, 10});
+  ASSERT_TRUE(h.is_ok() && h->has_value());
+  EXPECT_EQ((*h)->hold_state, HoldState::kExpired);
+  EXPECT_EQ(transfer(resolving(44, 10, kTransferVoidPending)), R::pending_transfer_expired);
+  c = balance(2);
+  EXPECT_EQ(c.debits_pending, 0u);
+  EXPECT_EQ(c.debits_posted, 15u);
+  EXPECT_EQ(balance(3).credits_posted, 15u);
+  expected_after_reopen_ = c;
+  expect_invariants(*ledger_);
+  if (GetParam() != "memory") {
+    reopen();
+    EXPECT_EQ(balance(2), expected_after_reopen_);
+    EXPECT_EQ(transfer(resolving(29, 12, kTransferPostPending)), R::exists);  // amount 0: "the hold's"
+    expect_invariants(*ledger_);
+  }
+}
+
+TEST_P(LedgerConformance, JournalAppendReadIterate) {
+  std::vector<Hash32> keys;
+  Hash32 chain{};
+  for (int i = 1; i <= 300; ++i) {
+    std::string entry = "receipt-" + std::to_string(i);
+    Hash32 key = sha256(entry);
+    keys.push_back(key);
+    auto r = ledger_->append(key, entry);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    ASSERT_EQ(r->result, R::ok);
+    ASSERT_EQ(r->journal_seq, static_cast<uint64_t>(i));
+    chain = journal_chain_next(chain, static_cast<uint64_t>(i), key, sha256(entry));
+  }
+  struct Row {
+    const char* what;
+    Hash32 key;
+    std::string entry;
+    LedgerResult want;
+    uint64_t seq;
+  } rows[] = {
+      {"zero key", Hash32{}, "x", R::journal_key_must_not_be_zero, 0},
+      {"empty", sha256("e"), "", R::journal_entry_must_not_be_empty, 0},
+      {"too large", sha256("big"), std::string(kJournalEntrySizeBytesMax + 1, 'x'), R::journal_entry_too_large, 0},
+      {"replay", keys[6], "receipt-7", R::journal_exists, 7},
+      {"other bytes", keys[6], "receipt-X", R::journal_exists_with_different_entry, 7},
+  };
+  for (const Row& r : rows) {
+    auto reply = ledger_->append(r.key, r.entry);
+    ASSERT_TRUE(reply.is_ok());
+    EXPECT_EQ(reply->result, r.want) << r.what;
+    EXPECT_EQ(reply->journal_seq, r.seq) << r.what;
+  }
+  auto count = ledger_->journal_count();
+  ASSERT_TRUE(count.is_ok());
+  EXPECT_EQ(*count, 300u);
+  auto at = ledger_->journal_at(150);
+  ASSERT_TRUE(at.is_ok() && at->has_value());
+  EXPECT_EQ((*at)->entry, "receipt-150");
+  auto by_key = ledger_->journal_by_key(keys[41]);
+  ASSERT_TRUE(by_key.is_ok() && by_key->has_value());
+  EXPECT_EQ((*by_key)->seq, 42u);
+  auto none = ledger_->journal_at(301);
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_FALSE(none->has_value());
+  uint64_t n = 0;
+  Hash32 last{};
+  ASSERT_TRUE(ledger_->journal_for_each(1, [&](const JournalRow& r) {
+    EXPECT_EQ(r.seq, ++n);
+    last = r.chain;
+    return true;
+  }).is_ok());
+  EXPECT_EQ(n, 300u);
+  EXPECT_EQ(last, chain) << "the chain recomputed here must equal the stored head";
+  auto report = ledger_->verify();
+  ASSERT_TRUE(report.is_ok());
+  EXPECT_EQ(report->journal_head, chain);
+  EXPECT_EQ(report->journal_entries, 300u);
+}
+
+TEST_P(LedgerConformance, FlippedBytesAreDetectedAndLocated) {
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+  ASSERT_EQ(account(3), R::ok);
+  ASSERT_EQ(transfer(plain(1, 1, 2, 10)), R::ok);
+  for (int i = 1; i <= 5; ++i) ASSERT_EQ(ledger_->append(sha256(std::to_string(i)), "entry " + std::to_string(i))->result, R::ok);
+  ASSERT_TRUE(ledger_->verify()->ok());
+
+  // A balance byte (debits_posted of account 1 sits at offset 1+16+16+4+2+2+8).
+  ASSERT_TRUE(ledger_->storage().TEST_flip_byte(Table::kAccounts, Id128{0, 1}.bytes(), 0, 55).is_ok());
+  auto a = ledger_->lookup_account({0, 1});
+  ASSERT_FALSE(a.is_ok());
+  EXPECT_EQ(a.status().code(), Code::kCorruption);
+  EXPECT_NE(a.status().message().find("accounts row id=" + Id128{0, 1}.hex()), std::string::npos)
+      << a.status().message();
+  // A transfer touching it is refused with the corruption; one in the same batch that does
+  // not touch it still commits.
+  std::vector<LedgerOperation> ops = {plain(2, 1, 2, 1)};
+  std::vector<LedgerOperation> ops_ok = {plain(3, 2, 3, 1)};
+  Result<std::vector<LedgerReply>> bad = Status::internal("unset"), good = Status::internal("unset");
+  std::thread t1([&] { bad = ledger_->submit(ops); });
+  std::thread t2([&] { good = ledger_->submit(ops_ok); });
+  t1.join();
+  t2.join();
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_EQ(bad.status().code(), Code::kCorruption);
+  ASSERT_TRUE(good.is_ok()) << good.status().to_string();
+  EXPECT_EQ(good->front().result, R::ok);
+
+  // A journal entry byte.
+  ASSERT_TRUE(ledger_->storage().TEST_flip_byte(Table::kJournal, {}, 3, 2).is_ok());
+  auto j = ledger_->journal_at(3);
+  ASSERT_FALSE(j.is_ok());
+  EXPECT_NE(j.status().message().find("journal row seq=3"), std::string::npos) << j.status().message();
+  // A transfer record byte.
+  ASSERT_TRUE(ledger_->storage().TEST_flip_byte(Table::kTransfers, Id128{0, 1}.bytes(), 0, 40).is_ok());
+
+  auto report = ledger_->verify();
+  ASSERT_TRUE(report.is_ok());
+  std::string all;
+  for (auto& p : report->problems) all += p + "\n";
+  EXPECT_NE(all.find("accounts row id=" + Id128{0, 1}.hex()), std::string::npos) << all;
+  EXPECT_NE(all.find("transfers row id=" + Id128{0, 1}.hex()), std::string::npos) << all;
+  EXPECT_NE(all.find("journal row seq=3"), std::string::npos) << all;
+
+  // The journal tail is checked on open: flip the last entry and reopen.
+  if (GetParam() != "memory") {
+    ASSERT_TRUE(ledger_->storage().TEST_flip_byte(Table::kJournal, {}, 5, 0).is_ok());
+    ledger_.reset();
+    auto reopened = store_->open();
+    ASSERT_FALSE(reopened.is_ok());
+    EXPECT_EQ(reopened.status().code(), Code::kCorruption);
+    EXPECT_NE(reopened.status().message().find("journal row seq=5"), std::string::npos)
+        << reopened.status().message();
+  }
+}
+
+// Many submitters at once: each is acknowledged with its own replies, all in few batches.
+TEST_P(LedgerConformance, ConcurrentSubmittersAreGroupCommitted) {
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+  constexpr int kThreads = 8, kPerThread = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        uint64_t id = static_cast<uint64_t>(t * 1000 + i + 1);
+        std::vector<LedgerOperation> ops = {plain(id, 1, 2, 1), JournalAppend{sha256(std::to_string(id)), "r"}};
+        auto r = ledger_->submit(ops);
+        if (r.is_ok() && (*r)[0].result == R::ok && (*r)[1].result == R::ok) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(balance(2).credits_posted, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(ledger_->journal_count().value(), static_cast<uint64_t>(kThreads * kPerThread));
+  expect_invariants(*ledger_);
+}
+
+// Racing post against void on the same hold: exactly one wins, the other gets a clear code.
+// Two Ledger instances on one store (separate connections / processes' worth of state) when
+// the backend can share; otherwise threads on one ledger.
+TEST_P(LedgerConformance, PostAndVoidRaceExactlyOneWins) {
+  std::unique_ptr<Ledger> second;
+  if (GetParam() != "memory") {
+    auto l = store_->open();
+    ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+    second = std::move(l).value();
+  }
+  Ledger& other = second ? *second : *ledger_;
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+  constexpr int kHolds = 40;
+  for (int i = 1; i <= kHolds; ++i) ASSERT_EQ(transfer(hold(static_cast<uint64_t>(i), 1, 2, 10)), R::ok);
+  int posted = 0, voided = 0;
+  for (int i = 1; i <= kHolds; ++i) {
+    LedgerResult a = R::ok, b = R::ok;
+    std::thread tp([&] { a = ledger_->create_transfer(resolving(1000 + i, i, kTransferPostPending))->result; });
+    std::thread tv([&] { b = other.create_transfer(resolving(2000 + i, i, kTransferVoidPending))->result; });
+    tp.join();
+    tv.join();
+    ASSERT_TRUE((a == R::ok) != (b == R::ok)) << "hold " << i << ": post " << ledger_result_name(a) << ", void "
+                                              << ledger_result_name(b);
+    if (a == R::ok) {
+      ++posted;
+      EXPECT_EQ(b, R::pending_transfer_already_posted);
+    } else {
+      ++voided;
+      EXPECT_EQ(a, R::pending_transfer_already_voided);
+    }
+  }
+  EXPECT_EQ(posted + voided, kHolds);
+  EXPECT_EQ(balance(2).credits_posted, static_cast<uint64_t>(posted * 10));
+  EXPECT_EQ(balance(2).credits_pending, 0u);
+  expect_invariants(*ledger_);
+}
+
+// ---- randomized: many random operations against a reference model kept in the test ----
+
+struct ModelHold {
+  uint64_t dr, cr, amount;
+  uint64_t deadline_ns;  // 0 = none
+  HoldState state = HoldState::kPending;
+  bool disputed = false;
+};
+
+struct Model {
+  struct Acct {
+    uint16_t flags;
+    uint64_t dp = 0, dpo = 0, cp = 0, cpo = 0;
+  };
+  std::map<uint64_t, Acct> accounts;
+  std::map<uint64_t, ModelHold> holds;
+  std::map<uint64_t, Transfer> done;  // id -> the request that succeeded
+
+  LedgerResult apply(const Transfer& t, uint64_t now_ns) {
+    if (auto it = done.find(t.id.lo); it != done.end()) {
+      return it->second == t ? R::exists : R::exists_with_different_amount;  // generator varies only amount
+    }
+    if (t.flags & (kTransferPostPending | kTransferVoidPending | kTransferDisputePending | kTransferResolvePending)) {
+      auto it = holds.find(t.pending_id.lo);
+      if (it == holds.end()) return R::pending_transfer_not_found;
+      ModelHold& h = it->second;
+      const bool post = t.flags & kTransferPostPending, void_ = t.flags & kTransferVoidPending;
+      const bool resolve = t.flags & kTransferResolvePending;
+      if (post && t.amount > h.amount) return R::exceeds_pending_transfer_amount;
+      if (h.state == HoldState::kPosted) return R::pending_transfer_already_posted;
+      if (h.state == HoldState::kVoided) return R::pending_transfer_already_voided;
+      if (!resolve && h.disputed) return R::pending_transfer_disputed;
+      if (h.state == HoldState::kExpired || (!h.disputed && h.deadline_ns && now_ns >= h.deadline_ns))
+        return R::pending_transfer_expired;
+      if (resolve && !h.disputed) return R::pending_transfer_not_disputed;
+      if (post || void_) {
+        uint64_t amt = post ? (t.amount ? t.amount : h.amount) : 0;
+        accounts[h.dr].dp -= h.amount;
+        accounts[h.cr].cp -= h.amount;
+        accounts[h.dr].dpo += amt;
+        accounts[h.cr].cpo += amt;
+        h.state = post ? HoldState::kPosted : HoldState::kVoided;
+      } else {
+        h.disputed = (t.flags & kTransferDisputePending) != 0;
+      }
+      done[t.id.lo] = t;
+      return R::ok;
+    }
+    Acct& d = accounts.at(t.debit_account_id.lo);
+    Acct& c = accounts.at(t.credit_account_id.lo);
+    if ((d.flags & kAccountDebitsMustNotExceedCredits) && d.dp + d.dpo + t.amount > d.cpo) return R::exceeds_credits;
+    if ((c.flags & kAccountCreditsMustNotExceedDebits) && c.cp + c.cpo + t.amount > c.dpo) return R::exceeds_debits;
+    if (t.flags & kTransferPending) {
+      d.dp += t.amount;
+      c.cp += t.amount;
+      holds[t.id.lo] = ModelHold{t.debit_account_id.lo, t.credit_account_id.lo, t.amount,
+                                 t.timeout_s ? now_ns + t.timeout_s * 1'000'000'000ull : 0};
+    } else {
+      d.dpo += t.amount;
+      c.cpo += t.amount;
+    }
+    done[t.id.lo] = t;
+    return R::ok;
+  }
+
+  uint64_t expire(uint64_t now_ns) {
+    uint64_t n = 0;
+    for (auto& [id, h] : holds) {
+      if (h.state == HoldState::kPending && !h.disputed && h.deadline_ns && h.deadline_ns <= now_ns) {
+        accounts[h.dr].dp -= h.amount;
+        accounts[h.cr].cp -= h.amount;
+        h.state = HoldState::kExpired;
+        ++n;
+      }
+    }
+    return n;
+  }
+};
+
+TEST_P(LedgerConformance, RandomOperationsMatchTheReferenceModel) {
+  std::mt19937_64 rng(20261125);
+  Model model;
+  constexpr int kAccounts = 6;
+  const uint16_t flags[kAccounts] = {0, 0, kAccountDebitsMustNotExceedCredits, kAccountDebitsMustNotExceedCredits,
+                                     kAccountCreditsMustNotExceedDebits, 0};
+  for (int i = 1; i <= kAccounts; ++i) {
+    ASSERT_EQ(account(static_cast<uint64_t>(i), 1, flags[i - 1]), R::ok);
+    model.accounts[static_cast<uint64_t>(i)] = Model::Acct{flags[i - 1]};
+  }
+  uint64_t next_id = 1;
+  std::vector<uint64_t> used;
+  const int batches = GetParam() == "postgresql" ? 40 : 80;
+  for (int batch = 0; batch < batches; ++batch) {
+    std::vector<LedgerOperation> ops;
+    std::vector<Transfer> requests;
+    const int n = 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) {
+      Transfer t;
+      const int kind = static_cast<int>(rng() % 10);
+      auto acct = [&] { return 1 + rng() % kAccounts; };
+      if (kind < 3 || model.holds.empty()) {
+        uint64_t dr = acct(), cr = acct();
+        if (cr == dr) cr = dr % kAccounts + 1;
+        t = kind == 0 ? hold(next_id++, dr, cr, 1 + rng() % 50, static_cast<uint32_t>(rng() % 3 * 5))
+                      : plain(next_id++, dr, cr, 1 + rng() % 50);
+      } else if (kind < 9) {
+        auto it = model.holds.begin();
+        std::advance(it, static_cast<long>(rng() % model.holds.size()));
+        static const uint16_t kFlags[] = {kTransferPostPending, kTransferVoidPending, kTransferDisputePending,
+                                          kTransferResolvePending, kTransferPostPending};
+        uint16_t f = kFlags[rng() % 5];
+        uint64_t amount = f == kTransferPostPending ? rng() % (it->second.amount + 5) : 0;
+        t = resolving(next_id++, it->first, f, amount);
+      } else if (!used.empty()) {
+        // Replay an earlier request, sometimes with another amount.
+        uint64_t id = used[rng() % used.size()];
+        t = model.done.at(id);
+        if (rng() % 2 && !(t.flags & (kTransferPostPending | kTransferVoidPending | kTransferDisputePending |
+                                        kTransferResolvePending)))
+          t.amount += 1;
+      } else {
+        continue;
+      }
+      ops.push_back(t);
+      requests.push_back(t);
+    }
+    auto replies = ledger_->submit(ops);
+    ASSERT_TRUE(replies.is_ok()) << replies.status().to_string();
+    const uint64_t now = store_->now_ns.load();
+    for (size_t i = 0; i < requests.size(); ++i) {
+      // Every op in a batch gets a later timestamp; the clock is frozen, so "now" is close enough
+      // for deadlines that are whole seconds away.
+      LedgerResult want = model.apply(requests[i], now);
+      ASSERT_EQ((*replies)[i].result, want) << "batch " << batch << " op " << i << " id " << requests[i].id.lo
+                                            << " flags " << requests[i].flags;
+      if (want == R::ok) used.push_back(requests[i].id.lo);
+    }
+    if (batch % 7 == 6) {
+      advance_s(4);
+      auto e = ledger_->expire_holds();
+      ASSERT_TRUE(e.is_ok());
+      EXPECT_EQ(e->expired_count, model.expire(store_->now_ns.load()));
+    }
+    for (auto& [id, m] : model.accounts) {
+      Account a = balance(id);
+      ASSERT_EQ(a.debits_pending, m.dp) << id;
+      ASSERT_EQ(a.debits_posted, m.dpo) << id;
+      ASSERT_EQ(a.credits_pending, m.cp) << id;
+      ASSERT_EQ(a.credits_posted, m.cpo) << id;
+    }
+    expect_invariants(*ledger_);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(used.size(), 100u) << "the generator should mostly produce successful operations";
+}
+
+}  // namespace
+}  // namespace covenant

@@ -1,0 +1,381 @@
+// The PostgreSQL backend (libpq), for ledgers shared by many executors. Two connections:
+// the writer and a reader. A write transaction takes a transaction-scoped advisory lock
+// keyed by the schema, so writers in every process queue for it: the ledger's
+// read-validate-write step is then serializable without retries. Every statement is
+// prepared once, parameters and results travel in binary.
+#include <libpq-fe.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "ledger/storage_internal.h"
+
+namespace covenant::ledger_internal {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+constexpr int32_t kAdvisoryLockClass = 0x436f76;  // "Cov"
+
+struct Prepared {
+  const char* name;
+  const char* sql;
+  int params;
+};
+
+constexpr Prepared kStatements[] = {
+    {"get_account", "SELECT record FROM accounts WHERE id = $1", 1},
+    {"get_transfer", "SELECT record FROM transfers WHERE id = $1", 1},
+    {"put_account",
+     "INSERT INTO accounts(id, record) VALUES($1, $2) ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record", 2},
+    {"put_transfer",
+     "INSERT INTO transfers(id, record, deadline) VALUES($1, $2, $3) "
+     "ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record, deadline = EXCLUDED.deadline",
+     3},
+    {"due_holds", "SELECT id FROM transfers WHERE deadline IS NOT NULL AND deadline <= $1 ORDER BY deadline LIMIT $2",
+     2},
+    {"journal_last", "SELECT seq, key, entry, entry_hash, chain FROM journal ORDER BY seq DESC LIMIT 1", 0},
+    {"journal_by_key", "SELECT seq, key, entry, entry_hash, chain FROM journal WHERE key = $1", 1},
+    {"journal_at", "SELECT seq, key, entry, entry_hash, chain FROM journal WHERE seq = $1", 1},
+    {"journal_append", "INSERT INTO journal(seq, key, entry, entry_hash, chain) VALUES($1, $2, $3, $4, $5)", 5},
+    {"scan_accounts_first", "SELECT id, record FROM accounts ORDER BY id LIMIT $1", 1},
+    {"scan_accounts_after", "SELECT id, record FROM accounts WHERE id > $1 ORDER BY id LIMIT $2", 2},
+    {"scan_transfers_first", "SELECT id, record FROM transfers ORDER BY id LIMIT $1", 1},
+    {"scan_transfers_after", "SELECT id, record FROM transfers WHERE id > $1 ORDER BY id LIMIT $2", 2},
+    {"journal_scan", "SELECT seq, key, entry, entry_hash, chain FROM journal WHERE seq >= $1 ORDER BY seq LIMIT $2", 2},
+    {"journal_count", "SELECT count(*)::int8 FROM journal", 0},
+    {"size_bytes",
+     "SELECT (pg_total_relation_size('accounts') + pg_total_relation_size('transfers') + "
+     "pg_total_relation_size('journal'))::int8",
+     0},
+    {"lock", "SELECT pg_advisory_xact_lock($1::int4, $2::int4)", 2},
+    {"flip_account", "UPDATE accounts SET record = $2 WHERE id = $1", 2},
+    {"flip_transfer", "UPDATE transfers SET record = $2 WHERE id = $1", 2},
+    {"flip_journal_entry", "UPDATE journal SET entry = $2 WHERE seq = $1", 2},
+    {"flip_journal_hash", "UPDATE journal SET entry_hash = $2 WHERE seq = $1", 2},
+};
+
+std::string be64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (56 - 8 * i));
+  return s;
+}
+std::string be32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
+  return s;
+}
+template <size_t N>
+std::string_view view(const std::array<uint8_t, N>& a) {
+  return {reinterpret_cast<const char*>(a.data()), N};
+}
+
+// A parameter: binary bytes, or SQL NULL.
+struct Param {
+  Param(std::string_view b) : bytes(b) {}  // NOLINT
+  Param(const std::string& b) : bytes(b) {}  // NOLINT: the temporary outlives the call
+  Param(std::nullptr_t) : null(true) {}   // NOLINT
+  std::string_view bytes;
+  bool null = false;
+};
+
+class Res {
+ public:
+  explicit Res(PGresult* r) : r_(r) {}
+  ~Res() { PQclear(r_); }
+  Res(const Res&) = delete;
+  Res(Res&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  PGresult* get() const { return r_; }
+  int rows() const { return PQntuples(r_); }
+  std::string_view bytes(int row, int col) const {
+    return {PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col))};
+  }
+  uint64_t u64(int row, int col) const {
+    std::string_view b = bytes(row, col);
+    uint64_t v = 0;
+    for (char c : b) v = (v << 8) | static_cast<uint8_t>(c);
+    return v;
+  }
+  template <size_t N>
+  bool fixed(int row, int col, std::array<uint8_t, N>* out) const {
+    std::string_view b = bytes(row, col);
+    if (b.size() != N) return false;
+    std::memcpy(out->data(), b.data(), N);
+    return true;
+  }
+
+ private:
+  PGresult* r_;
+};
+
+class Conn {
+ public:
+  ~Conn() {
+    if (pg_) PQfinish(pg_);
+  }
+
+  Status open(const std::string& url, const std::string& schema) {
+    pg_ = PQconnectdb(url.c_str());
+    if (PQstatus(pg_) != CONNECTION_OK) return Status::io("postgresql: connect: " + std::string(PQerrorMessage(pg_)));
+    COVENANT_RETURN_IF_ERROR(exec("SET client_min_messages TO warning"));
+    char* quoted = PQescapeIdentifier(pg_, schema.c_str(), schema.size());
+    if (!quoted) return Status::invalid("postgresql: schema name: " + std::string(PQerrorMessage(pg_)));
+    std::string q = quoted;
+    PQfreemem(quoted);
+    // Session advisory lock: two processes creating the same schema at once would collide.
+    COVENANT_RETURN_IF_ERROR(exec("SELECT pg_advisory_lock(" + std::to_string(kAdvisoryLockClass) + ", 0)"));
+    Status st = exec("CREATE SCHEMA IF NOT EXISTS " + q + "; SET search_path TO " + q + R"sql(;
+      CREATE TABLE IF NOT EXISTS meta(k text PRIMARY KEY, v int8 NOT NULL);
+      INSERT INTO meta VALUES('schema_version', )sql" + std::to_string(kSchemaVersion) + R"sql() ON CONFLICT DO NOTHING;
+      CREATE TABLE IF NOT EXISTS accounts(id bytea PRIMARY KEY, record bytea NOT NULL);
+      CREATE TABLE IF NOT EXISTS transfers(id bytea PRIMARY KEY, record bytea NOT NULL, deadline int8);
+      CREATE INDEX IF NOT EXISTS transfers_due ON transfers(deadline) WHERE deadline IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS journal(seq int8 PRIMARY KEY, key bytea NOT NULL UNIQUE, entry bytea NOT NULL,
+                                         entry_hash bytea NOT NULL, chain bytea NOT NULL);)sql");
+    Status unlock = exec("SELECT pg_advisory_unlock(" + std::to_string(kAdvisoryLockClass) + ", 0)");
+    COVENANT_RETURN_IF_ERROR(st);
+    COVENANT_RETURN_IF_ERROR(unlock);
+    {
+      Res r(PQexecParams(pg_, "SELECT v FROM meta WHERE k = 'schema_version'", 0, nullptr, nullptr, nullptr, nullptr, 0));
+      if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || r.rows() != 1)
+        return Status::io("postgresql: reading schema version: " + std::string(PQerrorMessage(pg_)));
+      if (std::string(r.bytes(0, 0)) != std::to_string(kSchemaVersion))
+        return Status::unsupported("postgresql: ledger schema version " + std::string(r.bytes(0, 0)));
+    }
+    for (const Prepared& p : kStatements) {
+      Res r(PQprepare(pg_, p.name, p.sql, p.params, nullptr));
+      if (PQresultStatus(r.get()) != PGRES_COMMAND_OK)
+        return Status::io("postgresql: prepare " + std::string(p.name) + ": " + PQerrorMessage(pg_));
+    }
+    lock_objid_ = static_cast<int32_t>(fnv1a(schema));
+    return Status::ok();
+  }
+
+  Status exec(const std::string& sql) {
+    Res r(PQexec(pg_, sql.c_str()));
+    ExecStatusType s = PQresultStatus(r.get());
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+      return Status::io("postgresql: " + sql.substr(0, 40) + ": " + PQerrorMessage(pg_));
+    return Status::ok();
+  }
+
+  Result<Res> run(const char* name, std::initializer_list<Param> params) {
+    const char* values[8];
+    int lengths[8];
+    int formats[8];
+    int n = 0;
+    for (const Param& p : params) {
+      values[n] = p.null ? nullptr : p.bytes.data();
+      lengths[n] = static_cast<int>(p.bytes.size());
+      formats[n] = 1;
+      ++n;
+    }
+    Res r(PQexecPrepared(pg_, name, n, values, lengths, formats, 1));
+    ExecStatusType s = PQresultStatus(r.get());
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+      std::string m = "postgresql: " + std::string(name) + ": " + PQerrorMessage(pg_);
+      const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+      if (state && std::string_view(state).starts_with("23")) return Status::precondition(m);
+      if (state && std::string_view(state) == "XX001") return Status::corruption(m);
+      return Status::io(m);
+    }
+    return r;
+  }
+
+  Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) {
+    auto r = run(table == Table::kAccounts ? "get_account" : "get_transfer", {view(id)});
+    if (!r.is_ok()) return r.status();
+    if (r->rows() == 0) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(r->bytes(0, 0)));
+  }
+
+  static Status read_row(const Res& r, int i, JournalRow* row) {
+    row->seq = r.u64(i, 0);
+    row->entry = std::string(r.bytes(i, 2));
+    if (!r.fixed(i, 1, &row->key) || !r.fixed(i, 3, &row->entry_hash) || !r.fixed(i, 4, &row->chain))
+      return Status::corruption("journal row seq=" + std::to_string(row->seq) + ": a hash column has the wrong size");
+    return Status::ok();
+  }
+
+  Result<std::optional<JournalRow>> journal_one(const char* name, std::initializer_list<Param> params) {
+    auto r = run(name, params);
+    if (!r.is_ok()) return r.status();
+    if (r->rows() == 0) return std::optional<JournalRow>();
+    JournalRow row;
+    COVENANT_RETURN_IF_ERROR(read_row(*r, 0, &row));
+    return std::optional<JournalRow>(std::move(row));
+  }
+
+  static uint32_t fnv1a(const std::string& s) {
+    uint32_t h = 2166136261u;
+    for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+    return h;
+  }
+
+  PGconn* pg_ = nullptr;
+  int32_t lock_objid_ = 0;
+};
+
+class PgTxn final : public StorageTxn {
+ public:
+  PgTxn(Conn& c, std::unique_lock<std::mutex> lock) : c_(c), lock_(std::move(lock)) {}
+  ~PgTxn() override {
+    if (!done_) (void)c_.exec("ROLLBACK");
+  }
+
+  Status begin() {
+    COVENANT_RETURN_IF_ERROR(c_.exec("BEGIN"));
+    auto r = c_.run("lock", {be32(static_cast<uint32_t>(kAdvisoryLockClass)), be32(static_cast<uint32_t>(c_.lock_objid_))});
+    return r.status();
+  }
+
+  Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) override { return c_.get(table, id); }
+
+  Status put(Table table, const Id128Bytes& id, std::string_view record, std::optional<uint64_t> deadline_ns) override {
+    if (table == Table::kAccounts) return c_.run("put_account", {view(id), record}).status();
+    std::string d = deadline_ns ? be64(*deadline_ns) : std::string();
+    if (deadline_ns) return c_.run("put_transfer", {view(id), record, std::string_view(d)}).status();
+    return c_.run("put_transfer", {view(id), record, nullptr}).status();
+  }
+
+  Result<std::vector<Id128Bytes>> due_holds(uint64_t now_ns, size_t limit) override {
+    auto r = c_.run("due_holds", {be64(now_ns), be64(limit)});
+    if (!r.is_ok()) return r.status();
+    std::vector<Id128Bytes> out(static_cast<size_t>(r->rows()));
+    for (int i = 0; i < r->rows(); ++i)
+      if (!r->fixed(i, 0, &out[static_cast<size_t>(i)])) return Status::corruption("transfers: an id has the wrong size");
+    return out;
+  }
+
+  Result<std::optional<JournalRow>> journal_last() override { return c_.journal_one("journal_last", {}); }
+  Result<std::optional<JournalRow>> journal_by_key(const Hash32& key) override {
+    return c_.journal_one("journal_by_key", {view(key)});
+  }
+  Status journal_append(const JournalRow& r) override {
+    return c_.run("journal_append", {be64(r.seq), view(r.key), r.entry, view(r.entry_hash), view(r.chain)}).status();
+  }
+
+  Status commit() override {
+    Status st = c_.exec("COMMIT");
+    done_ = true;  // a failed COMMIT has ended the transaction as well
+    return st;
+  }
+
+ private:
+  Conn& c_;
+  std::unique_lock<std::mutex> lock_;
+  bool done_ = false;
+};
+
+class PgStorage final : public Storage {
+ public:
+  Status open(const std::string& url, const StorageOptions& options) {
+    const std::string& s = options.pg_schema;
+    bool ok = !s.empty() && s.size() <= 48;
+    for (char c : s) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    if (!ok) return Status::invalid("postgresql: schema name must be 1-48 of [a-z0-9_]: '" + s + "'");
+    COVENANT_RETURN_IF_ERROR(writer_.open(url, s));
+    return reader_.open(url, s);
+  }
+
+  Result<std::unique_ptr<StorageTxn>> begin_write() override {
+    std::unique_lock lock(write_mu_);
+    if (PQstatus(writer_.pg_) != CONNECTION_OK) PQreset(writer_.pg_);
+    auto txn = std::make_unique<PgTxn>(writer_, std::move(lock));
+    COVENANT_RETURN_IF_ERROR(txn->begin());
+    return std::unique_ptr<StorageTxn>(std::move(txn));
+  }
+
+  Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) override {
+    std::lock_guard lock(read_mu_);
+    return reader_.get(table, id);
+  }
+
+  Result<std::vector<KeyedRecord>> scan(Table table, const std::optional<Id128Bytes>& after, size_t limit) override {
+    std::lock_guard lock(read_mu_);
+    bool acc = table == Table::kAccounts;
+    auto r = after ? reader_.run(acc ? "scan_accounts_after" : "scan_transfers_after", {view(*after), be64(limit)})
+                   : reader_.run(acc ? "scan_accounts_first" : "scan_transfers_first", {be64(limit)});
+    if (!r.is_ok()) return r.status();
+    std::vector<KeyedRecord> out(static_cast<size_t>(r->rows()));
+    for (int i = 0; i < r->rows(); ++i) {
+      auto& k = out[static_cast<size_t>(i)];
+      if (!r->fixed(i, 0, &k.id)) return Status::corruption(std::string(table_name(table)) + ": an id has the wrong size");
+      k.record = std::string(r->bytes(i, 1));
+    }
+    return out;
+  }
+
+  Result<std::optional<JournalRow>> journal_at(uint64_t seq) override {
+    std::lock_guard lock(read_mu_);
+    return reader_.journal_one("journal_at", {be64(seq)});
+  }
+
+  Result<std::optional<JournalRow>> journal_by_key(const Hash32& key) override {
+    std::lock_guard lock(read_mu_);
+    return reader_.journal_one("journal_by_key", {view(key)});
+  }
+
+  Result<std::vector<JournalRow>> journal_scan(uint64_t from_seq, size_t limit) override {
+    std::lock_guard lock(read_mu_);
+    auto r = reader_.run("journal_scan", {be64(from_seq), be64(limit)});
+    if (!r.is_ok()) return r.status();
+    std::vector<JournalRow> out(static_cast<size_t>(r->rows()));
+    for (int i = 0; i < r->rows(); ++i) COVENANT_RETURN_IF_ERROR(Conn::read_row(*r, i, &out[static_cast<size_t>(i)]));
+    return out;
+  }
+
+  Result<uint64_t> journal_count() override {
+    std::lock_guard lock(read_mu_);
+    auto r = reader_.run("journal_count", {});
+    if (!r.is_ok()) return r.status();
+    return r->u64(0, 0);
+  }
+
+  Result<uint64_t> size_bytes() override {
+    std::lock_guard lock(read_mu_);
+    auto r = reader_.run("size_bytes", {});
+    if (!r.is_ok()) return r.status();
+    return r->u64(0, 0);
+  }
+
+  const char* backend() const override { return "postgresql"; }
+
+  Status TEST_flip_byte(Table table, const Id128Bytes& id, uint64_t row, size_t offset) override {
+    std::lock_guard lock(write_mu_);
+    if (table == Table::kJournal) {
+      auto r = writer_.journal_one("journal_at", {be64(row)});
+      if (!r.is_ok()) return r.status();
+      if (!r.value()) return Status::not_found("journal row");
+      JournalRow j = *r.value();
+      if (offset < j.entry.size()) {
+        j.entry[offset] ^= 1;
+        return writer_.run("flip_journal_entry", {be64(row), j.entry}).status();
+      }
+      j.entry_hash[(offset - j.entry.size()) % 32] ^= 1;
+      return writer_.run("flip_journal_hash", {be64(row), view(j.entry_hash)}).status();
+    }
+    auto r = writer_.get(table, id);
+    if (!r.is_ok()) return r.status();
+    if (!r.value() || offset >= r.value()->size()) return Status::not_found("record");
+    std::string rec = *r.value();
+    rec[offset] ^= 1;
+    return writer_.run(table == Table::kAccounts ? "flip_account" : "flip_transfer", {view(id), rec}).status();
+  }
+
+ private:
+  std::mutex write_mu_;
+  Conn writer_;
+  std::mutex read_mu_;
+  Conn reader_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Storage>> open_postgres_storage(const std::string& url, const StorageOptions& options) {
+  auto s = std::make_unique<PgStorage>();
+  COVENANT_RETURN_IF_ERROR(s->open(url, options));
+  return std::unique_ptr<Storage>(std::move(s));
+}
+
+}  // namespace covenant::ledger_internal
