@@ -89,7 +89,7 @@ struct Options {
 // One runtime's numbers for one workload; NAN where not measured.
 struct Numbers {
   double load_us = NAN, compile_cold_us = NAN, load_warm_us = NAN, compile_warm_us = NAN;
-  double instantiate_us = NAN, execute_us = NAN, call_raw_ns = NAN;
+  double instantiate_us = NAN, execute_us = NAN, call_raw_ns = NAN, generic_call_ns = NAN;
   uint64_t fuel_used = 0;
   std::optional<int32_t> checksum;
   std::string error;
@@ -328,11 +328,22 @@ Numbers run_engine(const Workload& w, covenant::Tier tier, const Options& o) {
   if (w.call_kind) {
     if (!call_once(nullptr)) return n;
     uint64_t calls = tier == covenant::Tier::kInterp ? std::max<uint64_t>(w.calls / 20, 100) : w.calls;
-    std::vector<double> typed, raw;
+    std::vector<double> typed, raw, generic;
+    auto typed_fn = covenant::TypedFunc<int32_t(int32_t)>::bind(*inst, w.export_name);
+    if (!typed_fn) {
+      n.error = "TypedFunc: " + typed_fn.status().to_string();
+      return n;
+    }
     for (int k = 0; k < 5; k++) {
       auto t0 = Clock::now();
       for (uint64_t i = 0; i < calls; i++) (void)inst->call(*idx, args, co);
+      generic.push_back(us_since(t0) * 1000.0 / double(calls));
+      int32_t r = 0;
+      uint64_t used = 0;
+      t0 = Clock::now();
+      for (uint64_t i = 0; i < calls; i++) (void)typed_fn->call(&r, kBenchFuel, &used, int32_t(w.args[0]));
       typed.push_back(us_since(t0) * 1000.0 / double(calls));
+      if (r != *n.checksum) n.error = "TypedFunc result differs";
       uint64_t slots[2];
       uint64_t fuel_used = 0;
       t0 = Clock::now();
@@ -345,6 +356,7 @@ Numbers run_engine(const Workload& w, covenant::Tier tier, const Options& o) {
     }
     n.execute_us = median(typed) / 1000.0;
     n.call_raw_ns = median(raw);
+    n.generic_call_ns = median(generic);
   } else {
     int reps = tier == covenant::Tier::kInterp ? (o.quick ? 1 : 3) : (o.quick ? 3 : 9);
     if (tier != covenant::Tier::kInterp && !call_once(nullptr)) return n;  // warm-up
@@ -595,6 +607,7 @@ static int bench_main(int argc, char** argv) {
     target(t + " warm instantiate, 1 MiB data module", res[t]["data_1mib"].instantiate_us, 20.0, " us");
     target(t + " no-op call, typed API", res[t]["noop"].execute_us * 1000.0, 20.0, " ns");
     print_row({t + " no-op call, call_raw", fmt(res[t]["noop"].call_raw_ns, "%.3f") + " ns", "(info)", ""});
+    print_row({t + " no-op call, Instance::call (Value spans, allocates results)", fmt(res[t]["noop"].generic_call_ns, "%.3f") + " ns", "(info)", ""});
   }
   if (res.count("optimized")) {
     std::vector<double> xs;

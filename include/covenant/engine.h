@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "covenant/limits.h"
@@ -218,6 +219,70 @@ class Instance {
   virtual std::span<uint8_t> memory() = 0;
   // Returns the instance to its just-instantiated state (memory, globals, tables).
   virtual Status reset() = 0;
+};
+
+// The typed API: an export bound to a C++ signature, checked once, called
+// without allocation (compare Wasmtime's TypedFunc). Parameter and result
+// types: int32_t/uint32_t (i32), int64_t/uint64_t (i64), float (f32),
+// double (f64); R may be void.
+//
+//   auto fib = TypedFunc<int32_t(int32_t)>::bind(*inst, "fib").value();
+//   int32_t r; uint64_t fuel_used;
+//   TrapKind k = fib.call(&r, 1'000'000, &fuel_used, 30);
+template <class Sig>
+class TypedFunc;
+
+namespace typed_detail {
+template <class T> constexpr ValType valtype_of();
+template <> constexpr ValType valtype_of<int32_t>() { return ValType::kI32; }
+template <> constexpr ValType valtype_of<uint32_t>() { return ValType::kI32; }
+template <> constexpr ValType valtype_of<int64_t>() { return ValType::kI64; }
+template <> constexpr ValType valtype_of<uint64_t>() { return ValType::kI64; }
+template <> constexpr ValType valtype_of<float>() { return ValType::kF32; }
+template <> constexpr ValType valtype_of<double>() { return ValType::kF64; }
+template <class T> uint64_t to_bits(T v) {
+  if constexpr (sizeof(T) == 4) { uint32_t b; __builtin_memcpy(&b, &v, 4); return b; }
+  else { uint64_t b; __builtin_memcpy(&b, &v, 8); return b; }
+}
+template <class T> T from_bits(uint64_t s) {
+  T v;
+  if constexpr (sizeof(T) == 4) { uint32_t b = static_cast<uint32_t>(s); __builtin_memcpy(&v, &b, 4); }
+  else { __builtin_memcpy(&v, &s, 8); }
+  return v;
+}
+}  // namespace typed_detail
+
+template <class R, class... A>
+class TypedFunc<R(A...)> {
+ public:
+  // Binds an export; fails (kInvalidArgument) if the signature differs.
+  static Result<TypedFunc> bind(Instance& instance, std::string_view name) {
+    auto idx = instance.module().export_index(name);
+    if (!idx) return Status::not_found("no exported function \"" + std::string(name) + "\"");
+    FuncType want{{typed_detail::valtype_of<A>()...}, {}};
+    if constexpr (!std::is_void_v<R>) want.results.push_back(typed_detail::valtype_of<R>());
+    const FuncType& have = instance.module().exports()[*idx].type;
+    if (have != want)
+      return Status::invalid("export \"" + std::string(name) + "\" has type " + have.to_string() + ", not " +
+                             want.to_string());
+    return TypedFunc(instance, *idx);
+  }
+  // Runs the export. On success (kNone) *result is written (unless R is void);
+  // fuel_used is written in every case.
+  template <class Out = R>
+  TrapKind call(Out* result, uint64_t fuel, uint64_t* fuel_used, A... args) const {
+    uint64_t slots[sizeof...(A) > 0 ? sizeof...(A) : 1] = {typed_detail::to_bits(args)...};
+    TrapKind k = instance_->call_raw(index_, slots, fuel, fuel_used);
+    if constexpr (!std::is_void_v<R>) {
+      if (k == TrapKind::kNone) *result = typed_detail::from_bits<R>(slots[0]);
+    }
+    return k;
+  }
+
+ private:
+  TypedFunc(Instance& instance, uint32_t index) : instance_(&instance), index_(index) {}
+  Instance* instance_;
+  uint32_t index_;
 };
 
 class Engine {

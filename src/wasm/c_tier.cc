@@ -487,6 +487,7 @@ class CInstance final : public Instance {
   Status setup() {
     generation_ = module_->slot->generation.load(std::memory_order_acquire);
     code_ = module_->slot->get();
+    stack_needed_ = required_stack_bytes(module_->prep->call_depth_max);
     inst_ = std::calloc(1, code_->instance_size());
     if (!inst_) return Status::io("out of memory allocating an instance");
     ThreadState& ts = thread_state();
@@ -500,13 +501,16 @@ class CInstance final : public Instance {
                            std::to_string(limits_.memory_bytes_max) + ")");
     ensure_signal_handling();
     sigjmp_buf jb;
+    t_guest.jmp = &jb;
+    t_guest.mem_lo = t_guest.mem_hi = 0;
     int code = sigsetjmp(jb, 0);
     if (code == 0) {
-      set_guest_state(&jb, 0, 0);
+      t_guest.in_guest = 1;
       code_->instantiate(inst_, this);
-      clear_guest_state();
-    } else {
-      clear_guest_state();
+    }
+    t_guest.in_guest = 0;
+    t_guest.jmp = nullptr;
+    if (code != 0) {
       std::free(inst_);
       inst_ = nullptr;
       return Status::io("instantiation failed (out of memory or address space)");
@@ -660,10 +664,13 @@ class CInstance final : public Instance {
 
   TrapKind run(bool start, uint64_t* slots, uint64_t fuel, uint64_t* fuel_used, uint32_t deadline_ms,
                uint32_t index = 0) {
-    size_t need = required_stack_bytes(module_->prep->call_depth_max);
-    if (stack_remaining_bytes() < need) {
+    GuestTls& g = t_guest;
+    if (__builtin_expect(!g.altstack_ready, 0)) ensure_signal_handling();
+    char here;
+    if (__builtin_expect(reinterpret_cast<uintptr_t>(&here) - g.stack_lo < stack_needed_, 0)) {
       TrapKind k = TrapKind::kNone;
-      run_on_big_stack([&] { k = run_here(start, slots, fuel, fuel_used, deadline_ms, index); }, need + (8u << 20));
+      run_on_big_stack([&] { k = run_here(start, slots, fuel, fuel_used, deadline_ms, index); },
+                       stack_needed_ + (8u << 20));
       return k;
     }
     return run_here(start, slots, fuel, fuel_used, deadline_ms, index);
@@ -671,8 +678,9 @@ class CInstance final : public Instance {
 
   TrapKind run_here(bool start, uint64_t* slots, uint64_t fuel, uint64_t* fuel_used, uint32_t deadline_ms,
                     uint32_t index) {
+    GuestTls& g = t_guest;
+    if (__builtin_expect(!g.altstack_ready, 0)) ensure_signal_handling();
     maybe_upgrade();
-    ensure_signal_handling();
     uint64_t first = fuel < kFuelSliceUnits ? fuel : kFuelSliceUnits;
     *fuel_ = first;
     *bank_ = fuel - first;
@@ -686,14 +694,16 @@ class CInstance final : public Instance {
     }
     ExportFn fn = start ? code_->start : code_->exports[index];
     sigjmp_buf jb;
-    volatile int code = sigsetjmp(jb, 0);
+    g.jmp = &jb;
+    g.mem_lo = mem_lo_;
+    g.mem_hi = mem_hi_;
+    int code = sigsetjmp(jb, 0);
     if (code == 0) {
-      set_guest_state(&jb, mem_lo_, mem_hi_);
+      g.in_guest = 1;
       fn(inst_, slots);
-      clear_guest_state();
-    } else {
-      clear_guest_state();
     }
+    g.in_guest = 0;
+    g.jmp = nullptr;
     TrapKind k = code == 0 ? TrapKind::kNone : classify_rt_trap(code, *trap_);
     int64_t remaining = static_cast<int64_t>(*fuel_ + *bank_);
     *fuel_used = fuel_used_after(fuel, remaining, k);
@@ -731,6 +741,7 @@ class CInstance final : public Instance {
   wasm_rt_memory_t* mem_ = nullptr;
   uintptr_t mem_lo_ = 0, mem_hi_ = 0;
   size_t image_mapped_ = 0;
+  size_t stack_needed_ = 0;
 };
 
 }  // namespace

@@ -16,20 +16,12 @@
 
 namespace covenant::wasm {
 
+thread_local GuestTls t_guest;
+
 void rt_host_call(void* ctx, uint32_t import_index, uint64_t* slots);  // c_tier.cc
 
 namespace {
 
-// The signal handler reads only this POD thread-local (no lazy initialisation,
-// so touching it from a handler is async-signal-safe).
-struct SignalState {
-  sigjmp_buf* jmp;
-  int in_guest;
-  uintptr_t mem_lo, mem_hi;
-  uintptr_t stack_lo, stack_hi;
-  int altstack_ready;
-};
-thread_local SignalState t_sig;
 thread_local ThreadState t_state;
 
 struct sigaction g_old_segv, g_old_bus;
@@ -51,7 +43,7 @@ void chain(int sig, siginfo_t* si, void* uc) {
 }
 
 void on_fault(int sig, siginfo_t* si, void* uc) {
-  SignalState& s = t_sig;
+  GuestTls& s = t_guest;
   if (s.in_guest && s.jmp) {
     uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
     int code = -1;
@@ -102,7 +94,7 @@ uint8_t* reserve() {
 }
 
 void rt_trap(int code) {
-  SignalState& s = t_sig;
+  GuestTls& s = t_guest;
   if (!s.jmp) {
     std::fprintf(stderr, "covenant: trap %d outside a guest call\n", code);
     std::abort();
@@ -219,7 +211,7 @@ ThreadState& thread_state() { return t_state; }
 
 void ensure_signal_handling() {
   std::call_once(g_handler_once, install_handler);
-  SignalState& s = t_sig;
+  GuestTls& s = t_guest;
   if (s.altstack_ready) return;
   // An alternate stack so that a native stack overflow can still be handled.
   stack_t ss;
@@ -257,7 +249,7 @@ size_t stack_remaining_bytes() {
   ensure_signal_handling();
   char here;
   uintptr_t sp = reinterpret_cast<uintptr_t>(&here);
-  return sp > t_sig.stack_lo ? sp - t_sig.stack_lo : 0;
+  return sp > t_guest.stack_lo ? sp - t_guest.stack_lo : 0;
 }
 
 TrapKind classify_rt_trap(int code, uint32_t reason) {
@@ -281,18 +273,6 @@ TrapKind classify_rt_trap(int code, uint32_t reason) {
     case kRtStackGuard: return TrapKind::kStackExhausted;
     default: return TrapKind::kHost;
   }
-}
-
-// Exposed for GuestCall (c_tier.cc).
-void set_guest_state(sigjmp_buf* jmp, uintptr_t mem_lo, uintptr_t mem_hi) {
-  t_sig.jmp = jmp;
-  t_sig.mem_lo = mem_lo;
-  t_sig.mem_hi = mem_hi;
-  t_sig.in_guest = 1;
-}
-void clear_guest_state() {
-  t_sig.in_guest = 0;
-  t_sig.jmp = nullptr;
 }
 
 }  // namespace covenant::wasm

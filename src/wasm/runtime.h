@@ -75,9 +75,17 @@ TrapKind classify_rt_trap(int code, uint32_t reason);
 // static offset, plus a guard for the widest access.
 inline constexpr uint64_t kReservationBytes = (8ull << 30) + (64u << 10);
 
-// Marks this thread as running guest code that unwinds to `jmp` on a trap and
-// whose linear memory reservation is [mem_lo, mem_hi).
-void set_guest_state(sigjmp_buf* jmp, uintptr_t mem_lo, uintptr_t mem_hi);
-void clear_guest_state();
+// What the fault handler reads: a POD thread-local (no lazy initialisation, so
+// reading it in a signal handler is async-signal-safe and the hot path can
+// touch it without a TLS wrapper call).
+struct GuestTls {
+  sigjmp_buf* jmp;
+  int in_guest;
+  uintptr_t mem_lo, mem_hi;
+  uintptr_t stack_lo, stack_hi;
+  int altstack_ready;
+};
+extern thread_local GuestTls t_guest;
+
 
 }  // namespace covenant::wasm
