@@ -628,7 +628,8 @@ class CInstance final : public Instance {
       res = HostResult::trap("host function threw");
     }
     if (res.trapped) {
-      thread_state().host_message = e->module + "." + e->field + ": " + res.message;
+      // Kept on the instance, not the thread: a call may run on a helper thread.
+      host_message_ = e->module + "." + e->field + ": " + res.message;
       return true;
     }
     for (size_t i = 0; i < t.results.size(); ++i) slots[i] = r[i].bits;
@@ -637,7 +638,7 @@ class CInstance final : public Instance {
 
   std::string trap_message(TrapKind k) const {
     switch (k) {
-      case TrapKind::kHost: return thread_state().host_message;
+      case TrapKind::kHost: return host_message_;
       case TrapKind::kOutOfFuel: return "out of fuel";
       case TrapKind::kDeadline: return "deadline exceeded";
       case TrapKind::kStackExhausted: return "call stack exhausted (call_depth_max " + std::to_string(module_->prep->call_depth_max) + ")";
@@ -742,6 +743,7 @@ class CInstance final : public Instance {
   uintptr_t mem_lo_ = 0, mem_hi_ = 0;
   size_t image_mapped_ = 0;
   size_t stack_needed_ = 0;
+  std::string host_message_;
 };
 
 }  // namespace

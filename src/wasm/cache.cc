@@ -298,11 +298,11 @@ Result<std::string> ArtifactCache::build(const std::string& key, const std::stri
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
     progress("compiled in " + std::to_string(ms) + " ms; artifact " + final_path);
   }
-  evict();
+  evict(final_path);
   return final_path;
 }
 
-void ArtifactCache::evict() const {
+void ArtifactCache::evict(const std::string& keep) const {
   struct Entry {
     fs::path path;
     uint64_t size;
@@ -313,13 +313,16 @@ void ArtifactCache::evict() const {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir_, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (!it->is_regular_file(ec) || it->path().extension() != ".so") continue;
+    if (!it->is_regular_file(ec) || it->path().extension() != ".so" || it->path() == keep) continue;
     uint64_t size = it->file_size(ec);
     auto mtime = it->last_write_time(ec);
     if (ec) continue;
     entries.push_back({it->path(), size, mtime});
     total += size;
   }
+  uint64_t kept = 0;
+  if (std::error_code e2; fs::exists(keep, e2)) kept = fs::file_size(keep, e2);
+  total += kept;
   if (total <= config_.cache_size_bytes_max) return;
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.mtime < b.mtime; });
   for (const auto& e : entries) {

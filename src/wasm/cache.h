@@ -48,8 +48,9 @@ class ArtifactCache {
   // Compiles C source with the configured compiler and publishes the artifact.
   Result<std::string> build(const std::string& key, const std::string& c_source, const Progress& progress) const;
 
-  // Removes least recently used artifacts until the total is under the bound.
-  void evict() const;
+  // Removes least recently used artifacts until the total is under the bound,
+  // never the one at `keep` (the artifact just published).
+  void evict(const std::string& keep) const;
 
  private:
   std::string dir_;

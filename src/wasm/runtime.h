@@ -56,7 +56,6 @@ struct ThreadState {
   // Limits applied by allocate_memory during instantiation.
   uint32_t memory_pages_cap = 65536;
   uint32_t table_elements_cap = 1u << 20;
-  std::string host_message;  // message of the last host trap
 };
 ThreadState& thread_state();
 

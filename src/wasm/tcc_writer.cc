@@ -1,0 +1,1161 @@
+#include "wasm/tcc_writer.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include "wabt/binary-reader-ir.h"
+#include "wabt/cast.h"
+#include "wabt/ir.h"
+#include "wabt/validator.h"
+#include "wasm/wabt_util.h"
+
+namespace covenant::wasm {
+namespace {
+
+using wabt::Expr;
+using wabt::ExprList;
+using wabt::ExprType;
+using wabt::Index;
+using wabt::Opcode;
+using wabt::Type;
+
+// The prelude: everything the unit needs, no system header. Layouts of the
+// wasm_rt_* types are those of wasm-rt.h (wabt 1.0.32), which runtime.cc uses.
+const char* kPrelude = R"C(
+typedef unsigned char u8; typedef signed char s8;
+typedef unsigned short u16; typedef short s16;
+typedef unsigned int u32; typedef int s32;
+typedef unsigned long long u64; typedef long long s64;
+typedef float f32; typedef double f64;
+typedef unsigned long cv_size_t;
+typedef struct { u8* data; u32 pages, max_pages; u32 size; } wasm_rt_memory_t;
+typedef struct { u32 func_type; void (*func)(void); void* module_instance; } wasm_rt_funcref_t;
+typedef struct { wasm_rt_funcref_t* data; u32 max_size; u32 size; } wasm_rt_funcref_table_t;
+typedef struct covenant_rt_t {
+  void (*trap)(int);
+  void (*allocate_memory)(wasm_rt_memory_t*, u32, u32);
+  u32 (*grow_memory)(wasm_rt_memory_t*, u32);
+  void (*free_memory)(wasm_rt_memory_t*);
+  void (*allocate_funcref_table)(wasm_rt_funcref_table_t*, u32, u32);
+  void (*free_funcref_table)(wasm_rt_funcref_table_t*);
+  u32 (*grow_funcref_table)(wasm_rt_funcref_table_t*, u32, wasm_rt_funcref_t);
+  void (*host_call)(void*, u32, u64*);
+} covenant_rt_t;
+covenant_rt_t covenant_rt;
+float floorf(float); float ceilf(float); float truncf(float); float nearbyintf(float); float sqrtf(float);
+double floor(double); double ceil(double); double trunc(double); double nearbyint(double); double sqrt(double);
+static void cv_trap(int c) { covenant_rt.trap(c); }
+static u32 cv_clz32(u32 x) { u32 r; if (!x) return 32; __asm__("bsrl %1, %0" : "=r"(r) : "r"(x)); return 31 - r; }
+static u64 cv_clz64(u64 x) { u64 r; if (!x) return 64; __asm__("bsrq %1, %0" : "=r"(r) : "r"(x)); return 63 - r; }
+static u32 cv_ctz32(u32 x) { u32 r; if (!x) return 32; __asm__("bsfl %1, %0" : "=r"(r) : "r"(x)); return r; }
+static u64 cv_ctz64(u64 x) { u64 r; if (!x) return 64; __asm__("bsfq %1, %0" : "=r"(r) : "r"(x)); return r; }
+static u32 cv_popcnt32(u32 x) { x = x - ((x >> 1) & 0x55555555u); x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u); return (((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24; }
+static u64 cv_popcnt64(u64 x) { return cv_popcnt32((u32)x) + cv_popcnt32((u32)(x >> 32)); }
+typedef union { u32 i; f32 f; } cv_u32f; typedef union { u64 i; f64 f; } cv_u64f;
+static u32 cv_f32_bits(f32 v) { cv_u32f u; u.f = v; return u.i; }
+static u64 cv_f64_bits(f64 v) { cv_u64f u; u.f = v; return u.i; }
+static f32 cv_bits_f32(u32 b) { cv_u32f u; u.i = b; return u.f; }
+static f64 cv_bits_f64(u64 b) { cv_u64f u; u.i = b; return u.f; }
+/* Exact min/max as wasm2c's FMIN/FMAX (a NaN result is canonicalised by the metered module). */
+static f32 cv_fminf(f32 x, f32 y) { if (x != x || y != y) return cv_bits_f32(0x7fc00000u); if (x == 0 && y == 0) return (cv_f32_bits(x) >> 31) ? x : y; return x < y ? x : y; }
+static f32 cv_fmaxf(f32 x, f32 y) { if (x != x || y != y) return cv_bits_f32(0x7fc00000u); if (x == 0 && y == 0) return (cv_f32_bits(x) >> 31) ? y : x; return x > y ? x : y; }
+static f64 cv_fmin(f64 x, f64 y) { if (x != x || y != y) return cv_bits_f64(0x7ff8000000000000ull); if (x == 0 && y == 0) return (cv_f64_bits(x) >> 63) ? x : y; return x < y ? x : y; }
+static f64 cv_fmax(f64 x, f64 y) { if (x != x || y != y) return cv_bits_f64(0x7ff8000000000000ull); if (x == 0 && y == 0) return (cv_f64_bits(x) >> 63) ? y : x; return x > y ? x : y; }
+static f32 cv_copysignf(f32 x, f32 y) { return cv_bits_f32((cv_f32_bits(x) & 0x7fffffffu) | (cv_f32_bits(y) & 0x80000000u)); }
+static f64 cv_copysign(f64 x, f64 y) { return cv_bits_f64((cv_f64_bits(x) & 0x7fffffffffffffffull) | (cv_f64_bits(y) & 0x8000000000000000ull)); }
+/* Unsigned 64-bit conversions done by hand (single rounding; no libtcc1 helpers). */
+static f32 cv_u64_f32(u64 x) { if (!(x >> 63)) return (f32)(s64)x; return (f32)(s64)((x >> 1) | (x & 1)) * 2.0f; }
+static f64 cv_u64_f64(u64 x) { if (!(x >> 63)) return (f64)(s64)x; return (f64)(s64)((x >> 1) | (x & 1)) * 2.0; }
+static u64 cv_f64_u64(f64 x) { if (x < 9223372036854775808.0) return (u64)(s64)x; return (u64)(s64)(x - 9223372036854775808.0) ^ 0x8000000000000000ull; }
+static u64 cv_f32_u64(f32 x) { if (x < 9223372036854775808.0f) return (u64)(s64)x; return (u64)(s64)(x - 9223372036854775808.0f) ^ 0x8000000000000000ull; }
+/* Saturating conversions (wasm2c's TRUNC_SAT_*). */
+static u32 cv_sat_i32_f32_s(f32 x) { if (x != x) return 0; if (!(x >= -2147483648.0f)) return 0x80000000u; if (!(x < 2147483648.0f)) return 0x7fffffffu; return (u32)(s32)x; }
+static u32 cv_sat_i32_f64_s(f64 x) { if (x != x) return 0; if (!(x > -2147483649.0)) return 0x80000000u; if (!(x < 2147483648.0)) return 0x7fffffffu; return (u32)(s32)x; }
+static u32 cv_sat_i32_f32_u(f32 x) { if (x != x) return 0; if (!(x > -1.0f)) return 0; if (!(x < 4294967296.0f)) return 0xffffffffu; return (u32)(s64)x; }
+static u32 cv_sat_i32_f64_u(f64 x) { if (x != x) return 0; if (!(x > -1.0)) return 0; if (!(x < 4294967296.0)) return 0xffffffffu; return (u32)(s64)x; }
+static u64 cv_sat_i64_f32_s(f32 x) { if (x != x) return 0; if (!(x >= -9223372036854775808.0f)) return 0x8000000000000000ull; if (!(x < 9223372036854775808.0f)) return 0x7fffffffffffffffull; return (u64)(s64)x; }
+static u64 cv_sat_i64_f64_s(f64 x) { if (x != x) return 0; if (!(x >= -9223372036854775808.0)) return 0x8000000000000000ull; if (!(x < 9223372036854775808.0)) return 0x7fffffffffffffffull; return (u64)(s64)x; }
+static u64 cv_sat_i64_f32_u(f32 x) { if (x != x) return 0; if (!(x > -1.0f)) return 0; if (!(x < 18446744073709551616.0f)) return 0xffffffffffffffffull; return cv_f32_u64(x); }
+static u64 cv_sat_i64_f64_u(f64 x) { if (x != x) return 0; if (!(x > -1.0)) return 0; if (!(x < 18446744073709551616.0)) return 0xffffffffffffffffull; return cv_f64_u64(x); }
+)C";
+
+const char* ctype(Type t) {
+  switch (t) {
+    case Type::I32: return "u32";
+    case Type::I64: return "u64";
+    case Type::F32: return "f32";
+    case Type::F64: return "f64";
+    default: return "void";
+  }
+}
+
+struct Unsupported {
+  std::string what;
+};
+
+// A value on the Wasm operand stack, held as a side-effect-free C expression.
+struct Val {
+  enum Kind { kConst, kTemp, kExpr } kind = kExpr;
+  std::string e;
+  Type t = Type::I32;
+  bool mem = false;   // reads memory (may trap out of bounds) or its size
+  bool glob = false;  // reads a global
+  std::vector<Index> locals;  // locals it reads
+  std::vector<int> temps;     // pooled temps it references (released when consumed)
+  int depth = 0;              // expression nesting, bounded for tcc's parser
+};
+
+struct Label {
+  int id;
+  bool loop;
+  Type result;  // Void or one type
+  size_t height;
+  bool used = false;
+  bool function = false;
+};
+
+class FuncWriter {
+ public:
+  FuncWriter(const wabt::Module& m, const wabt::Func& f, Index func_index, Index cvint_global,
+             std::map<std::string, int>& fconsts, std::map<std::vector<Type>, uint32_t>& type_ids)
+      : m_(m), f_(f), func_index_(func_index), cvint_(cvint_global), fconsts_(fconsts), type_ids_(type_ids) {}
+
+  std::string write() {
+    const auto& sig = f_.decl.sig;
+    if (sig.result_types.size() > 1) throw Unsupported{"multi-value function results"};
+    result_ = sig.result_types.empty() ? Type::Void : sig.result_types[0];
+    Label fl{next_label_++, false, result_, 0};
+    fl.function = true;
+    labels_.push_back(fl);
+    bool reachable = list(f_.exprs);
+    if (reachable) {
+      if (result_ != Type::Void) {
+        Val v = pop();
+        line("return " + v.e + ";");
+      } else {
+        line("return;");
+      }
+    }
+    std::ostringstream out;
+    out << header() << " {\n";
+    Index np = f_.GetNumParams();
+    for (Index i = np; i < f_.GetNumParamsAndLocals(); ++i)
+      out << "  " << ctype(f_.GetLocalType(i)) << " l" << i << " = 0;\n";
+    if (uses_mem_) out << "  u8* M = I->mem.data;\n";
+    for (size_t i = 0; i < temp_types_.size(); ++i) out << "  " << ctype(temp_types_[i]) << " t" << i << ";\n";
+    for (auto& [id, t] : block_vars_) out << "  " << ctype(t) << " b" << id << ";\n";
+    out << body_.str() << "}\n";
+    return out.str();
+  }
+
+  std::string header() const {
+    std::ostringstream h;
+    const auto& sig = f_.decl.sig;
+    h << "static " << ctype(sig.result_types.empty() ? Type::Void : sig.result_types[0]) << " f" << func_index_
+      << "(Inst* I";
+    for (Index i = 0; i < sig.param_types.size(); ++i) h << ", " << ctype(sig.param_types[i]) << " l" << i;
+    h << ")";
+    return h.str();
+  }
+
+ private:
+  // ---- emission helpers
+  void line(const std::string& s) { body_ << "  " << s << "\n"; }
+
+  int alloc_temp(Type t) {
+    auto& fl = free_[t];
+    if (!fl.empty()) {
+      int id = fl.back();
+      fl.pop_back();
+      return id;
+    }
+    temp_types_.push_back(t);
+    return static_cast<int>(temp_types_.size() - 1);
+  }
+  void release(Val& v) {
+    for (int id : v.temps) free_[temp_types_[id]].push_back(id);
+    v.temps.clear();
+  }
+
+  static bool reads_local(const Val& v, Index l) {
+    for (Index x : v.locals)
+      if (x == l) return true;
+    return false;
+  }
+
+  // Evaluates v now into a temp (unless it is a constant or a temp already).
+  void materialize(Val& v) {
+    if (v.kind != Val::kExpr) return;
+    int id = alloc_temp(v.t);
+    line("t" + std::to_string(id) + " = " + v.e + ";");
+    release(v);
+    Val n;
+    n.kind = Val::kTemp;
+    n.e = "t" + std::to_string(id);
+    n.t = v.t;
+    n.temps = {id};
+    v = std::move(n);
+  }
+
+  template <class P>
+  void flush_if(P pred) {
+    for (Val& v : stack_)
+      if (v.kind == Val::kExpr && pred(v)) materialize(v);
+  }
+  void flush_all() { flush_if([](const Val&) { return true; }); }
+  void flush_mem() { flush_if([](const Val& v) { return v.mem; }); }
+  void flush_mem_glob() { flush_if([](const Val& v) { return v.mem || v.glob; }); }
+
+  Val pop() {
+    if (stack_.empty()) throw Unsupported{"operand stack underflow (internal)"};
+    Val v = std::move(stack_.back());
+    stack_.pop_back();
+    return v;
+  }
+  void push(Val v) {
+    if (v.kind == Val::kExpr && (v.depth > 24 || v.e.size() > 1500)) {
+      stack_.push_back(std::move(v));
+      materialize(stack_.back());
+      return;
+    }
+    stack_.push_back(std::move(v));
+  }
+
+  static Val combine(Type t, std::string e, std::initializer_list<const Val*> parts) {
+    Val r;
+    r.t = t;
+    r.e = std::move(e);
+    for (const Val* p : parts) {
+      r.mem |= p->mem;
+      r.glob |= p->glob;
+      r.locals.insert(r.locals.end(), p->locals.begin(), p->locals.end());
+      r.temps.insert(r.temps.end(), p->temps.begin(), p->temps.end());
+      r.depth = std::max(r.depth, p->depth + 1);
+    }
+    return r;
+  }
+
+  Val konst(Type t, const std::string& e) {
+    Val v;
+    v.kind = Val::kConst;
+    v.t = t;
+    v.e = e;
+    return v;
+  }
+
+  std::string fconst(bool f64, uint64_t bits) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%s%016" PRIx64, f64 ? "D" : "F", bits);
+    auto it = fconsts_.find(buf);
+    int id;
+    if (it == fconsts_.end()) {
+      id = static_cast<int>(fconsts_.size());
+      fconsts_.emplace(buf, id);
+    } else {
+      id = it->second;
+    }
+    return "cvk" + std::to_string(id) + (f64 ? ".f" : ".f");
+  }
+
+  Val constant(const wabt::Const& c) {
+    char buf[64];
+    switch (c.type()) {
+      case Type::I32:
+        std::snprintf(buf, sizeof buf, "%uu", c.u32());
+        return konst(Type::I32, buf);
+      case Type::I64:
+        std::snprintf(buf, sizeof buf, "%" PRIu64 "ull", c.u64());
+        return konst(Type::I64, buf);
+      case Type::F32: return konst(Type::F32, fconst(false, c.f32_bits()));
+      case Type::F64: return konst(Type::F64, fconst(true, c.f64_bits()));
+      default: throw Unsupported{"constant of a non-numeric type"};
+    }
+  }
+
+  // A value usable twice in one expression without re-evaluating work.
+  Val& simple(Val& v) {
+    if (v.kind == Val::kExpr) materialize(v);
+    return v;
+  }
+
+  Label& target(Index depth) {
+    if (depth >= labels_.size()) throw Unsupported{"branch depth out of range (internal)"};
+    return labels_[labels_.size() - 1 - depth];
+  }
+
+  // Emits the jump to `l` (value already assigned).
+  std::string jump(Label& l, const Val* v) {
+    l.used = true;
+    if (l.function) return v ? "return " + v->e + ";" : "return;";
+    std::string s;
+    if (v && !l.loop) s = "b" + std::to_string(l.id) + " = " + v->e + "; ";
+    s += l.loop ? "goto L" + std::to_string(l.id) + ";" : "goto E" + std::to_string(l.id) + ";";
+    return s;
+  }
+
+  Type block_result(const wabt::BlockDeclaration& d) {
+    if (!d.sig.param_types.empty() || d.sig.result_types.size() > 1) throw Unsupported{"multi-value blocks"};
+    return d.sig.result_types.empty() ? Type::Void : d.sig.result_types[0];
+  }
+
+  Val block_var(int id, Type t) {
+    Val v;
+    v.kind = Val::kTemp;
+    v.t = t;
+    v.e = "b" + std::to_string(id);
+    return v;
+  }
+
+  // Returns whether the end of the list is reachable.
+  bool list(const ExprList& exprs) {
+    for (const Expr& e : exprs)
+      if (!expr(e)) return false;
+    return true;
+  }
+
+  bool block(const wabt::Block& b, bool loop) {
+    Type rt = block_result(b.decl);
+    flush_all();
+    int id = next_label_++;
+    labels_.push_back(Label{id, loop, rt, stack_.size()});
+    if (rt != Type::Void) block_vars_.emplace_back(id, rt);
+    if (loop) body_ << "L" << id << ":;\n";
+    bool reach = list(b.exprs);
+    Label l = labels_.back();
+    labels_.pop_back();
+    if (reach && rt != Type::Void) {
+      Val v = pop();
+      line("b" + std::to_string(id) + " = " + v.e + ";");
+      release(v);
+    }
+    truncate(l.height);
+    if (!loop && l.used) body_ << "E" << id << ":;\n";
+    reach = reach || (!loop && l.used);
+    if (reach && rt != Type::Void) push(block_var(id, rt));
+    return reach;
+  }
+
+  void truncate(size_t h) {
+    while (stack_.size() > h) stack_.pop_back();  // unreachable leftovers: temps leak, harmless
+  }
+
+  bool if_(const wabt::IfExpr& e) {
+    Type rt = block_result(e.true_.decl);
+    Val c = pop();
+    flush_all();
+    int id = next_label_++;
+    size_t h = stack_.size();
+    labels_.push_back(Label{id, false, rt, h});
+    if (rt != Type::Void) block_vars_.emplace_back(id, rt);
+    line("if (" + c.e + ") {");
+    release(c);
+    bool r1 = list(e.true_.exprs);
+    if (r1 && rt != Type::Void) {
+      Val v = pop();
+      line("b" + std::to_string(id) + " = " + v.e + ";");
+      release(v);
+    }
+    truncate(h);
+    bool r2 = true;
+    if (!e.false_.empty() || rt != Type::Void) {
+      line("} else {");
+      r2 = list(e.false_);
+      if (r2 && rt != Type::Void) {
+        Val v = pop();
+        line("b" + std::to_string(id) + " = " + v.e + ";");
+        release(v);
+      }
+      truncate(h);
+    }
+    line("}");
+    Label l = labels_.back();
+    labels_.pop_back();
+    if (l.used) body_ << "E" << id << ":;\n";
+    bool reach = r1 || r2 || l.used;
+    if (reach && rt != Type::Void) push(block_var(id, rt));
+    return reach;
+  }
+
+  std::string addr(const Val& a, uint64_t offset) {
+    uses_mem_ = true;
+    std::string s = "(M + " + a.e;
+    if (offset) s += " + " + std::to_string(offset) + "ull";
+    return s + ")";
+  }
+
+  void load(const wabt::LoadExpr& e) {
+    Val a = pop();
+    std::string p = addr(a, e.offset);
+    std::string s;
+    Type t;
+    switch (e.opcode) {
+      case Opcode::I32Load: t = Type::I32; s = "*(u32*)" + p; break;
+      case Opcode::I64Load: t = Type::I64; s = "*(u64*)" + p; break;
+      case Opcode::F32Load: t = Type::F32; s = "*(f32*)" + p; break;
+      case Opcode::F64Load: t = Type::F64; s = "*(f64*)" + p; break;
+      case Opcode::I32Load8S: t = Type::I32; s = "(u32)(s32)*(s8*)" + p; break;
+      case Opcode::I32Load8U: t = Type::I32; s = "(u32)*(u8*)" + p; break;
+      case Opcode::I32Load16S: t = Type::I32; s = "(u32)(s32)*(s16*)" + p; break;
+      case Opcode::I32Load16U: t = Type::I32; s = "(u32)*(u16*)" + p; break;
+      case Opcode::I64Load8S: t = Type::I64; s = "(u64)(s64)*(s8*)" + p; break;
+      case Opcode::I64Load8U: t = Type::I64; s = "(u64)*(u8*)" + p; break;
+      case Opcode::I64Load16S: t = Type::I64; s = "(u64)(s64)*(s16*)" + p; break;
+      case Opcode::I64Load16U: t = Type::I64; s = "(u64)*(u16*)" + p; break;
+      case Opcode::I64Load32S: t = Type::I64; s = "(u64)(s64)*(s32*)" + p; break;
+      case Opcode::I64Load32U: t = Type::I64; s = "(u64)*(u32*)" + p; break;
+      default: throw Unsupported{std::string("load ") + e.opcode.GetName()};
+    }
+    Val r = combine(t, "(" + s + ")", {&a});
+    r.mem = true;
+    push(std::move(r));
+  }
+
+  void store(const wabt::StoreExpr& e) {
+    Val v = pop();
+    Val a = pop();
+    flush_mem_glob();  // earlier loads first (their traps), and they must see the old contents
+    std::string p = addr(a, e.offset);
+    std::string s;
+    switch (e.opcode) {
+      case Opcode::I32Store: s = "*(u32*)" + p + " = " + v.e; break;
+      case Opcode::I64Store: s = "*(u64*)" + p + " = " + v.e; break;
+      case Opcode::F32Store: s = "*(f32*)" + p + " = " + v.e; break;
+      case Opcode::F64Store: s = "*(f64*)" + p + " = " + v.e; break;
+      case Opcode::I32Store8: case Opcode::I64Store8: s = "*(u8*)" + p + " = (u8)" + v.e; break;
+      case Opcode::I32Store16: case Opcode::I64Store16: s = "*(u16*)" + p + " = (u16)" + v.e; break;
+      case Opcode::I64Store32: s = "*(u32*)" + p + " = (u32)" + v.e; break;
+      default: throw Unsupported{std::string("store ") + e.opcode.GetName()};
+    }
+    // Wasm evaluates the address and value before the store; an out-of-bounds
+    // value load and an out-of-bounds store give the same trap.
+    line(s + ";");
+    release(v);
+    release(a);
+  }
+
+  void binary(Opcode op) {
+    Val b = pop();
+    Val a = pop();
+    const char* o = nullptr;
+    Type t = Type::I32;
+    bool sgn = false;
+    int kind = 0;  // 0 arith, 1 compare (result i32)
+    switch (op) {
+      case Opcode::I32Add: o = "+"; break;
+      case Opcode::I32Sub: o = "-"; break;
+      case Opcode::I32Mul: o = "*"; break;
+      case Opcode::I32And: o = "&"; break;
+      case Opcode::I32Or: o = "|"; break;
+      case Opcode::I32Xor: o = "^"; break;
+      case Opcode::I64Add: o = "+"; t = Type::I64; break;
+      case Opcode::I64Sub: o = "-"; t = Type::I64; break;
+      case Opcode::I64Mul: o = "*"; t = Type::I64; break;
+      case Opcode::I64And: o = "&"; t = Type::I64; break;
+      case Opcode::I64Or: o = "|"; t = Type::I64; break;
+      case Opcode::I64Xor: o = "^"; t = Type::I64; break;
+      case Opcode::F32Add: o = "+"; t = Type::F32; break;
+      case Opcode::F32Sub: o = "-"; t = Type::F32; break;
+      case Opcode::F32Mul: o = "*"; t = Type::F32; break;
+      case Opcode::F32Div: o = "/"; t = Type::F32; break;
+      case Opcode::F64Add: o = "+"; t = Type::F64; break;
+      case Opcode::F64Sub: o = "-"; t = Type::F64; break;
+      case Opcode::F64Mul: o = "*"; t = Type::F64; break;
+      case Opcode::F64Div: o = "/"; t = Type::F64; break;
+      case Opcode::I32Eq: case Opcode::I64Eq: case Opcode::F32Eq: case Opcode::F64Eq: o = "=="; kind = 1; break;
+      case Opcode::I32Ne: case Opcode::I64Ne: case Opcode::F32Ne: case Opcode::F64Ne: o = "!="; kind = 1; break;
+      case Opcode::I32LtU: case Opcode::I64LtU: case Opcode::F32Lt: case Opcode::F64Lt: o = "<"; kind = 1; break;
+      case Opcode::I32GtU: case Opcode::I64GtU: case Opcode::F32Gt: case Opcode::F64Gt: o = ">"; kind = 1; break;
+      case Opcode::I32LeU: case Opcode::I64LeU: case Opcode::F32Le: case Opcode::F64Le: o = "<="; kind = 1; break;
+      case Opcode::I32GeU: case Opcode::I64GeU: case Opcode::F32Ge: case Opcode::F64Ge: o = ">="; kind = 1; break;
+      case Opcode::I32LtS: case Opcode::I64LtS: o = "<"; kind = 1; sgn = true; break;
+      case Opcode::I32GtS: case Opcode::I64GtS: o = ">"; kind = 1; sgn = true; break;
+      case Opcode::I32LeS: case Opcode::I64LeS: o = "<="; kind = 1; sgn = true; break;
+      case Opcode::I32GeS: case Opcode::I64GeS: o = ">="; kind = 1; sgn = true; break;
+      default: break;
+    }
+    if (o) {
+      std::string e;
+      if (kind == 1) {
+        const char* c = !sgn ? "" : a.t == Type::I64 ? "(s64)" : "(s32)";
+        e = std::string("(u32)(") + c + a.e + " " + o + " " + c + b.e + ")";
+        t = Type::I32;
+      } else if (t == Type::I32 || t == Type::I64) {
+        e = std::string("(") + ctype(t) + ")(" + a.e + " " + o + " " + b.e + ")";
+      } else {
+        e = "(" + a.e + " " + o + " " + b.e + ")";
+      }
+      push(combine(t, e, {&a, &b}));
+      return;
+    }
+    bool w64 = a.t == Type::I64;
+    const char* ut = w64 ? "u64" : "u32";
+    const char* st = w64 ? "s64" : "s32";
+    std::string mask = w64 ? "63" : "31";
+    switch (op) {
+      case Opcode::I32Shl: case Opcode::I64Shl:
+        push(combine(a.t, std::string("(") + ut + ")(" + a.e + " << (" + b.e + " & " + mask + "))", {&a, &b}));
+        return;
+      case Opcode::I32ShrU: case Opcode::I64ShrU:
+        push(combine(a.t, "(" + a.e + " >> (" + b.e + " & " + mask + "))", {&a, &b}));
+        return;
+      case Opcode::I32ShrS: case Opcode::I64ShrS:
+        push(combine(a.t, std::string("(") + ut + ")((" + st + ")" + a.e + " >> (" + b.e + " & " + mask + "))", {&a, &b}));
+        return;
+      case Opcode::I32Rotl: case Opcode::I64Rotl:
+      case Opcode::I32Rotr: case Opcode::I64Rotr: {
+        bool left = op == Opcode::I32Rotl || op == Opcode::I64Rotl;
+        // Both operands appear twice: make them cheap first (in Wasm order).
+        stack_.push_back(std::move(a));
+        stack_.push_back(std::move(b));
+        simple(stack_[stack_.size() - 2]);
+        simple(stack_.back());
+        b = pop();
+        a = pop();
+        std::string n = "(" + b.e + " & " + mask + ")";
+        std::string m = "((" + std::string(w64 ? "64" : "32") + " - " + n + ") & " + mask + ")";
+        std::string e = left ? "(" + std::string(ut) + ")((" + a.e + " << " + n + ") | (" + a.e + " >> " + m + "))"
+                             : "(" + std::string(ut) + ")((" + a.e + " >> " + n + ") | (" + a.e + " << " + m + "))";
+        push(combine(a.t, e, {&a, &b}));
+        return;
+      }
+      case Opcode::I32DivS: case Opcode::I64DivS: case Opcode::I32RemS: case Opcode::I64RemS:
+      case Opcode::I32DivU: case Opcode::I64DivU: case Opcode::I32RemU: case Opcode::I64RemU: {
+        bool is_signed = op == Opcode::I32DivS || op == Opcode::I64DivS || op == Opcode::I32RemS || op == Opcode::I64RemS;
+        bool rem = op == Opcode::I32RemS || op == Opcode::I64RemS || op == Opcode::I32RemU || op == Opcode::I64RemU;
+        const char* o2 = rem ? "%" : "/";
+        // A constant divisor other than 0 and -1 cannot trap: plain expression.
+        if (b.kind == Val::kConst) {
+          uint64_t d = std::strtoull(b.e.c_str(), nullptr, 10);
+          uint64_t minus1 = w64 ? ~0ull : 0xffffffffull;
+          if (d != 0 && d != minus1) {
+            std::string e = is_signed ? std::string("(") + ut + ")((" + st + ")" + a.e + " " + o2 + " (" + st + ")" + b.e + ")"
+                                      : std::string("(") + ut + ")(" + a.e + " " + o2 + " " + b.e + ")";
+            push(combine(a.t, e, {&a, &b}));
+            return;
+          }
+        }
+        stack_.push_back(std::move(a));
+        stack_.push_back(std::move(b));
+        flush_mem();  // earlier loads trap first
+        simple(stack_[stack_.size() - 2]);
+        simple(stack_.back());
+        b = pop();
+        a = pop();
+        line("if (" + b.e + " == 0) cv_trap(3);");
+        std::string min = w64 ? "0x8000000000000000ull" : "0x80000000u";
+        std::string m1 = w64 ? "0xffffffffffffffffull" : "0xffffffffu";
+        int id = alloc_temp(a.t);
+        std::string tn = "t" + std::to_string(id);
+        if (is_signed && !rem) {
+          line("if (" + a.e + " == " + min + " && " + b.e + " == " + m1 + ") cv_trap(2);");
+          line(tn + " = (" + ut + ")((" + st + ")" + a.e + " / (" + st + ")" + b.e + ");");
+        } else if (is_signed) {
+          line(tn + " = (" + b.e + " == " + m1 + ") ? 0 : (" + ut + ")((" + st + ")" + a.e + " % (" + st + ")" + b.e + ");");
+        } else {
+          line(tn + " = " + a.e + " " + o2 + " " + b.e + ";");
+        }
+        release(a);
+        release(b);
+        Val r;
+        r.kind = Val::kTemp;
+        r.t = a.t;
+        r.e = tn;
+        r.temps = {id};
+        push(std::move(r));
+        return;
+      }
+      case Opcode::F32Min: push(combine(Type::F32, "cv_fminf(" + a.e + ", " + b.e + ")", {&a, &b})); return;
+      case Opcode::F32Max: push(combine(Type::F32, "cv_fmaxf(" + a.e + ", " + b.e + ")", {&a, &b})); return;
+      case Opcode::F64Min: push(combine(Type::F64, "cv_fmin(" + a.e + ", " + b.e + ")", {&a, &b})); return;
+      case Opcode::F64Max: push(combine(Type::F64, "cv_fmax(" + a.e + ", " + b.e + ")", {&a, &b})); return;
+      case Opcode::F32Copysign: push(combine(Type::F32, "cv_copysignf(" + a.e + ", " + b.e + ")", {&a, &b})); return;
+      case Opcode::F64Copysign: push(combine(Type::F64, "cv_copysign(" + a.e + ", " + b.e + ")", {&a, &b})); return;
+      default: throw Unsupported{std::string("binary ") + op.GetName()};
+    }
+  }
+
+  void unary(Opcode op) {
+    Val a = pop();
+    std::string f;
+    Type t = a.t;
+    switch (op) {
+      case Opcode::I32Eqz: case Opcode::I64Eqz: push(combine(Type::I32, "(u32)(" + a.e + " == 0)", {&a})); return;
+      case Opcode::I32Clz: f = "cv_clz32"; break;
+      case Opcode::I32Ctz: f = "cv_ctz32"; break;
+      case Opcode::I32Popcnt: f = "cv_popcnt32"; break;
+      case Opcode::I64Clz: f = "cv_clz64"; break;
+      case Opcode::I64Ctz: f = "cv_ctz64"; break;
+      case Opcode::I64Popcnt: f = "cv_popcnt64"; break;
+      case Opcode::F32Ceil: f = "ceilf"; break;
+      case Opcode::F32Floor: f = "floorf"; break;
+      case Opcode::F32Trunc: f = "truncf"; break;
+      case Opcode::F32Nearest: f = "nearbyintf"; break;
+      case Opcode::F32Sqrt: f = "sqrtf"; break;
+      case Opcode::F64Ceil: f = "ceil"; break;
+      case Opcode::F64Floor: f = "floor"; break;
+      case Opcode::F64Trunc: f = "trunc"; break;
+      case Opcode::F64Nearest: f = "nearbyint"; break;
+      case Opcode::F64Sqrt: f = "sqrt"; break;
+      case Opcode::F32Neg: push(combine(t, "cv_bits_f32(cv_f32_bits(" + a.e + ") ^ 0x80000000u)", {&a})); return;
+      case Opcode::F32Abs: push(combine(t, "cv_bits_f32(cv_f32_bits(" + a.e + ") & 0x7fffffffu)", {&a})); return;
+      case Opcode::F64Neg: push(combine(t, "cv_bits_f64(cv_f64_bits(" + a.e + ") ^ 0x8000000000000000ull)", {&a})); return;
+      case Opcode::F64Abs: push(combine(t, "cv_bits_f64(cv_f64_bits(" + a.e + ") & 0x7fffffffffffffffull)", {&a})); return;
+      case Opcode::I32Extend8S: push(combine(t, "(u32)(s32)(s8)" + a.e, {&a})); return;
+      case Opcode::I32Extend16S: push(combine(t, "(u32)(s32)(s16)" + a.e, {&a})); return;
+      case Opcode::I64Extend8S: push(combine(t, "(u64)(s64)(s8)" + a.e, {&a})); return;
+      case Opcode::I64Extend16S: push(combine(t, "(u64)(s64)(s16)" + a.e, {&a})); return;
+      case Opcode::I64Extend32S: push(combine(t, "(u64)(s64)(s32)" + a.e, {&a})); return;
+      default: throw Unsupported{std::string("unary ") + op.GetName()};
+    }
+    push(combine(t, f + "(" + a.e + ")", {&a}));
+  }
+
+  // Trapping float -> int truncation (wasm2c's TRUNC_S / TRUNC_U bounds).
+  void trunc_trapping(Opcode op) {
+    bool f64 = op == Opcode::I32TruncF64S || op == Opcode::I32TruncF64U || op == Opcode::I64TruncF64S ||
+               op == Opcode::I64TruncF64U;
+    bool i64 = op == Opcode::I64TruncF32S || op == Opcode::I64TruncF32U || op == Opcode::I64TruncF64S ||
+               op == Opcode::I64TruncF64U;
+    bool sgn = op == Opcode::I32TruncF32S || op == Opcode::I32TruncF64S || op == Opcode::I64TruncF32S ||
+               op == Opcode::I64TruncF64S;
+    flush_mem();
+    Val& top = simple(stack_.back());
+    (void)top;
+    Val a = pop();
+    auto K = [&](double d) {
+      uint64_t bits;
+      if (f64) {
+        std::memcpy(&bits, &d, 8);
+      } else {
+        float fl = static_cast<float>(d);
+        uint32_t b32;
+        std::memcpy(&b32, &fl, 4);
+        bits = b32;
+      }
+      return fconst(f64, bits);
+    };
+    std::string lo_ok, hi;
+    if (sgn) {
+      if (!i64 && f64) lo_ok = a.e + " > " + K(-2147483649.0);
+      else lo_ok = a.e + " >= " + K(i64 ? -9223372036854775808.0 : -2147483648.0);
+      hi = K(i64 ? 9223372036854775808.0 : 2147483648.0);
+    } else {
+      lo_ok = a.e + " > " + K(-1.0);
+      hi = K(i64 ? 18446744073709551616.0 : 4294967296.0);
+    }
+    line("if (" + a.e + " != " + a.e + ") cv_trap(4);");
+    line("if (!(" + lo_ok + " && " + a.e + " < " + hi + ")) cv_trap(2);");
+    Type rt = i64 ? Type::I64 : Type::I32;
+    std::string conv;
+    if (sgn) conv = i64 ? "(u64)(s64)" + a.e : "(u32)(s32)" + a.e;
+    else if (!i64) conv = "(u32)(s64)" + a.e;
+    else conv = std::string(f64 ? "cv_f64_u64(" : "cv_f32_u64(") + a.e + ")";
+    int id = alloc_temp(rt);
+    line("t" + std::to_string(id) + " = " + conv + ";");
+    release(a);
+    Val r;
+    r.kind = Val::kTemp;
+    r.t = rt;
+    r.e = "t" + std::to_string(id);
+    r.temps = {id};
+    push(std::move(r));
+  }
+
+  void convert(Opcode op) {
+    switch (op) {
+      case Opcode::I32TruncF32S: case Opcode::I32TruncF32U: case Opcode::I32TruncF64S: case Opcode::I32TruncF64U:
+      case Opcode::I64TruncF32S: case Opcode::I64TruncF32U: case Opcode::I64TruncF64S: case Opcode::I64TruncF64U:
+        trunc_trapping(op);
+        return;
+      default: break;
+    }
+    Val a = pop();
+    std::string e;
+    Type t;
+    switch (op) {
+      case Opcode::I32WrapI64: t = Type::I32; e = "(u32)" + a.e; break;
+      case Opcode::I64ExtendI32S: t = Type::I64; e = "(u64)(s64)(s32)" + a.e; break;
+      case Opcode::I64ExtendI32U: t = Type::I64; e = "(u64)" + a.e; break;
+      case Opcode::I32TruncSatF32S: t = Type::I32; e = "cv_sat_i32_f32_s(" + a.e + ")"; break;
+      case Opcode::I32TruncSatF32U: t = Type::I32; e = "cv_sat_i32_f32_u(" + a.e + ")"; break;
+      case Opcode::I32TruncSatF64S: t = Type::I32; e = "cv_sat_i32_f64_s(" + a.e + ")"; break;
+      case Opcode::I32TruncSatF64U: t = Type::I32; e = "cv_sat_i32_f64_u(" + a.e + ")"; break;
+      case Opcode::I64TruncSatF32S: t = Type::I64; e = "cv_sat_i64_f32_s(" + a.e + ")"; break;
+      case Opcode::I64TruncSatF32U: t = Type::I64; e = "cv_sat_i64_f32_u(" + a.e + ")"; break;
+      case Opcode::I64TruncSatF64S: t = Type::I64; e = "cv_sat_i64_f64_s(" + a.e + ")"; break;
+      case Opcode::I64TruncSatF64U: t = Type::I64; e = "cv_sat_i64_f64_u(" + a.e + ")"; break;
+      case Opcode::F32ConvertI32S: t = Type::F32; e = "(f32)(s32)" + a.e; break;
+      case Opcode::F32ConvertI32U: t = Type::F32; e = "(f32)(s64)(u64)" + a.e; break;
+      case Opcode::F32ConvertI64S: t = Type::F32; e = "(f32)(s64)" + a.e; break;
+      case Opcode::F32ConvertI64U: t = Type::F32; e = "cv_u64_f32(" + a.e + ")"; break;
+      case Opcode::F64ConvertI32S: t = Type::F64; e = "(f64)(s32)" + a.e; break;
+      case Opcode::F64ConvertI32U: t = Type::F64; e = "(f64)(s64)(u64)" + a.e; break;
+      case Opcode::F64ConvertI64S: t = Type::F64; e = "(f64)(s64)" + a.e; break;
+      case Opcode::F64ConvertI64U: t = Type::F64; e = "cv_u64_f64(" + a.e + ")"; break;
+      case Opcode::F32DemoteF64: t = Type::F32; e = "(f32)" + a.e; break;
+      case Opcode::F64PromoteF32: t = Type::F64; e = "(f64)" + a.e; break;
+      case Opcode::I32ReinterpretF32: t = Type::I32; e = "cv_f32_bits(" + a.e + ")"; break;
+      case Opcode::I64ReinterpretF64: t = Type::I64; e = "cv_f64_bits(" + a.e + ")"; break;
+      case Opcode::F32ReinterpretI32: t = Type::F32; e = "cv_bits_f32(" + a.e + ")"; break;
+      case Opcode::F64ReinterpretI64: t = Type::F64; e = "cv_bits_f64(" + a.e + ")"; break;
+      default: throw Unsupported{std::string("conversion ") + op.GetName()};
+    }
+    push(combine(t, "(" + e + ")", {&a}));
+  }
+
+  // Pops the arguments of a call with `sig` and returns "I, a0, a1...".
+  std::string call_args(const wabt::FuncSignature& sig) {
+    std::vector<Val> args(sig.param_types.size());
+    for (size_t i = args.size(); i-- > 0;) args[i] = pop();
+    std::string s = "I";
+    for (Val& v : args) {
+      s += ", " + v.e;
+      release(v);
+    }
+    return s;
+  }
+
+  void finish_call(const wabt::FuncSignature& sig, const std::string& call) {
+    if (sig.result_types.size() > 1) throw Unsupported{"multi-value calls"};
+    if (sig.result_types.empty()) {
+      line(call + ";");
+      return;
+    }
+    Type rt = sig.result_types[0];
+    int id = alloc_temp(rt);
+    line("t" + std::to_string(id) + " = " + call + ";");
+    Val r;
+    r.kind = Val::kTemp;
+    r.t = rt;
+    r.e = "t" + std::to_string(id);
+    r.temps = {id};
+    push(std::move(r));
+  }
+
+  bool expr(const Expr& e) {
+    switch (e.type()) {
+      case ExprType::Nop: return true;
+      case ExprType::Unreachable:
+        flush_mem();
+        line("cv_trap(5);");
+        return false;
+      case ExprType::Const: push(constant(wabt::cast<wabt::ConstExpr>(&e)->const_)); return true;
+      case ExprType::LocalGet: {
+        Index l = wabt::cast<wabt::LocalGetExpr>(&e)->var.index();
+        Val v;
+        v.t = f_.GetLocalType(l);
+        v.e = "l" + std::to_string(l);
+        v.locals = {l};
+        push(std::move(v));
+        return true;
+      }
+      case ExprType::LocalSet:
+      case ExprType::LocalTee: {
+        bool tee = e.type() == ExprType::LocalTee;
+        Index l = tee ? wabt::cast<wabt::LocalTeeExpr>(&e)->var.index() : wabt::cast<wabt::LocalSetExpr>(&e)->var.index();
+        Val v = pop();
+        flush_if([&](const Val& x) { return reads_local(x, l); });
+        line("l" + std::to_string(l) + " = " + v.e + ";");
+        release(v);
+        if (tee) {
+          Val r;
+          r.t = f_.GetLocalType(l);
+          r.e = "l" + std::to_string(l);
+          r.locals = {l};
+          push(std::move(r));
+        }
+        return true;
+      }
+      case ExprType::GlobalGet: {
+        Index g = wabt::cast<wabt::GlobalGetExpr>(&e)->var.index();
+        Val v;
+        v.t = m_.globals[g]->type;
+        v.e = g == cvint_ ? "(*(volatile u32*)&I->g" + std::to_string(g) + ")" : "I->g" + std::to_string(g);
+        v.glob = true;
+        push(std::move(v));
+        return true;
+      }
+      case ExprType::GlobalSet: {
+        Index g = wabt::cast<wabt::GlobalSetExpr>(&e)->var.index();
+        Val v = pop();
+        flush_mem_glob();
+        line("I->g" + std::to_string(g) + " = " + v.e + ";");
+        release(v);
+        return true;
+      }
+      case ExprType::Drop: {
+        Val v = pop();
+        if (v.mem) materialize(v);  // its load still runs (and may trap)
+        release(v);
+        return true;
+      }
+      case ExprType::Select: {
+        Val c = pop();
+        Val b = pop();
+        Val a = pop();
+        // C evaluates one arm only; Wasm evaluates both (a load may trap).
+        if (a.mem || b.mem) {
+          stack_.push_back(std::move(a));
+          stack_.push_back(std::move(b));
+          stack_.push_back(std::move(c));
+          flush_mem();
+          c = pop();
+          b = pop();
+          a = pop();
+        }
+        push(combine(a.t, "((" + c.e + ") ? " + a.e + " : " + b.e + ")", {&a, &b, &c}));
+        return true;
+      }
+      case ExprType::Load: load(*wabt::cast<wabt::LoadExpr>(&e)); return true;
+      case ExprType::Store: store(*wabt::cast<wabt::StoreExpr>(&e)); return true;
+      case ExprType::Binary: binary(wabt::cast<wabt::BinaryExpr>(&e)->opcode); return true;
+      case ExprType::Compare: binary(wabt::cast<wabt::CompareExpr>(&e)->opcode); return true;
+      case ExprType::Unary: unary(wabt::cast<wabt::UnaryExpr>(&e)->opcode); return true;
+      case ExprType::Convert: convert(wabt::cast<wabt::ConvertExpr>(&e)->opcode); return true;
+      case ExprType::MemorySize: {
+        uses_mem_ = true;
+        Val v;
+        v.t = Type::I32;
+        v.e = "I->mem.pages";
+        v.mem = true;
+        push(std::move(v));
+        return true;
+      }
+      case ExprType::MemoryGrow: {
+        Val d = pop();
+        flush_mem_glob();
+        int id = alloc_temp(Type::I32);
+        line("t" + std::to_string(id) + " = covenant_rt.grow_memory(&I->mem, " + d.e + ");");
+        release(d);
+        Val r;
+        r.kind = Val::kTemp;
+        r.t = Type::I32;
+        r.e = "t" + std::to_string(id);
+        r.temps = {id};
+        push(std::move(r));
+        return true;
+      }
+      case ExprType::Call: {
+        Index fi = m_.GetFuncIndex(wabt::cast<wabt::CallExpr>(&e)->var);
+        const auto& sig = m_.funcs[fi]->decl.sig;
+        flush_mem_glob();
+        std::string args = call_args(sig);
+        finish_call(sig, "f" + std::to_string(fi) + "(" + args + ")");
+        return true;
+      }
+      case ExprType::CallIndirect: {
+        const auto* ci = wabt::cast<wabt::CallIndirectExpr>(&e);
+        wabt::FuncSignature sig = ci->decl.sig;
+        if (ci->decl.has_func_type) {
+          const wabt::FuncType* ft = m_.GetFuncType(ci->decl.type_var);
+          if (!ft) throw Unsupported{"call_indirect type"};
+          sig = ft->sig;
+        }
+        if (sig.result_types.size() > 1) throw Unsupported{"multi-value calls"};
+        flush_mem_glob();
+        Val x = pop();
+        // The callee index is evaluated once, after the arguments.
+        stack_.push_back(std::move(x));
+        simple(stack_.back());
+        x = pop();
+        uint32_t tid = type_id(sig);
+        std::string args = call_args(sig);
+        std::string fp = "((" + std::string(ctype(sig.result_types.empty() ? Type::Void : sig.result_types[0])) +
+                         " (*)(Inst*";
+        for (Type p : sig.param_types) fp += std::string(", ") + ctype(p);
+        fp += "))I->tab.data[" + x.e + "].func)";
+        line("if (" + x.e + " >= I->tab.size) cv_trap(100);");
+        line("if (!I->tab.data[" + x.e + "].func) cv_trap(101);");
+        line("if (I->tab.data[" + x.e + "].func_type != " + std::to_string(tid) + "u) cv_trap(6);");
+        finish_call(sig, fp + "(" + args + ")");
+        release(x);
+        return true;
+      }
+      case ExprType::Block: return block(wabt::cast<wabt::BlockExpr>(&e)->block, false);
+      case ExprType::Loop: return block(wabt::cast<wabt::LoopExpr>(&e)->block, true);
+      case ExprType::If: return if_(*wabt::cast<wabt::IfExpr>(&e));
+      case ExprType::Br: {
+        Label& l = target(wabt::cast<wabt::BrExpr>(&e)->var.index());
+        flush_mem();
+        if (!l.loop && l.result != Type::Void) {
+          Val v = pop();
+          line(jump(l, &v));
+        } else {
+          line(jump(l, nullptr));
+        }
+        return false;
+      }
+      case ExprType::BrIf: {
+        Label& l = target(wabt::cast<wabt::BrIfExpr>(&e)->var.index());
+        Val c = pop();
+        flush_mem();
+        if (!l.loop && l.result != Type::Void) {
+          Val& v = simple(stack_.back());
+          line("if (" + c.e + ") { " + jump(l, &v) + " }");
+        } else {
+          line("if (" + c.e + ") { " + jump(l, nullptr) + " }");
+        }
+        release(c);
+        return true;
+      }
+      case ExprType::BrTable: {
+        const auto* bt = wabt::cast<wabt::BrTableExpr>(&e);
+        Val x = pop();
+        flush_mem();
+        Label& dl = target(bt->default_target.index());
+        const Val* v = nullptr;
+        if (!dl.loop && dl.result != Type::Void) v = &simple(stack_.back());
+        line("switch (" + x.e + ") {");
+        for (size_t i = 0; i < bt->targets.size(); ++i) {
+          Label& l = target(bt->targets[i].index());
+          line("case " + std::to_string(i) + "u: " + jump(l, l.loop ? nullptr : v));
+        }
+        line("default: " + jump(dl, dl.loop ? nullptr : v));
+        line("}");
+        return false;
+      }
+      case ExprType::Return: {
+        flush_mem();
+        if (result_ != Type::Void) {
+          Val v = pop();
+          line("return " + v.e + ";");
+        } else {
+          line("return;");
+        }
+        return false;
+      }
+      default: throw Unsupported{std::string("instruction ") + wabt::GetExprTypeName(e.type())};
+    }
+  }
+
+  uint32_t type_id(const wabt::FuncSignature& sig) {
+    std::vector<Type> key(sig.param_types.begin(), sig.param_types.end());
+    key.push_back(Type::Void);  // separator
+    key.insert(key.end(), sig.result_types.begin(), sig.result_types.end());
+    auto it = type_ids_.find(key);
+    if (it != type_ids_.end()) return it->second;
+    uint32_t id = static_cast<uint32_t>(type_ids_.size() + 1);
+    type_ids_.emplace(key, id);
+    return id;
+  }
+
+ public:
+  uint32_t type_id_public(const wabt::FuncSignature& sig) { return type_id(sig); }
+
+ private:
+  const wabt::Module& m_;
+  const wabt::Func& f_;
+  Index func_index_;
+  Index cvint_;
+  std::map<std::string, int>& fconsts_;
+  std::map<std::vector<Type>, uint32_t>& type_ids_;
+  Type result_ = Type::Void;
+  std::vector<Val> stack_;
+  std::vector<Label> labels_;
+  int next_label_ = 0;
+  std::ostringstream body_;
+  std::vector<Type> temp_types_;
+  std::map<Type, std::vector<int>> free_;
+  std::vector<std::pair<int, Type>> block_vars_;
+  bool uses_mem_ = false;
+};
+
+std::string to_bits(Type t, const std::string& v) {
+  switch (t) {
+    case Type::F32: return "(uint64_t)cv_f32_bits(" + v + ")";
+    case Type::F64: return "cv_f64_bits(" + v + ")";
+    default: return "(u64)(" + v + ")";
+  }
+}
+
+std::string from_bits(Type t, const std::string& s) {
+  switch (t) {
+    case Type::I32: return "(u32)(" + s + ")";
+    case Type::I64: return "(u64)(" + s + ")";
+    case Type::F32: return "cv_bits_f32((u32)(" + s + "))";
+    case Type::F64: return "cv_bits_f64(" + s + ")";
+    default: return s;
+  }
+}
+
+}  // namespace
+
+Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& features) {
+  wabt::Module m;
+  wabt::Errors errors;
+  wabt::Features wf = metered_features(features);
+  wabt::ReadBinaryOptions ropts(wf, nullptr, false, true, false);
+  if (wabt::Failed(wabt::ReadBinaryIr("metered", prep.metered.data(), prep.metered.size(), ropts, &errors, &m)))
+    return Status::internal("the metered module does not re-read");
+  if (wabt::Failed(wabt::ValidateModule(&m, &errors, wabt::ValidateOptions(wf))))
+    return Status::internal("the metered module does not validate: " +
+                            (errors.empty() ? std::string() : errors[0].message));
+  if (m.memories.size() > 1 || m.tables.size() > 1) return Status::unsupported("tcc writer: multiple memories/tables");
+  if (!m.data_segments.empty()) return Status::unsupported("tcc writer: data segments in the metered module");
+
+  // Reserved exports of the metered module.
+  auto export_index = [&](const char* name, wabt::ExternalKind kind) -> Index {
+    for (const wabt::Export* ex : m.exports)
+      if (ex->kind == kind && ex->name == name) return ex->var.index();
+    return wabt::kInvalidIndex;
+  };
+  Index g_fuel = export_index(kFuelGlobal, wabt::ExternalKind::Global);
+  Index g_bank = export_index(kBankGlobal, wabt::ExternalKind::Global);
+  Index g_int = export_index(kInterruptGlobal, wabt::ExternalKind::Global);
+  Index g_trap = export_index(kTrapGlobal, wabt::ExternalKind::Global);
+  Index g_depth = export_index(kDepthGlobal, wabt::ExternalKind::Global);
+  if (g_fuel == wabt::kInvalidIndex || g_bank == wabt::kInvalidIndex || g_int == wabt::kInvalidIndex ||
+      g_trap == wabt::kInvalidIndex || g_depth == wabt::kInvalidIndex)
+    return Status::internal("the metered module lacks its metering globals");
+  Index start = export_index(kStartExport, wabt::ExternalKind::Func);
+
+  std::map<std::string, int> fconsts;
+  std::map<std::vector<Type>, uint32_t> type_ids;
+  std::ostringstream out;
+  out << kPrelude;
+
+  // Instance struct.
+  out << "typedef struct Inst {\n  void* ctx;\n  wasm_rt_memory_t mem;\n  wasm_rt_funcref_table_t tab;\n";
+  for (Index g = 0; g < m.globals.size(); ++g) {
+    Type t = m.globals[g]->type;
+    if (t != Type::I32 && t != Type::I64 && t != Type::F32 && t != Type::F64)
+      return Status::unsupported("tcc writer: non-numeric global");
+    out << "  " << ctype(t) << " g" << g << ";\n";
+  }
+  out << "} Inst;\n";
+
+  std::ostringstream funcs, protos;
+  try {
+    // Imports: trampolines with the same C signature as defined functions.
+    for (Index i = 0; i < m.num_func_imports; ++i) {
+      const auto& sig = m.funcs[i]->decl.sig;
+      if (sig.result_types.size() > 1) return Status::unsupported("multi-value imports are not supported by the C tiers");
+      Type rt = sig.result_types.empty() ? Type::Void : sig.result_types[0];
+      size_t slots = std::max<size_t>({sig.param_types.size(), sig.result_types.size(), 1});
+      std::ostringstream h;
+      h << "static " << ctype(rt) << " f" << i << "(Inst* I";
+      for (Index p = 0; p < sig.param_types.size(); ++p) h << ", " << ctype(sig.param_types[p]) << " l" << p;
+      h << ")";
+      protos << h.str() << ";\n";
+      funcs << h.str() << " {\n  u64 s[" << slots << "];\n";
+      for (Index p = 0; p < sig.param_types.size(); ++p)
+        funcs << "  s[" << p << "] = " << to_bits(sig.param_types[p], "l" + std::to_string(p)) << ";\n";
+      // Import k of the metered module is h.i<k>, the k-th user import.
+      funcs << "  covenant_rt.host_call(I->ctx, " << i << "u, s);\n";
+      if (rt != Type::Void) funcs << "  return " << from_bits(rt, "s[0]") << ";\n";
+      funcs << "}\n";
+    }
+    for (Index i = m.num_func_imports; i < m.funcs.size(); ++i) {
+      FuncWriter w(m, *m.funcs[i], i, g_int, fconsts, type_ids);
+      protos << w.header() << ";\n";
+      funcs << w.write();
+    }
+  } catch (const Unsupported& u) {
+    return Status::unsupported("tcc writer: " + u.what);
+  }
+
+  // Float constants as bit patterns (exact; NaN payloads kept).
+  for (auto& [key, id] : fconsts) {
+    bool f64 = key[0] == 'D';
+    uint64_t bits = std::strtoull(key.c_str() + 1, nullptr, 16);
+    if (f64)
+      out << "static const cv_u64f cvk" << id << " = {" << bits << "ull};\n";
+    else
+      out << "static const cv_u32f cvk" << id << " = {" << static_cast<uint32_t>(bits) << "u};\n";
+  }
+  out << protos.str() << funcs.str();
+
+  // Glue (the contract resolve_symbols expects).
+  std::ostringstream g;
+  for (size_t k = 0; k < prep.exports.size(); ++k) {
+    Index fi = export_index(("e" + std::to_string(k)).c_str(), wabt::ExternalKind::Func);
+    if (fi == wabt::kInvalidIndex) return Status::internal("the metered module lacks export e" + std::to_string(k));
+    const auto& sig = m.funcs[fi]->decl.sig;
+    if (sig.result_types.size() > 1) return Status::unsupported("multi-value exports are not supported by the C tiers");
+    g << "static void cv_call_" << k << "(void* inst, u64* s) {\n  ";
+    if (!sig.result_types.empty()) g << ctype(sig.result_types[0]) << " r = ";
+    g << "f" << fi << "((Inst*)inst";
+    for (size_t i = 0; i < sig.param_types.size(); ++i)
+      g << ", " << from_bits(sig.param_types[i], "s[" + std::to_string(i) + "]");
+    g << ");\n";
+    if (!sig.result_types.empty()) g << "  s[0] = " << to_bits(sig.result_types[0], "r") << ";\n";
+    g << "}\n";
+  }
+  g << "void (*const covenant_exports[])(void*, u64*) = {";
+  for (size_t k = 0; k < prep.exports.size(); ++k) g << "cv_call_" << k << ", ";
+  g << "0};\n";
+  g << "u32 covenant_instance_size(void) { return (u32)sizeof(Inst); }\n";
+  g << "void covenant_init(void) {}\n";
+  g << "void covenant_instantiate(void* inst, void* ctx) {\n  Inst* I = (Inst*)inst;\n  I->ctx = ctx;\n";
+  for (Index gi = 0; gi < m.globals.size(); ++gi) {
+    const wabt::Global* gl = m.globals[gi];
+    if (gl->init_expr.size() != 1 || gl->init_expr.front().type() != ExprType::Const)
+      return Status::unsupported("tcc writer: non-constant global initialiser");
+    const wabt::Const& c = wabt::cast<wabt::ConstExpr>(&gl->init_expr.front())->const_;
+    switch (c.type()) {
+      case Type::I32: g << "  I->g" << gi << " = " << c.u32() << "u;\n"; break;
+      case Type::I64: g << "  I->g" << gi << " = " << c.u64() << "ull;\n"; break;
+      case Type::F32: g << "  I->g" << gi << " = cv_bits_f32(" << c.f32_bits() << "u);\n"; break;
+      case Type::F64: g << "  I->g" << gi << " = cv_bits_f64(" << c.f64_bits() << "ull);\n"; break;
+      default: return Status::unsupported("tcc writer: global initialiser type");
+    }
+  }
+  if (!m.memories.empty()) {
+    const auto& lim = m.memories[0]->page_limits;
+    g << "  covenant_rt.allocate_memory(&I->mem, " << lim.initial << "u, " << (lim.has_max ? lim.max : 65536)
+      << "u);\n";
+  }
+  if (!m.tables.empty()) {
+    const auto& lim = m.tables[0]->elem_limits;
+    if (m.tables[0]->elem_type != Type::FuncRef) return Status::unsupported("tcc writer: non-funcref table");
+    g << "  covenant_rt.allocate_funcref_table(&I->tab, " << lim.initial << "u, "
+      << (lim.has_max ? lim.max : 0xffffffffull) << "u);\n";
+  }
+  for (const wabt::ElemSegment* seg : m.elem_segments) {
+    if (seg->kind != wabt::SegmentKind::Active) {
+      if (seg->kind == wabt::SegmentKind::Declared) continue;
+      return Status::unsupported("tcc writer: passive element segment");
+    }
+    if (seg->offset.size() != 1 || seg->offset.front().type() != ExprType::Const)
+      return Status::unsupported("tcc writer: non-constant element offset");
+    uint32_t off = wabt::cast<wabt::ConstExpr>(&seg->offset.front())->const_.u32();
+    uint32_t k = off;
+    for (const ExprList& el : seg->elem_exprs) {
+      if (el.size() != 1) return Status::unsupported("tcc writer: element expression");
+      const Expr& e = el.front();
+      if (e.type() == ExprType::RefFunc) {
+        Index fi = m.GetFuncIndex(wabt::cast<wabt::RefFuncExpr>(&e)->var);
+        FuncWriter tw(m, *m.funcs[fi], fi, g_int, fconsts, type_ids);
+        uint32_t tid = tw.type_id_public(m.funcs[fi]->decl.sig);
+        g << "  I->tab.data[" << k << "].func_type = " << tid << "u; I->tab.data[" << k
+          << "].func = (void (*)(void))f" << fi << "; I->tab.data[" << k << "].module_instance = I;\n";
+      } else if (e.type() != ExprType::RefNull) {
+        return Status::unsupported("tcc writer: element expression");
+      }
+      ++k;
+    }
+  }
+  g << "}\n";
+  g << "void covenant_free(void* inst) {\n  Inst* I = (Inst*)inst;\n";
+  if (!m.memories.empty()) g << "  covenant_rt.free_memory(&I->mem);\n";
+  if (!m.tables.empty()) g << "  covenant_rt.free_funcref_table(&I->tab);\n";
+  g << "}\n";
+  g << "u64* covenant_g_fuel(void* i) { return &((Inst*)i)->g" << g_fuel << "; }\n";
+  g << "u64* covenant_g_bank(void* i) { return &((Inst*)i)->g" << g_bank << "; }\n";
+  g << "u32* covenant_g_int(void* i) { return &((Inst*)i)->g" << g_int << "; }\n";
+  g << "u32* covenant_g_trap(void* i) { return &((Inst*)i)->g" << g_trap << "; }\n";
+  g << "u32* covenant_g_depth(void* i) { return &((Inst*)i)->g" << g_depth << "; }\n";
+  g << "wasm_rt_memory_t* covenant_memory(void* i) { "
+    << (m.memories.empty() ? "(void)i; return 0;" : "return &((Inst*)i)->mem;") << " }\n";
+  g << "void covenant_start(void* i, u64* s) { (void)s; ";
+  if (start != wabt::kInvalidIndex) g << "f" << start << "((Inst*)i);";
+  else g << "(void)i;";
+  g << " }\n";
+  out << g.str();
+  return out.str();
+}
+
+}  // namespace covenant::wasm
