@@ -13,8 +13,8 @@ cmake --build build -j"$JOBS"
 
 # A real PostgreSQL server for the ledger conformance suite (local socket only).
 if [ -f scripts/pg.sh ]; then
-  COVENANT_PG_URL=$(bash scripts/pg.sh start)
-  export COVENANT_PG_URL
+  eval "$(bash scripts/pg.sh start)"
+  echo "PostgreSQL: $COVENANT_PG_URL"
   trap 'bash scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
