@@ -56,7 +56,7 @@ class AbiTest : public ::testing::Test {
 };
 
 std::vector<CoreType> T(std::initializer_list<CoreType> l) { return l; }
-constexpr CoreType I32 = CoreType::kI32, I64 = CoreType::kI64, F64 = CoreType::kF64;
+constexpr CoreType I32 = CoreType::kI32, I64 = CoreType::kI64;
 
 TEST_F(AbiTest, LayoutsFollowTheSpec) {
   EXPECT_EQ(layout("intent").size, 32u);
