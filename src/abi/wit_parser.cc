@@ -3,6 +3,7 @@
 // boundary (parse_wit), so every path out of the parser is a clean Status.
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -258,6 +259,15 @@ struct FileAst {
   std::vector<IfaceAst> ifaces;
   std::vector<WorldAst> worlds;
 };
+
+// Kebab-case names are case-insensitive for uniqueness (`get-user` and
+// `GET-USER` clash), per WIT.md.
+std::string fold(std::string_view kebab) {
+  std::string out(kebab);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
 
 const std::set<std::string, std::less<>>& keywords() {
   static const std::set<std::string, std::less<>> k = {
@@ -636,8 +646,9 @@ class Parser {
              "the canonical ABI allows at most 32 flags; split them");
       std::set<std::string> seen;
       for (const FieldAst& fa : d.fields)
-        if (!seen.insert(fa.name.kebab).second)
-          fail(fa.pos, "duplicate name `" + fa.name.written + "` in " + kw + " `" + d.name.written + "`");
+        if (!seen.insert(fold(fa.name.kebab)).second)
+          fail(fa.pos, "duplicate name `" + fa.name.written + "` in " + kw + " `" + d.name.written + "`",
+               "names are compared case-insensitively");
     } else if (is_kw("resource")) {
       fail(pos, "resources are not supported", "pass plain values; handles are outside this host's profile");
     } else {
@@ -761,18 +772,27 @@ class Resolver {
     pkg_.name = f_.name;
     pkg_.version = f_.version;
     // Scopes: one per interface (top-level, then inline ones), one per world.
-    std::set<std::string> iface_names;
+    std::set<std::string> item_names;  // interfaces and worlds share the package's namespace
     for (IfaceAst& ia : f_.ifaces) {
-      if (!iface_names.insert(ia.name.kebab).second) fail(ia.pos, "duplicate interface `" + ia.name.written + "`");
-      add_scope(ia.name.kebab, &ia.types, &ia.uses, ia.pos);
+      if (!item_names.insert(fold(ia.name.kebab)).second) fail(ia.pos, "duplicate item named `" + ia.name.written + "`");
+      add_scope(ia.name.kebab, &ia.types, &ia.uses, func_names(ia));
     }
-    std::set<std::string> world_names;
     for (WorldAst& w : f_.worlds) {
-      if (!world_names.insert(w.name.kebab).second) fail(w.pos, "duplicate world `" + w.name.written + "`");
-      for (WorldItemAst& item : w.items)
-        if (item.inline_iface) add_scope("", &item.inline_iface->types, &item.inline_iface->uses, item.pos);
-      add_scope("", &w.types, &w.uses, w.pos);
+      if (!item_names.insert(fold(w.name.kebab)).second) fail(w.pos, "duplicate item named `" + w.name.written + "`");
+      // A world's types share a namespace with its named imports (an export
+      // may reuse an import's name).
+      std::vector<std::pair<Name, Pos>> named_imports;
+      for (WorldItemAst& item : w.items) {
+        if (item.inline_iface) {
+          add_scope("", &item.inline_iface->types, &item.inline_iface->uses, func_names(*item.inline_iface));
+          if (!item.is_export) named_imports.emplace_back(item.inline_iface->name, item.pos);
+        } else if (item.func && !item.is_export) {
+          named_imports.emplace_back(item.func->name, item.func->pos);
+        }
+      }
+      add_scope("", &w.types, &w.uses, named_imports);
     }
+    check_use_cycles();
     // Interfaces first so that Package::interfaces[i] matches f_.ifaces[i].
     size_t s = 0;
     for (IfaceAst& ia : f_.ifaces) pkg_.interfaces.push_back(resolve_iface(ia, s++));
@@ -806,8 +826,9 @@ class Resolver {
           if (wi.interface_index >= 0) wi.name = item.path.substr(item.path.find('/') == std::string::npos ? 0 : item.path.find('/') + 1);
         }
         auto& seen = item.is_export ? export_names : import_names;
-        if (!seen.insert(wi.name).second)
-          fail(item.pos, "duplicate " + std::string(item.is_export ? "export" : "import") + " `" + wi.name + "`");
+        if (!seen.insert(fold(wi.name)).second)
+          fail(item.pos, "duplicate " + std::string(item.is_export ? "export" : "import") + " `" + wi.name + "`",
+               "names are compared case-insensitively");
         (item.is_export ? world.exports : world.imports).push_back(std::move(wi));
       }
       world.types = scope_types(world_scope);
@@ -832,14 +853,47 @@ class Resolver {
     std::vector<Entry> entries;
   };
 
-  void add_scope(std::string iface, std::vector<TypeDeclAst>* decls, std::vector<UseAst>* uses, Pos pos) {
+  static std::vector<std::pair<Name, Pos>> func_names(const IfaceAst& ia) {
+    std::vector<std::pair<Name, Pos>> out;
+    for (const FuncAst& f : ia.funcs) out.emplace_back(f.name, f.pos);
+    return out;
+  }
+
+  // Interface-level `use` must not form a cycle (WIT.md: an interface or world
+  // may not depend on itself), even when no type is recursive.
+  void check_use_cycles() {
+    size_t n = f_.ifaces.size();
+    std::vector<int> color(n, 0);  // 0 unvisited, 1 on the stack, 2 done
+    std::function<void(size_t)> visit = [&](size_t i) {
+      color[i] = 1;
+      for (const UseAst& u : f_.ifaces[i].uses) {
+        int t = local_iface(u.target);
+        if (t < 0) continue;  // reported when the use is resolved
+        if (color[static_cast<size_t>(t)] == 1)
+          fail(u.pos, "interface `" + f_.ifaces[static_cast<size_t>(t)].name.written + "` depends on itself through `use`",
+               "move the shared types into an interface that uses neither");
+        if (color[static_cast<size_t>(t)] == 0) visit(static_cast<size_t>(t));
+      }
+      color[i] = 2;
+    };
+    for (size_t i = 0; i < n; ++i)
+      if (color[i] == 0) visit(i);
+  }
+
+  void add_scope(std::string iface, std::vector<TypeDeclAst>* decls, std::vector<UseAst>* uses,
+                 const std::vector<std::pair<Name, Pos>>& other_names) {
     Scope sc;
     sc.iface = std::move(iface);
     sc.decls = decls;
     sc.uses = uses;
+    std::set<std::string> folded;  // types, uses, functions and world items share one namespace
+    auto claim = [&](const Name& n, Pos p) {
+      if (!folded.insert(fold(n.kebab)).second)
+        fail(p, "name `" + n.written + "` is defined more than once", "names are compared case-insensitively");
+    };
+    for (const auto& [n, p] : other_names) claim(n, p);
     auto add = [&](Entry e, Pos p) {
-      if (sc.by_name.count(e.name.kebab) != 0 || sc.by_name.count(e.name.written) != 0)
-        fail(p, "duplicate type name `" + e.name.written + "`");
+      claim(e.name, p);
       sc.by_name[e.name.kebab] = sc.entries.size();
       sc.by_name[e.name.written] = sc.entries.size();
       sc.entries.push_back(std::move(e));
@@ -894,7 +948,7 @@ class Resolver {
     out.types = scope_types(s);
     std::set<std::string> names;
     for (FuncAst& fa : ia.funcs) {
-      if (!names.insert(fa.name.kebab).second) fail(fa.pos, "duplicate function `" + fa.name.written + "`");
+      if (!names.insert(fold(fa.name.kebab)).second) fail(fa.pos, "duplicate function `" + fa.name.written + "`");
       out.functions.push_back(resolve_func(fa, s));
     }
     return out;
@@ -906,12 +960,12 @@ class Resolver {
     f.docs = fa.docs;
     std::set<std::string> names;
     for (FieldAst& p : fa.params) {
-      if (!names.insert(p.name.kebab).second) fail(p.pos, "duplicate parameter `" + p.name.written + "`");
+      if (!names.insert(fold(p.name.kebab)).second) fail(p.pos, "duplicate parameter `" + p.name.written + "`");
       f.params.push_back(Param{p.name, resolve_expr(*p.type, s)});
     }
     names.clear();
     for (FieldAst& r : fa.results) {
-      if (!r.name.written.empty() && !names.insert(r.name.kebab).second)
+      if (!r.name.written.empty() && !names.insert(fold(r.name.kebab)).second)
         fail(r.pos, "duplicate result `" + r.name.written + "`");
       f.results.push_back(Param{r.name, resolve_expr(*r.type, s)});
     }
