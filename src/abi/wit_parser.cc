@@ -320,7 +320,7 @@ class Parser {
       } else if (is_kw("use")) {
         fail(cur().pos, "top-level `use` is not supported", "use types inside an interface: `use iface.{name};`");
       } else if (is_kw("package")) {
-        fail(cur().pos, "more than one package declaration", "one file holds one package");
+        fail(cur().pos, "more than one package declaration", "nested `package a:b { ... }` blocks are not supported; one file holds one package");
       } else {
         fail(cur().pos, "expected `interface` or `world`, found " + describe(cur()),
              "a WIT file holds interfaces and worlds");
