@@ -329,23 +329,44 @@ class CallContext {
 };
 
 // ---------------------------------------------------------------------------
-// Core names (wit-bindgen conventions)
+// Core names
 
-// The name wit-bindgen gives an interface in core names: "agent:settlement/policy@0.1.0"
-// for the package's own interfaces, the path as written for foreign ones, the
-// plain name for inline interfaces.
-std::string interface_core_name(const wit::Package& pkg, const wit::WorldItem& item);
-// Export of a function of an exported interface: "agent:settlement/policy@0.1.0#approve";
-// of a world-level function (interface_core_name empty): "approve".
-std::string export_name(std::string_view interface_core_name, const wit::Function& fn);
-// "cabi_post_" + export_name.
-std::string post_return_name(std::string_view interface_core_name, const wit::Function& fn);
-// Import of a host function: module = interface_core_name or "$root", field = function name.
+// Two schemes name a component's core imports and exports (wit-parser's
+// `Mangling`): kLegacy, what wit-bindgen emits today
+// ("agent:settlement/policy@0.1.0#approve", "cabi_post_...", "cabi_realloc",
+// "memory"), and kStandard32, the newer BuildTargets.md scheme
+// ("cm32p2|agent:settlement/policy@0.1|approve", "..._post", "cm32p2_realloc",
+// "cm32p2_memory") in which versions are shortened to their compatibility track.
+enum class Mangling : uint8_t { kLegacy, kStandard32 };
+
+// The interface part of core names: for the package's own interfaces
+// "agent:settlement/policy@0.1.0" (legacy) or "agent:settlement/policy@0.1"
+// (standard); foreign ones as written (standard: version shortened); inline
+// interfaces by their plain name.
+std::string interface_core_name(const wit::Package& pkg, const wit::WorldItem& item,
+                                Mangling mangling = Mangling::kLegacy);
+// Export of a function of an exported interface; interface_core_name empty
+// means a world-level function ("approve" / "cm32p2||approve").
+std::string export_name(std::string_view interface_core_name, const wit::Function& fn,
+                        Mangling mangling = Mangling::kLegacy);
+// The post-return export: "cabi_post_" + export_name, or export_name + "_post".
+std::string post_return_name(std::string_view interface_core_name, const wit::Function& fn,
+                             Mangling mangling = Mangling::kLegacy);
+// Import of a host function: module = interface_core_name (standard:
+// "cm32p2|" + it), or "$root" / "cm32p2" for world-level functions; field =
+// the function name.
 struct ImportName {
   std::string module;
   std::string field;
 };
-ImportName import_name(std::string_view interface_core_name, const wit::Function& fn);
+ImportName import_name(std::string_view interface_core_name, const wit::Function& fn,
+                       Mangling mangling = Mangling::kLegacy);
+// "cabi_realloc" / "cm32p2_realloc", "memory" / "cm32p2_memory".
+const char* realloc_export_name(Mangling mangling);
+const char* memory_export_name(Mangling mangling);
+// Semver compatibility track: 1.2.3 -> "1", 0.2.1 -> "0.2", 0.0.3 -> "0.0.3",
+// pre-releases kept whole, build metadata dropped.
+std::string version_compat_track(std::string_view version);
 
 // UTF-8 validation as the canonical ABI requires (no overlongs, no surrogates, <= U+10FFFF).
 bool is_valid_utf8(std::string_view bytes);

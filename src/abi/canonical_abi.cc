@@ -790,22 +790,52 @@ Result<WitValue> CallContext::load(TypeId t, uint32_t ptr) {
 // ---------------------------------------------------------------------------
 // Names
 
-std::string interface_core_name(const wit::Package& pkg, const wit::WorldItem& item) {
-  if (item.interface_index < 0 || item.inline_interface) return item.name;
-  return pkg.qualified_interface(pkg.interfaces[static_cast<size_t>(item.interface_index)]);
+std::string version_compat_track(std::string_view v) {
+  std::string_view core = v.substr(0, v.find('+'));
+  if (core.find('-') != std::string_view::npos) return std::string(core);
+  size_t d1 = core.find('.');
+  size_t d2 = d1 == std::string_view::npos ? d1 : core.find('.', d1 + 1);
+  if (d2 == std::string_view::npos) return std::string(core);
+  std::string_view major = core.substr(0, d1), minor = core.substr(d1 + 1, d2 - d1 - 1);
+  if (major != "0") return std::string(major);
+  if (minor != "0") return std::string(core.substr(0, d2));
+  return std::string(core);
 }
 
-std::string export_name(std::string_view iface, const wit::Function& fn) {
+std::string interface_core_name(const wit::Package& pkg, const wit::WorldItem& item, Mangling mangling) {
+  if (item.inline_interface) return item.name;
+  std::string name = item.interface_index < 0 ? item.name
+                                              : pkg.qualified_interface(pkg.interfaces[static_cast<size_t>(item.interface_index)]);
+  if (mangling == Mangling::kStandard32) {
+    size_t at = name.find('@');
+    if (at != std::string::npos) name = name.substr(0, at + 1) + version_compat_track(std::string_view(name).substr(at + 1));
+  }
+  return name;
+}
+
+std::string export_name(std::string_view iface, const wit::Function& fn, Mangling mangling) {
+  if (mangling == Mangling::kStandard32) return "cm32p2|" + std::string(iface) + "|" + fn.name.kebab;
   if (iface.empty()) return fn.name.kebab;
   return std::string(iface) + "#" + fn.name.kebab;
 }
 
-std::string post_return_name(std::string_view iface, const wit::Function& fn) {
-  return kPostReturnPrefix + export_name(iface, fn);
+std::string post_return_name(std::string_view iface, const wit::Function& fn, Mangling mangling) {
+  if (mangling == Mangling::kStandard32) return export_name(iface, fn, mangling) + "_post";
+  return kPostReturnPrefix + export_name(iface, fn, mangling);
 }
 
-ImportName import_name(std::string_view iface, const wit::Function& fn) {
+ImportName import_name(std::string_view iface, const wit::Function& fn, Mangling mangling) {
+  if (mangling == Mangling::kStandard32)
+    return ImportName{iface.empty() ? std::string("cm32p2") : "cm32p2|" + std::string(iface), fn.name.kebab};
   return ImportName{iface.empty() ? std::string(kRootImportModule) : std::string(iface), fn.name.kebab};
+}
+
+const char* realloc_export_name(Mangling mangling) {
+  return mangling == Mangling::kStandard32 ? "cm32p2_realloc" : kReallocExport;
+}
+
+const char* memory_export_name(Mangling mangling) {
+  return mangling == Mangling::kStandard32 ? "cm32p2_memory" : "memory";
 }
 
 }  // namespace covenant::abi

@@ -223,6 +223,49 @@ TEST_F(AbiTest, HostValueMismatchIsAHostErrorNotATrap) {
   EXPECT_EQ(cx.trap(), Trap::kNone);
 }
 
+// Golden names from wasm-tools' dummy module for the same WIT (jco 1.x,
+// componentEmbed({dummy: true}) prints the standard32 scheme).
+TEST(CoreNames, LegacyAndStandard32) {
+  auto pkg = wit::parse_wit(R"(package covenant:fixture@1.2.3;
+interface everything { echo: func(); }
+world host {
+  import log: func(msg: string);
+  import clock: interface { now: func() -> u64; }
+  export everything;
+  export run: func() -> u32;
+})");
+  ASSERT_TRUE(pkg) << pkg.status().message();
+  const wit::World& w = *pkg->find_world("host");
+  const wit::Function& echo = pkg->interfaces[0].functions[0];
+  const wit::Function& run = w.exports[1].function;
+  std::string legacy = interface_core_name(*pkg, w.exports[0]);
+  std::string standard = interface_core_name(*pkg, w.exports[0], Mangling::kStandard32);
+  EXPECT_EQ(legacy, "covenant:fixture/everything@1.2.3");
+  EXPECT_EQ(standard, "covenant:fixture/everything@1");
+  EXPECT_EQ(export_name(legacy, echo), "covenant:fixture/everything@1.2.3#echo");
+  EXPECT_EQ(export_name(standard, echo, Mangling::kStandard32), "cm32p2|covenant:fixture/everything@1|echo");
+  EXPECT_EQ(post_return_name(standard, echo, Mangling::kStandard32), "cm32p2|covenant:fixture/everything@1|echo_post");
+  EXPECT_EQ(export_name("", run), "run");
+  EXPECT_EQ(post_return_name("", run), "cabi_post_run");
+  EXPECT_EQ(export_name("", run, Mangling::kStandard32), "cm32p2||run");
+  ImportName log = import_name("", w.imports[0].function, Mangling::kStandard32);
+  EXPECT_EQ(log.module, "cm32p2");
+  EXPECT_EQ(log.field, "log");
+  EXPECT_EQ(import_name("", w.imports[0].function).module, "$root");
+  std::string clock = interface_core_name(*pkg, w.imports[1], Mangling::kStandard32);
+  EXPECT_EQ(import_name(clock, pkg->interfaces[1].functions[0], Mangling::kStandard32).module, "cm32p2|clock");
+  EXPECT_STREQ(realloc_export_name(Mangling::kStandard32), "cm32p2_realloc");
+  EXPECT_STREQ(realloc_export_name(Mangling::kLegacy), "cabi_realloc");
+}
+
+TEST(CoreNames, VersionCompatTrack) {
+  EXPECT_EQ(version_compat_track("1.2.3"), "1");
+  EXPECT_EQ(version_compat_track("0.1.0"), "0.1");
+  EXPECT_EQ(version_compat_track("0.0.3"), "0.0.3");
+  EXPECT_EQ(version_compat_track("2.0.0-rc.1"), "2.0.0-rc.1");
+  EXPECT_EQ(version_compat_track("0.2.1+build.5"), "0.2");
+}
+
 TEST(AbiTrapCodes, NumberingIsStable) {
   EXPECT_EQ(static_cast<int>(Trap::kNone), 0);
   EXPECT_EQ(static_cast<int>(Trap::kLengthTooLarge), 1);
