@@ -62,7 +62,11 @@ class StorageTxn {
   StorageTxn& operator=(const StorageTxn&) = delete;
 
   virtual Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) = 0;
-  // Inserts or replaces. For transfers, `deadline_ns` indexes a live hold for expiry
+  // The same for many ids at once (one round trip where the backend can: PostgreSQL
+  // pipelines them). Result i answers ids[i]. The default calls get() for each.
+  virtual Result<std::vector<std::optional<std::string>>> get_many(Table table, const std::vector<Id128Bytes>& ids);
+  // Inserts or replaces. A backend may defer the write (PostgreSQL sends writes pipelined
+  // at commit) but reads through this transaction always see it. For transfers, `deadline_ns` indexes a live hold for expiry
   // (nullopt once the hold is resolved); it is an index hint, never trusted on its own.
   virtual Status put(Table table, const Id128Bytes& id, std::string_view record,
                      std::optional<uint64_t> deadline_ns) = 0;
@@ -71,6 +75,8 @@ class StorageTxn {
 
   virtual Result<std::optional<JournalRow>> journal_last() = 0;
   virtual Result<std::optional<JournalRow>> journal_by_key(const Hash32& key) = 0;
+  // Answer i: the row whose key is keys[i], if any. The default calls journal_by_key().
+  virtual Result<std::vector<std::optional<JournalRow>>> journal_by_keys(const std::vector<Hash32>& keys);
   // REQUIRES: row.seq == journal_last().seq + 1.
   virtual Status journal_append(const JournalRow& row) = 0;
 

@@ -6,6 +6,7 @@
 // wakes the submitters. Invariant: a reply is delivered only after its batch is durable.
 // If a batch fails with kCorruption, its requests are retried one by one so a damaged row
 // refuses only the requests that touch it.
+#include <algorithm>
 #include <bit>
 #include <cassert>
 #include <chrono>
@@ -129,6 +130,59 @@ class Batch {
     return it->second ? &*it->second : nullptr;
   }
 
+  // Loads every row the operations name, in as few round trips as the backend allows.
+  Status prefetch(const std::vector<const LedgerOperation*>& ops) {
+    std::vector<Id128> account_ids, transfer_ids;
+    std::vector<Hash32> keys;
+    for (const LedgerOperation* op : ops) {
+      if (auto* a = std::get_if<Account>(op)) {
+        account_ids.push_back(a->id);
+      } else if (auto* t = std::get_if<Transfer>(op)) {
+        transfer_ids.push_back(t->id);
+        if (!t->pending_id.is_zero()) transfer_ids.push_back(t->pending_id);
+        if (!t->debit_account_id.is_zero()) account_ids.push_back(t->debit_account_id);
+        if (!t->credit_account_id.is_zero()) account_ids.push_back(t->credit_account_id);
+      } else if (auto* j = std::get_if<JournalAppend>(op)) {
+        keys.push_back(j->key);
+      }
+    }
+    COVENANT_RETURN_IF_ERROR(prefetch_records(Table::kAccounts, account_ids, accounts_, decode_account));
+    COVENANT_RETURN_IF_ERROR(prefetch_records(Table::kTransfers, transfer_ids, transfers_, decode_transfer));
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    std::erase_if(keys, [&](const Hash32& k) { return known_keys_.count(k) > 0; });
+    if (keys.empty()) return Status::ok();
+    auto rows = txn_.journal_by_keys(keys);
+    if (!rows.is_ok()) return rows.status();
+    for (size_t i = 0; i < keys.size(); ++i) known_keys_[keys[i]] = std::move((*rows)[i]);
+    return Status::ok();
+  }
+
+  template <class T, class Decode>
+  Status prefetch_records(Table table, std::vector<Id128> ids, std::map<Id128, std::optional<T>>& cache,
+                          Decode decode) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::erase_if(ids, [&](const Id128& id) { return cache.count(id) > 0; });
+    if (ids.empty()) return Status::ok();
+    std::vector<Id128Bytes> keys;
+    keys.reserve(ids.size());
+    for (const Id128& id : ids) keys.push_back(id.bytes());
+    auto recs = txn_.get_many(table, keys);
+    if (!recs.is_ok()) return recs.status();
+    if (recs->size() != ids.size()) return Status::internal("get_many answered the wrong number of ids");
+    for (size_t i = 0; i < ids.size(); ++i) {
+      std::optional<T> v;
+      if ((*recs)[i]) {
+        auto d = decode(keys[i], *(*recs)[i]);
+        if (!d.is_ok()) return d.status();
+        v = std::move(d).value();
+      }
+      cache.emplace(ids[i], std::move(v));
+    }
+    return Status::ok();
+  }
+
   void put_account(const Account& a) {
     accounts_[a.id] = a;
     dirty_accounts_.insert(a.id);
@@ -158,6 +212,7 @@ class Batch {
   Result<std::optional<JournalRow>> journal_by_key(const Hash32& key) {
     if (auto it = appended_keys_.find(key); it != appended_keys_.end())
       return std::optional<JournalRow>(appended_[it->second]);
+    if (auto it = known_keys_.find(key); it != known_keys_.end()) return it->second;
     return txn_.journal_by_key(key);
   }
 
@@ -194,6 +249,7 @@ class Batch {
   JournalRow tail_;  // seq 0 and a zero chain when the journal is empty
   std::vector<JournalRow> appended_;
   std::map<Hash32, size_t> appended_keys_;
+  std::map<Hash32, std::optional<JournalRow>> known_keys_;  // prefetched, as committed
 };
 
 // ---- validate: stateless checks, in the order of their codes ----
@@ -648,6 +704,10 @@ class LedgerImpl final : public Ledger {
     auto txn = storage_->begin_write();
     if (!txn.is_ok()) return txn.status();
     Batch b(**txn);
+    std::vector<const LedgerOperation*> all;
+    for (Request* req : requests)
+      for (const LedgerOperation& op : req->ops) all.push_back(&op);
+    COVENANT_RETURN_IF_ERROR(b.prefetch(all));
     for (Request* req : requests) {
       for (size_t i = 0; i < req->ops.size(); ++i) {
         LedgerReply& reply = (*req->replies)[i];

@@ -4,6 +4,28 @@
 
 namespace covenant {
 
+Result<std::vector<std::optional<std::string>>> StorageTxn::get_many(Table table, const std::vector<Id128Bytes>& ids) {
+  std::vector<std::optional<std::string>> out;
+  out.reserve(ids.size());
+  for (const Id128Bytes& id : ids) {
+    auto r = get(table, id);
+    if (!r.is_ok()) return r.status();
+    out.push_back(std::move(r).value());
+  }
+  return out;
+}
+
+Result<std::vector<std::optional<JournalRow>>> StorageTxn::journal_by_keys(const std::vector<Hash32>& keys) {
+  std::vector<std::optional<JournalRow>> out;
+  out.reserve(keys.size());
+  for (const Hash32& key : keys) {
+    auto r = journal_by_key(key);
+    if (!r.is_ok()) return r.status();
+    out.push_back(std::move(r).value());
+  }
+  return out;
+}
+
 bool is_postgres_location(std::string_view location) {
   return location.starts_with("postgresql://") || location.starts_with("postgres://");
 }

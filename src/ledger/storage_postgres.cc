@@ -5,6 +5,7 @@
 // prepared once, parameters and results travel in binary.
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -182,6 +183,68 @@ class Conn {
     return r;
   }
 
+  // One statement of a pipeline: owned binary parameters (nullopt = SQL NULL).
+  struct Query {
+    const char* name;
+    std::vector<std::optional<std::string>> params;
+  };
+
+  // Sends the queries back to back and reads all results: one round trip instead of one per
+  // query. Chunked so neither side's socket buffer can fill while the other waits.
+  Result<std::vector<Res>> pipeline(const std::vector<Query>& queries) {
+    constexpr size_t kChunk = 256;
+    std::vector<Res> out;
+    out.reserve(queries.size());
+    for (size_t base = 0; base < queries.size(); base += kChunk) {
+      const size_t end = std::min(queries.size(), base + kChunk);
+      if (PQenterPipelineMode(pg_) != 1) return Status::io("postgresql: pipeline: " + std::string(PQerrorMessage(pg_)));
+      Status st;
+      size_t sent = 0;
+      for (size_t i = base; i < end; ++i) {
+        const Query& q = queries[i];
+        const char* values[8];
+        int lengths[8];
+        int formats[8];
+        int n = 0;
+        for (const auto& p : q.params) {
+          values[n] = p ? p->data() : nullptr;
+          lengths[n] = p ? static_cast<int>(p->size()) : 0;
+          formats[n] = 1;
+          ++n;
+        }
+        if (PQsendQueryPrepared(pg_, q.name, n, values, lengths, formats, 1) != 1) {
+          st = Status::io("postgresql: send " + std::string(q.name) + ": " + PQerrorMessage(pg_));
+          break;
+        }
+        ++sent;
+      }
+      if (PQpipelineSync(pg_) != 1 && st.is_ok()) st = Status::io("postgresql: sync: " + std::string(PQerrorMessage(pg_)));
+      for (size_t i = 0; i < sent; ++i) {
+        Res r(PQgetResult(pg_));
+        ExecStatusType rs = PQresultStatus(r.get());
+        if (st.is_ok() && rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+          const char* msg = PQresultErrorMessage(r.get());
+          st = Status::io("postgresql: " + std::string(queries[base + i].name) + " (pipelined): " + (msg ? msg : ""));
+        }
+        while (PGresult* extra = PQgetResult(pg_)) PQclear(extra);  // the NULL that ends each query
+        out.push_back(std::move(r));
+      }
+      for (;;) {  // up to and including the sync point
+        PGresult* r = PQgetResult(pg_);
+        if (!r) {
+          if (PQstatus(pg_) != CONNECTION_OK) return Status::io("postgresql: connection lost in a pipeline");
+          continue;
+        }
+        bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync) break;
+      }
+      if (PQexitPipelineMode(pg_) != 1 && st.is_ok()) st = Status::io("postgresql: exit pipeline: " + std::string(PQerrorMessage(pg_)));
+      COVENANT_RETURN_IF_ERROR(st);
+    }
+    return out;
+  }
+
   Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) {
     auto r = run(table == Table::kAccounts ? "get_account" : "get_transfer", {view(id)});
     if (!r.is_ok()) return r.status();
@@ -229,16 +292,55 @@ class PgTxn final : public StorageTxn {
     return r.status();
   }
 
-  Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) override { return c_.get(table, id); }
+  Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
+    return c_.get(table, id);
+  }
+
+  Result<std::vector<std::optional<std::string>>> get_many(Table table, const std::vector<Id128Bytes>& ids) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
+    std::vector<Conn::Query> qs;
+    qs.reserve(ids.size());
+    for (const Id128Bytes& id : ids)
+      qs.push_back({table == Table::kAccounts ? "get_account" : "get_transfer", {std::string(view(id))}});
+    auto rs = c_.pipeline(qs);
+    if (!rs.is_ok()) return rs.status();
+    std::vector<std::optional<std::string>> out(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i)
+      if ((*rs)[i].rows() > 0) out[i] = std::string((*rs)[i].bytes(0, 0));
+    return out;
+  }
+
+  Result<std::vector<std::optional<JournalRow>>> journal_by_keys(const std::vector<Hash32>& keys) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
+    std::vector<Conn::Query> qs;
+    qs.reserve(keys.size());
+    for (const Hash32& k : keys) qs.push_back({"journal_by_key", {std::string(view(k))}});
+    auto rs = c_.pipeline(qs);
+    if (!rs.is_ok()) return rs.status();
+    std::vector<std::optional<JournalRow>> out(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if ((*rs)[i].rows() == 0) continue;
+      JournalRow row;
+      COVENANT_RETURN_IF_ERROR(Conn::read_row((*rs)[i], 0, &row));
+      out[i] = std::move(row);
+    }
+    return out;
+  }
 
   Status put(Table table, const Id128Bytes& id, std::string_view record, std::optional<uint64_t> deadline_ns) override {
-    if (table == Table::kAccounts) return c_.run("put_account", {view(id), record}).status();
-    std::string d = deadline_ns ? be64(*deadline_ns) : std::string();
-    if (deadline_ns) return c_.run("put_transfer", {view(id), record, std::string_view(d)}).status();
-    return c_.run("put_transfer", {view(id), record, nullptr}).status();
+    if (table == Table::kAccounts) {
+      pending_.push_back({"put_account", {std::string(view(id)), std::string(record)}});
+    } else {
+      std::optional<std::string> d;
+      if (deadline_ns) d = be64(*deadline_ns);
+      pending_.push_back({"put_transfer", {std::string(view(id)), std::string(record), d}});
+    }
+    return Status::ok();
   }
 
   Result<std::vector<Id128Bytes>> due_holds(uint64_t now_ns, size_t limit) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
     auto r = c_.run("due_holds", {be64(now_ns), be64(limit)});
     if (!r.is_ok()) return r.status();
     std::vector<Id128Bytes> out(static_cast<size_t>(r->rows()));
@@ -247,24 +349,42 @@ class PgTxn final : public StorageTxn {
     return out;
   }
 
-  Result<std::optional<JournalRow>> journal_last() override { return c_.journal_one("journal_last", {}); }
+  Result<std::optional<JournalRow>> journal_last() override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
+    return c_.journal_one("journal_last", {});
+  }
   Result<std::optional<JournalRow>> journal_by_key(const Hash32& key) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
     return c_.journal_one("journal_by_key", {view(key)});
   }
   Status journal_append(const JournalRow& r) override {
-    return c_.run("journal_append", {be64(r.seq), view(r.key), r.entry, view(r.entry_hash), view(r.chain)}).status();
+    pending_.push_back({"journal_append",
+                        {be64(r.seq), std::string(view(r.key)), r.entry, std::string(view(r.entry_hash)),
+                         std::string(view(r.chain))}});
+    return Status::ok();
   }
 
   Status commit() override {
+    Status flushed = flush_writes();
+    if (!flushed.is_ok()) return flushed;  // the destructor rolls back
     Status st = c_.exec("COMMIT");
     done_ = true;  // a failed COMMIT has ended the transaction as well
     return st;
   }
 
  private:
+  // Sends the deferred writes in one pipeline.
+  Status flush_writes() {
+    if (pending_.empty()) return Status::ok();
+    auto r = c_.pipeline(pending_);
+    pending_.clear();
+    return r.status();
+  }
+
   Conn& c_;
   std::unique_lock<std::mutex> lock_;
   bool done_ = false;
+  std::vector<Conn::Query> pending_;
 };
 
 class PgStorage final : public Storage {
