@@ -104,6 +104,10 @@ struct EngineConfig {
   std::string cc = "cc";              // optimized tier's C compiler
   std::vector<std::string> cc_flags = {"-O2"};
   uint32_t cc_timeout_ms = 120'000;   // a compile bomb is killed after this
+  // Benchmarks only: false skips fuel and call-depth instrumentation so the
+  // metering overhead can be measured. Fuel limits, deadlines and the depth
+  // limit are then NOT enforced; never run untrusted code this way.
+  bool metering = true;
 };
 
 // Per-load options.

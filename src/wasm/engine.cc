@@ -211,7 +211,7 @@ class EngineImpl final : public Engine {
 
   Result<std::shared_ptr<Module>> load(std::span<const uint8_t> bytes, const LoadOptions& options) override {
     uint64_t t0 = now_us();
-    auto prep = prepare_module(bytes, config_.load_limits, config_.features);
+    auto prep = prepare_module(bytes, config_.load_limits, config_.features, config_.metering);
     if (!prep) return prep.status();
     auto m = std::make_shared<ModuleImpl>();
     m->requested = options.tier;

@@ -179,8 +179,8 @@ Var idx(Index i) { return Var(i, wabt::Location()); }
 
 class Instrumenter {
  public:
-  Instrumenter(wabt::Module& m, uint32_t depth_max, bool canon)
-      : m_(m), depth_max_(depth_max), canon_(canon) {}
+  Instrumenter(wabt::Module& m, uint32_t depth_max, bool canon, bool metering)
+      : m_(m), depth_max_(depth_max), canon_(canon), metering_(metering) {}
 
   void run() {
     Index first_defined = m_.num_func_imports;
@@ -191,9 +191,13 @@ class Instrumenter {
       wabt::Func* f = m_.funcs[i];
       f32_scratch_ = f64_scratch_ = wabt::kInvalidIndex;
       func_ = f;
-      meter_list(f->exprs);
+      // A function that calls nothing cannot deepen the stack past itself, so
+      // only calling frames are counted: at most one leaf frame sits beyond
+      // call_depth_max, on every tier alike.
+      bool calls = has_calls(f->exprs);
+      if (metering_) meter_function(f->exprs);
       if (canon_) canonicalize_list(f->exprs);
-      wrap_depth(*f);
+      if (metering_ && calls) wrap_depth(*f);
     }
   }
 
@@ -301,34 +305,58 @@ class Instrumenter {
     list.insert(pos, std::move(iff));
   }
 
-  // Charges each straight-line region at its start: one unit per instruction.
-  // Regions begin at the start of every body and after every block, loop and
-  // if (join points); a region is charged in full even if a branch leaves it
-  // early, which over-counts a little but identically on every tier.
-  void meter_list(ExprList& list) {
+  // Cost model: fuel is charged only where control can come back to — at
+  // function entry and at the top of every loop body — and each charge is the
+  // instruction count of the longest path from there to the next charge point
+  // (a block costs its body, an if the dearer of its arms, a loop 1 because its
+  // body pays for itself per iteration). Every instruction runs at most once
+  // per charge (only loop labels branch backwards), so fuel bounds the work
+  // done; it may over-count a path that leaves early, identically on every
+  // tier. Few charge points keep the overhead low (docs/engine.md).
+  uint64_t path_cost(ExprList& list) {
     uint64_t cost = 0;
-    auto region = list.begin();
-    for (auto it = list.begin(); it != list.end(); ++it) {
+    for (auto& e : list) {
       ++cost;
-      bool structured = true;
-      switch (it->type()) {
-        case ExprType::Block: meter_list(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs); break;
-        case ExprType::Loop: meter_list(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs); break;
+      switch (e.type()) {
+        case ExprType::Block: cost += path_cost(wabt::cast<wabt::BlockExpr>(&e)->block.exprs); break;
         case ExprType::If: {
-          auto* iff = wabt::cast<wabt::IfExpr>(&*it);
-          meter_list(iff->true_.exprs);
-          meter_list(iff->false_);
+          auto* iff = wabt::cast<wabt::IfExpr>(&e);
+          cost += std::max(path_cost(iff->true_.exprs), path_cost(iff->false_));
           break;
         }
-        default: structured = false;
-      }
-      if (structured) {
-        insert_charge(list, region, cost);
-        cost = 0;
-        region = std::next(it);
+        case ExprType::Loop: {
+          ExprList& body = wabt::cast<wabt::LoopExpr>(&e)->block.exprs;
+          uint64_t c = path_cost(body);
+          if (c) insert_charge(body, body.begin(), c);
+          break;
+        }
+        default: break;
       }
     }
-    if (cost) insert_charge(list, region, cost);
+    return cost;
+  }
+
+  void meter_function(ExprList& body) {
+    uint64_t c = path_cost(body);
+    if (c) insert_charge(body, body.begin(), c);
+  }
+
+  static bool has_calls(const ExprList& list) {
+    for (const auto& e : list) {
+      switch (e.type()) {
+        case ExprType::Call: case ExprType::CallIndirect: case ExprType::ReturnCall:
+        case ExprType::ReturnCallIndirect: return true;
+        case ExprType::Block: if (has_calls(wabt::cast<wabt::BlockExpr>(&e)->block.exprs)) return true; break;
+        case ExprType::Loop: if (has_calls(wabt::cast<wabt::LoopExpr>(&e)->block.exprs)) return true; break;
+        case ExprType::If: {
+          auto* iff = wabt::cast<wabt::IfExpr>(&e);
+          if (has_calls(iff->true_.exprs) || has_calls(iff->false_)) return true;
+          break;
+        }
+        default: break;
+      }
+    }
+    return false;
   }
 
   Index scratch(int width) {
@@ -452,6 +480,7 @@ class Instrumenter {
   wabt::Module& m_;
   uint32_t depth_max_;
   bool canon_;
+  bool metering_;
   Index slow_ = 0;
   wabt::Func* func_ = nullptr;
   Index f32_scratch_ = wabt::kInvalidIndex, f64_scratch_ = wabt::kInvalidIndex;
@@ -528,7 +557,7 @@ wabt::Features metered_features(const Features& f) {
 }
 
 Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const LoadLimits& limits,
-                                      const Features& features) {
+                                      const Features& features, bool metering) {
   char buf[256];
   if (bytes.size() > limits.module_size_bytes_max) {
     std::snprintf(buf, sizeof buf, "module is %zu bytes, over the limit of %llu (module_size_bytes_max)",
@@ -729,7 +758,7 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
   m.data_segments.clear();
   m.starts.clear();
 
-  Instrumenter ins(m, limits.call_depth_max, features.floats);
+  Instrumenter ins(m, limits.call_depth_max, features.floats, metering);
   ins.run();
 
   auto add_export = [&](const char* name, wabt::ExternalKind kind, Index i) {

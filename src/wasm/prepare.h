@@ -58,7 +58,7 @@ struct PreparedModule {
 // Parses, validates, checks limits and profile, and meters. Errors name the
 // section, function index and byte offset where they can.
 Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const LoadLimits& limits,
-                                      const Features& features);
+                                      const Features& features, bool metering = true);
 
 // Describes a byte offset of a module as "section 'code', function 3, offset 0x1f".
 std::string describe_offset(std::span<const uint8_t> bytes, uint64_t offset);
