@@ -1,6 +1,7 @@
 // The ledger conformance suite: every test runs against every backend (memory, SQLite in a
 // temp dir, PostgreSQL in its own schema when COVENANT_PG_URL is set; in CI it must be).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 #include <map>
@@ -711,6 +712,139 @@ TEST_P(LedgerConformance, RandomOperationsMatchTheReferenceModel) {
     if (HasFatalFailure()) return;
   }
   EXPECT_GT(used.size(), 100u) << "the generator should mostly produce successful operations";
+}
+
+}  // namespace
+}  // namespace covenant
+
+namespace covenant {
+namespace {
+
+// Wraps a Storage and fails commits on demand, as a full disk or a dropped connection would.
+class FaultInjectionStorage final : public Storage {
+ public:
+  explicit FaultInjectionStorage(std::unique_ptr<Storage> base) : base_(std::move(base)) {}
+  std::atomic<int> fail_commits{0};  // the next N commits fail (and roll back)
+
+  Result<std::unique_ptr<StorageTxn>> begin_write() override {
+    auto t = base_->begin_write();
+    if (!t.is_ok()) return t.status();
+    return std::unique_ptr<StorageTxn>(std::make_unique<Txn>(std::move(t).value(), this));
+  }
+  Result<std::optional<std::string>> get(Table t, const Id128Bytes& id) override { return base_->get(t, id); }
+  Result<std::vector<KeyedRecord>> scan(Table t, const std::optional<Id128Bytes>& a, size_t n) override {
+    return base_->scan(t, a, n);
+  }
+  Result<std::optional<JournalRow>> journal_at(uint64_t s) override { return base_->journal_at(s); }
+  Result<std::optional<JournalRow>> journal_by_key(const Hash32& k) override { return base_->journal_by_key(k); }
+  Result<std::vector<JournalRow>> journal_scan(uint64_t f, size_t n) override { return base_->journal_scan(f, n); }
+  Result<uint64_t> journal_count() override { return base_->journal_count(); }
+  Result<uint64_t> size_bytes() override { return base_->size_bytes(); }
+  const char* backend() const override { return base_->backend(); }
+  Status TEST_flip_byte(Table t, const Id128Bytes& id, uint64_t r, size_t o) override {
+    return base_->TEST_flip_byte(t, id, r, o);
+  }
+
+ private:
+  class Txn final : public StorageTxn {
+   public:
+    Txn(std::unique_ptr<StorageTxn> base, FaultInjectionStorage* owner) : base_(std::move(base)), owner_(owner) {}
+    Result<std::optional<std::string>> get(Table t, const Id128Bytes& id) override { return base_->get(t, id); }
+    Status put(Table t, const Id128Bytes& id, std::string_view r, std::optional<uint64_t> d) override {
+      return base_->put(t, id, r, d);
+    }
+    Result<std::vector<Id128Bytes>> due_holds(uint64_t now, size_t n) override { return base_->due_holds(now, n); }
+    Result<std::optional<JournalRow>> journal_last() override { return base_->journal_last(); }
+    Result<std::optional<JournalRow>> journal_by_key(const Hash32& k) override { return base_->journal_by_key(k); }
+    Status journal_append(const JournalRow& r) override { return base_->journal_append(r); }
+    Status commit() override {
+      if (owner_->fail_commits.load() > 0) {
+        --owner_->fail_commits;
+        return Status::io("injected: commit failed");  // base_ is destroyed uncommitted: rollback
+      }
+      return base_->commit();
+    }
+
+   private:
+    std::unique_ptr<StorageTxn> base_;
+    FaultInjectionStorage* owner_;
+  };
+  std::unique_ptr<Storage> base_;
+};
+
+TEST_P(LedgerConformance, FailedCommitAcknowledgesNothingAndRetryIsSafe) {
+  ledger_.reset();
+  auto base = open_storage(store_->location, store_->options.storage);
+  ASSERT_TRUE(base.is_ok()) << base.status().to_string();
+  auto faulty = std::make_unique<FaultInjectionStorage>(std::move(base).value());
+  FaultInjectionStorage* faults = faulty.get();
+  auto l = Ledger::open(std::move(faulty), store_->options);
+  ASSERT_TRUE(l.is_ok());
+  ledger_ = std::move(l).value();
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+
+  faults->fail_commits = 1;
+  std::vector<LedgerOperation> ops = {plain(1, 1, 2, 5), JournalAppend{sha256("a"), "a"}};
+  auto failed = ledger_->submit(ops);
+  ASSERT_FALSE(failed.is_ok());
+  EXPECT_EQ(failed.status().code(), Code::kIOError);
+  // Nothing of the failed batch is visible.
+  EXPECT_FALSE(ledger_->lookup_transfer({0, 1})->has_value());
+  EXPECT_EQ(ledger_->journal_count().value(), 0u);
+  EXPECT_EQ(balance(2).credits_posted, 0u);
+  // The retry with the same ids applies once; a second retry is a replay.
+  auto retried = ledger_->submit(ops);
+  ASSERT_TRUE(retried.is_ok()) << retried.status().to_string();
+  EXPECT_EQ((*retried)[0].result, R::ok);
+  EXPECT_EQ((*retried)[1].result, R::ok);
+  EXPECT_EQ((*retried)[1].journal_seq, 1u);
+  auto again = ledger_->submit(ops);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ((*again)[0].result, R::exists);
+  EXPECT_EQ((*again)[1].result, R::journal_exists);
+  EXPECT_EQ(balance(2).credits_posted, 5u);
+  expect_invariants(*ledger_);
+}
+
+// A byte flipped in the SQLite file itself (not through SQL) is caught on read and by verify.
+TEST(LedgerSqliteFile, FlippedByteInTheFileIsDetected) {
+  TestStore store("sqlite");
+  const std::string marker = "MARKER-0123456789-receipt-bytes-MARKER";
+  {
+    auto l = store.open();
+    ASSERT_TRUE(l.is_ok());
+    for (int i = 1; i <= 20; ++i) {
+      std::string entry = i == 7 ? marker : "entry-" + std::to_string(i);
+      ASSERT_EQ((*l)->append(sha256(entry), entry)->result, R::ok);
+    }
+  }
+  // Fold the WAL into the main file so the marker sits in it.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(store.location.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  std::fstream f(store.location, std::ios::in | std::ios::out | std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  size_t at = bytes.find(marker);
+  ASSERT_NE(at, std::string::npos) << "marker not found in the database file";
+  f.seekp(static_cast<std::streamoff>(at + 10));
+  f.put(static_cast<char>(bytes[at + 10] ^ 0x20));
+  f.close();
+
+  auto l = store.open();  // the tail (seq 20) is intact, so it opens
+  ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+  auto row = (*l)->journal_at(7);
+  ASSERT_FALSE(row.is_ok());
+  EXPECT_EQ(row.status().code(), Code::kCorruption);
+  EXPECT_NE(row.status().message().find("journal row seq=7"), std::string::npos) << row.status().message();
+  auto report = (*l)->verify();
+  ASSERT_TRUE(report.is_ok());
+  ASSERT_EQ(report->problems.size(), 1u);
+  EXPECT_NE(report->problems[0].find("journal row seq=7"), std::string::npos) << report->problems[0];
+  EXPECT_TRUE((*l)->journal_at(8).is_ok()) << "the damage is local to one row";
 }
 
 }  // namespace
