@@ -43,8 +43,9 @@ TestStore::TestStore(const std::string& b) : backend(b) {
     const char* url = std::getenv("COVENANT_PG_URL");
     if (!url || !*url) {
       available = false;
-      must_not_skip = std::getenv("CI") != nullptr;
-      why = "COVENANT_PG_URL is not set (eval \"$(scripts/pg.sh start)\")";
+      must_not_skip = std::getenv("CI") != nullptr || std::getenv("COVENANT_REQUIRE_PG") != nullptr;
+      why = "COVENANT_PG_URL is not set (eval \"$(scripts/pg.sh start)\")" +
+          std::string(must_not_skip ? "; CI/COVENANT_REQUIRE_PG is set, so this is a failure" : "");
       return;
     }
     location = url;

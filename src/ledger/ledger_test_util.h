@@ -22,7 +22,8 @@ std::vector<std::string> backends();
 
 // A fresh, empty store of that backend; removed by the destructor. For PostgreSQL it is a
 // schema of its own in $COVENANT_PG_URL. `available` is false (with `why`) when the backend
-// cannot run here; in CI (env CI set) a missing COVENANT_PG_URL is a failure, not a skip.
+// cannot run here; with env CI or COVENANT_REQUIRE_PG set a missing COVENANT_PG_URL is a
+// failure, not a skip.
 struct TestStore {
   explicit TestStore(const std::string& backend);
   ~TestStore();
