@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -24,6 +27,7 @@
 #include "wabt/validator.h"
 #include "wasm/cache.h"
 #include "wasm/runtime.h"
+#include "wasm/tcc_writer.h"
 #include "wasm/tiers.h"
 #include "wasm/wabt_util.h"
 
@@ -51,6 +55,10 @@ struct CCode {
   std::vector<ExportFn> exports;
   int image_fd = -1;  // memfd holding the memory image, mapped copy-on-write
   size_t image_bytes = 0;
+  // Instance struct layout: 0 = wasm2c's (optimized, and the baseline
+  // fallback), 1 = tcc_writer's. Code only swaps under a live instance
+  // between equal layouts.
+  int layout = 0;
 
   ~CCode();
 };
@@ -387,10 +395,25 @@ uint64_t now_us() {
 Result<std::shared_ptr<CCode>> compile_baseline(const PreparedModule& prep, const EngineConfig& config,
                                                 uint64_t* compile_us) {
   uint64_t t0 = now_us();
-  auto c = generate_c(prep, config.features);
+  // Covenant's own translator (C shaped for tcc, no system headers); wasm2c's
+  // output is the fallback for what it refuses (multi-value, bulk memory).
+  int layout = 1;
+  auto c = generate_tcc_c(prep, config.features);
+  if (!c && c.status().code() == Code::kUnsupported) {
+    layout = 0;
+    if (std::getenv("COVENANT_DUMP_BASELINE_C")) std::fprintf(stderr, "covenant: baseline falls back to wasm2c: %s\n", c.status().message().c_str());
+    c = generate_c(prep, config.features);
+  }
   if (!c) return c.status();
+  if (const char* dump = std::getenv("COVENANT_DUMP_BASELINE_C")) {  // debugging aid
+    if (FILE* f = std::fopen(dump, "w")) {
+      std::fwrite(c->data(), 1, c->size(), f);
+      std::fclose(f);
+    }
+  }
   auto code = std::make_shared<CCode>();
   code->tier = Tier::kBaseline;
+  code->layout = layout;
   std::string errors;
   {
     std::lock_guard<std::mutex> lock(g_tcc_mu);
@@ -405,9 +428,27 @@ Result<std::shared_ptr<CCode>> compile_baseline(const PreparedModule& prep, cons
       }
     });
     tcc_set_lib_path(s, COVENANT_TCC_LIB_DIR);
-    tcc_set_options(s, "-w");
-    tcc_add_sysinclude_path(s, COVENANT_WASM_RT_INCLUDE);
+    if (layout == 1) {
+      // Self-contained unit: no headers, no libc/libtcc1; libm entry points
+      // are handed over directly.
+      tcc_set_options(s, "-w -nostdinc -nostdlib");
+    } else {
+      tcc_set_options(s, "-w");
+      tcc_add_sysinclude_path(s, COVENANT_WASM_RT_INCLUDE);
+    }
     tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
+    if (layout == 1) {
+      tcc_add_symbol(s, "floorf", reinterpret_cast<const void*>(static_cast<float (*)(float)>(&::floorf)));
+      tcc_add_symbol(s, "ceilf", reinterpret_cast<const void*>(static_cast<float (*)(float)>(&::ceilf)));
+      tcc_add_symbol(s, "truncf", reinterpret_cast<const void*>(static_cast<float (*)(float)>(&::truncf)));
+      tcc_add_symbol(s, "nearbyintf", reinterpret_cast<const void*>(static_cast<float (*)(float)>(&::nearbyintf)));
+      tcc_add_symbol(s, "sqrtf", reinterpret_cast<const void*>(static_cast<float (*)(float)>(&::sqrtf)));
+      tcc_add_symbol(s, "floor", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::floor)));
+      tcc_add_symbol(s, "ceil", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::ceil)));
+      tcc_add_symbol(s, "trunc", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::trunc)));
+      tcc_add_symbol(s, "nearbyint", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::nearbyint)));
+      tcc_add_symbol(s, "sqrt", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::sqrt)));
+    }
     if (tcc_compile_string(s, c->c_str()) < 0 || tcc_relocate(s, TCC_RELOCATE_AUTO) < 0)
       return Status::internal("tcc could not compile the generated C: " + errors);
   }
@@ -659,8 +700,11 @@ class CInstance final : public Instance {
     uint32_t g = module_->slot->generation.load(std::memory_order_acquire);
     if (g == generation_) return;
     generation_ = g;
-    // Same C, same struct layout: the new code runs on this instance's state.
-    code_ = module_->slot->get();
+    // Same struct layout: the new code runs on this instance's state. Code of
+    // another layout (tcc_writer's baseline -> wasm2c's optimized) only serves
+    // new instances; this one keeps its code.
+    std::shared_ptr<CCode> next = module_->slot->get();
+    if (next->layout == code_->layout) code_ = std::move(next);
   }
 
   TrapKind run(bool start, uint64_t* slots, uint64_t fuel, uint64_t* fuel_used, uint32_t deadline_ms,

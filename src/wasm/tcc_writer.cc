@@ -1,6 +1,9 @@
 #include "wasm/tcc_writer.h"
 
+#include <algorithm>
 #include <cinttypes>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <map>
 #include <sstream>
@@ -106,6 +109,10 @@ struct Val {
   std::vector<Index> locals;  // locals it reads
   std::vector<int> temps;     // pooled temps it references (released when consumed)
   int depth = 0;              // expression nesting, bounded for tcc's parser
+  // For comparisons: the bare C condition (no cast to u32), so that a branch
+  // on it compiles to cmp + jcc instead of setcc, widen, test, jcc.
+  std::string cond;
+  bool atom = false;  // a bare local read: cheap and safe to use twice in one expression
 };
 
 struct Label {
@@ -126,7 +133,7 @@ class FuncWriter {
   std::string write() {
     const auto& sig = f_.decl.sig;
     if (sig.result_types.size() > 1) throw Unsupported{"multi-value function results"};
-    result_ = sig.result_types.empty() ? Type::Void : sig.result_types[0];
+    result_ = sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0];
     Label fl{next_label_++, false, result_, 0};
     fl.function = true;
     labels_.push_back(fl);
@@ -154,7 +161,7 @@ class FuncWriter {
   std::string header() const {
     std::ostringstream h;
     const auto& sig = f_.decl.sig;
-    h << "static " << ctype(sig.result_types.empty() ? Type::Void : sig.result_types[0]) << " f" << func_index_
+    h << "static " << ctype(sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0]) << " w" << func_index_
       << "(Inst* I";
     for (Index i = 0; i < sig.param_types.size(); ++i) h << ", " << ctype(sig.param_types[i]) << " l" << i;
     h << ")";
@@ -275,9 +282,11 @@ class FuncWriter {
     }
   }
 
+  static std::string cond(const Val& c) { return c.cond.empty() ? c.e : c.cond; }
+
   // A value usable twice in one expression without re-evaluating work.
   Val& simple(Val& v) {
-    if (v.kind == Val::kExpr) materialize(v);
+    if (v.kind == Val::kExpr && !v.atom) materialize(v);
     return v;
   }
 
@@ -298,7 +307,7 @@ class FuncWriter {
 
   Type block_result(const wabt::BlockDeclaration& d) {
     if (!d.sig.param_types.empty() || d.sig.result_types.size() > 1) throw Unsupported{"multi-value blocks"};
-    return d.sig.result_types.empty() ? Type::Void : d.sig.result_types[0];
+    return d.sig.result_types.empty() ? Type(Type::Void) : d.sig.result_types[0];
   }
 
   Val block_var(int id, Type t) {
@@ -311,9 +320,69 @@ class FuncWriter {
 
   // Returns whether the end of the list is reachable.
   bool list(const ExprList& exprs) {
-    for (const Expr& e : exprs)
-      if (!expr(e)) return false;
+    for (auto it = exprs.begin(); it != exprs.end(); ++it) {
+      int m = counter_check(it, exprs.end());
+      if (m == 2) return false;
+      if (m == 1) continue;
+      if (!expr(*it)) return false;
+    }
     return true;
+  }
+
+  // The metering idiom `g = g OP k; if (g CMP c) {...}` (fuel and depth, at
+  // every region and function entry) becomes `if ((g OP= k) CMP c) {...}`:
+  // one load and store of the counter instead of a store then a reload.
+  // On a match, advances `it` to the `if` and returns 1 (2 if the end of the
+  // `if` is unreachable); 0 otherwise.
+  int counter_check(ExprList::const_iterator& it, ExprList::const_iterator end) {
+    const Expr* e[8];
+    auto p = it;
+    for (int i = 0; i < 8; ++i, ++p) {
+      if (p == end) return 0;
+      e[i] = &*p;
+    }
+    if (e[0]->type() != ExprType::GlobalGet || e[1]->type() != ExprType::Const || e[2]->type() != ExprType::Binary ||
+        e[3]->type() != ExprType::GlobalSet || e[4]->type() != ExprType::GlobalGet ||
+        e[5]->type() != ExprType::Const || e[6]->type() != ExprType::Compare || e[7]->type() != ExprType::If)
+      return 0;
+    Index g = wabt::cast<wabt::GlobalGetExpr>(e[0])->var.index();
+    if (g == cvint_ || wabt::cast<wabt::GlobalSetExpr>(e[3])->var.index() != g ||
+        wabt::cast<wabt::GlobalGetExpr>(e[4])->var.index() != g)
+      return 0;
+    Opcode op = wabt::cast<wabt::BinaryExpr>(e[2])->opcode;
+    const char* aop = op == Opcode::I32Add || op == Opcode::I64Add   ? "+="
+                      : op == Opcode::I32Sub || op == Opcode::I64Sub ? "-="
+                                                                     : nullptr;
+    if (!aop) return 0;
+    Type gt = m_.globals[g]->type;
+    const char* cop = nullptr;
+    bool sgn = false;
+    switch (wabt::cast<wabt::CompareExpr>(e[6])->opcode) {
+      case Opcode::I32LtS: case Opcode::I64LtS: cop = "<"; sgn = true; break;
+      case Opcode::I32GtS: case Opcode::I64GtS: cop = ">"; sgn = true; break;
+      case Opcode::I32LeS: case Opcode::I64LeS: cop = "<="; sgn = true; break;
+      case Opcode::I32GeS: case Opcode::I64GeS: cop = ">="; sgn = true; break;
+      case Opcode::I32LtU: case Opcode::I64LtU: cop = "<"; break;
+      case Opcode::I32GtU: case Opcode::I64GtU: cop = ">"; break;
+      case Opcode::I32LeU: case Opcode::I64LeU: cop = "<="; break;
+      case Opcode::I32GeU: case Opcode::I64GeU: cop = ">="; break;
+      default: return 0;
+    }
+    const char* cast = !sgn ? "" : gt == Type::I64 ? "(s64)" : "(s32)";
+    // global.set: earlier loads run first, and pending reads of globals see the old value.
+    flush_mem_glob();
+    std::string gs = "I->g" + std::to_string(g);
+    std::string cond = std::string("(") + cast + "(" + gs + " " + aop + " " + constant(wabt::cast<wabt::ConstExpr>(e[1])->const_).e +
+                       ") " + cop + " " + cast + constant(wabt::cast<wabt::ConstExpr>(e[5])->const_).e + ")";
+    Val c;
+    c.t = Type::I32;
+    c.e = "(u32)" + cond;
+    c.cond = cond;
+    c.glob = true;
+    pending_cond_ = std::move(c);
+    has_pending_cond_ = true;
+    it = std::next(it, 7);
+    return if_(*wabt::cast<wabt::IfExpr>(&*it)) ? 1 : 2;
   }
 
   bool block(const wabt::Block& b, bool loop) {
@@ -344,13 +413,19 @@ class FuncWriter {
 
   bool if_(const wabt::IfExpr& e) {
     Type rt = block_result(e.true_.decl);
-    Val c = pop();
+    Val c;
+    if (has_pending_cond_) {
+      c = std::move(pending_cond_);
+      has_pending_cond_ = false;
+    } else {
+      c = pop();
+    }
     flush_all();
     int id = next_label_++;
     size_t h = stack_.size();
     labels_.push_back(Label{id, false, rt, h});
     if (rt != Type::Void) block_vars_.emplace_back(id, rt);
-    line("if (" + c.e + ") {");
+    line("if (" + cond(c) + ") {");
     release(c);
     bool r1 = list(e.true_.exprs);
     if (r1 && rt != Type::Void) {
@@ -480,8 +555,13 @@ class FuncWriter {
       std::string e;
       if (kind == 1) {
         const char* c = !sgn ? "" : a.t == Type::I64 ? "(s64)" : "(s32)";
-        e = std::string("(u32)(") + c + a.e + " " + o + " " + c + b.e + ")";
+        std::string bare = std::string("(") + c + a.e + " " + o + " " + c + b.e + ")";
+        e = "(u32)" + bare;
         t = Type::I32;
+        Val r = combine(t, e, {&a, &b});
+        r.cond = bare;
+        push(std::move(r));
+        return;
       } else if (t == Type::I32 || t == Type::I64) {
         e = std::string("(") + ctype(t) + ")(" + a.e + " " + o + " " + b.e + ")";
       } else {
@@ -494,15 +574,21 @@ class FuncWriter {
     const char* ut = w64 ? "u64" : "u32";
     const char* st = w64 ? "s64" : "s32";
     std::string mask = w64 ? "63" : "31";
+    unsigned bits = w64 ? 64 : 32;
+    // A constant shift count, masked here (tcc folds little).
+    int kshift = -1;
+    if (b.kind == Val::kConst && (a.t == Type::I32 || a.t == Type::I64))
+      kshift = static_cast<int>(std::strtoull(b.e.c_str(), nullptr, 10) & (bits - 1));
+    auto cnt = [&](const Val& v) { return kshift >= 0 ? std::to_string(kshift) : "(" + v.e + " & " + mask + ")"; };
     switch (op) {
       case Opcode::I32Shl: case Opcode::I64Shl:
-        push(combine(a.t, std::string("(") + ut + ")(" + a.e + " << (" + b.e + " & " + mask + "))", {&a, &b}));
+        push(combine(a.t, std::string("(") + ut + ")(" + a.e + " << " + cnt(b) + ")", {&a, &b}));
         return;
       case Opcode::I32ShrU: case Opcode::I64ShrU:
-        push(combine(a.t, "(" + a.e + " >> (" + b.e + " & " + mask + "))", {&a, &b}));
+        push(combine(a.t, "(" + a.e + " >> " + cnt(b) + ")", {&a, &b}));
         return;
       case Opcode::I32ShrS: case Opcode::I64ShrS:
-        push(combine(a.t, std::string("(") + ut + ")((" + st + ")" + a.e + " >> (" + b.e + " & " + mask + "))", {&a, &b}));
+        push(combine(a.t, std::string("(") + ut + ")((" + st + ")" + a.e + " >> " + cnt(b) + ")", {&a, &b}));
         return;
       case Opcode::I32Rotl: case Opcode::I64Rotl:
       case Opcode::I32Rotr: case Opcode::I64Rotr: {
@@ -514,8 +600,9 @@ class FuncWriter {
         simple(stack_.back());
         b = pop();
         a = pop();
-        std::string n = "(" + b.e + " & " + mask + ")";
-        std::string m = "((" + std::string(w64 ? "64" : "32") + " - " + n + ") & " + mask + ")";
+        std::string n = cnt(b);
+        std::string m = kshift >= 0 ? std::to_string((bits - kshift) & (bits - 1))
+                                    : "((" + std::string(w64 ? "64" : "32") + " - " + n + ") & " + mask + ")";
         std::string e = left ? "(" + std::string(ut) + ")((" + a.e + " << " + n + ") | (" + a.e + " >> " + m + "))"
                              : "(" + std::string(ut) + ")((" + a.e + " >> " + n + ") | (" + a.e + " << " + m + "))";
         push(combine(a.t, e, {&a, &b}));
@@ -582,7 +669,12 @@ class FuncWriter {
     std::string f;
     Type t = a.t;
     switch (op) {
-      case Opcode::I32Eqz: case Opcode::I64Eqz: push(combine(Type::I32, "(u32)(" + a.e + " == 0)", {&a})); return;
+      case Opcode::I32Eqz: case Opcode::I64Eqz: {
+        Val r = combine(Type::I32, "(u32)(" + a.e + " == 0)", {&a});
+        r.cond = a.cond.empty() ? "(" + a.e + " == 0)" : "(!" + a.cond + ")";
+        push(std::move(r));
+        return;
+      }
       case Opcode::I32Clz: f = "cv_clz32"; break;
       case Opcode::I32Ctz: f = "cv_ctz32"; break;
       case Opcode::I32Popcnt: f = "cv_popcnt32"; break;
@@ -670,6 +762,9 @@ class FuncWriter {
       case Opcode::I64TruncF32S: case Opcode::I64TruncF32U: case Opcode::I64TruncF64S: case Opcode::I64TruncF64U:
         trunc_trapping(op);
         return;
+      case Opcode::I32Eqz: case Opcode::I64Eqz:  // wabt files eqz under Convert
+        unary(op);
+        return;
       default: break;
     }
     Val a = pop();
@@ -749,6 +844,7 @@ class FuncWriter {
         v.t = f_.GetLocalType(l);
         v.e = "l" + std::to_string(l);
         v.locals = {l};
+        v.atom = true;
         push(std::move(v));
         return true;
       }
@@ -765,6 +861,7 @@ class FuncWriter {
           r.t = f_.GetLocalType(l);
           r.e = "l" + std::to_string(l);
           r.locals = {l};
+          r.atom = true;
           push(std::move(r));
         }
         return true;
@@ -806,7 +903,7 @@ class FuncWriter {
           b = pop();
           a = pop();
         }
-        push(combine(a.t, "((" + c.e + ") ? " + a.e + " : " + b.e + ")", {&a, &b, &c}));
+        push(combine(a.t, "(" + cond(c) + " ? " + a.e + " : " + b.e + ")", {&a, &b, &c}));
         return true;
       }
       case ExprType::Load: load(*wabt::cast<wabt::LoadExpr>(&e)); return true;
@@ -843,7 +940,7 @@ class FuncWriter {
         const auto& sig = m_.funcs[fi]->decl.sig;
         flush_mem_glob();
         std::string args = call_args(sig);
-        finish_call(sig, "f" + std::to_string(fi) + "(" + args + ")");
+        finish_call(sig, "w" + std::to_string(fi) + "(" + args + ")");
         return true;
       }
       case ExprType::CallIndirect: {
@@ -863,7 +960,7 @@ class FuncWriter {
         x = pop();
         uint32_t tid = type_id(sig);
         std::string args = call_args(sig);
-        std::string fp = "((" + std::string(ctype(sig.result_types.empty() ? Type::Void : sig.result_types[0])) +
+        std::string fp = "((" + std::string(ctype(sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0])) +
                          " (*)(Inst*";
         for (Type p : sig.param_types) fp += std::string(", ") + ctype(p);
         fp += "))I->tab.data[" + x.e + "].func)";
@@ -894,9 +991,9 @@ class FuncWriter {
         flush_mem();
         if (!l.loop && l.result != Type::Void) {
           Val& v = simple(stack_.back());
-          line("if (" + c.e + ") { " + jump(l, &v) + " }");
+          line("if (" + cond(c) + ") { " + jump(l, &v) + " }");
         } else {
-          line("if (" + c.e + ") { " + jump(l, nullptr) + " }");
+          line("if (" + cond(c) + ") { " + jump(l, nullptr) + " }");
         }
         release(c);
         return true;
@@ -961,11 +1058,13 @@ class FuncWriter {
   std::map<Type, std::vector<int>> free_;
   std::vector<std::pair<int, Type>> block_vars_;
   bool uses_mem_ = false;
+  Val pending_cond_;
+  bool has_pending_cond_ = false;
 };
 
 std::string to_bits(Type t, const std::string& v) {
   switch (t) {
-    case Type::F32: return "(uint64_t)cv_f32_bits(" + v + ")";
+    case Type::F32: return "(u64)cv_f32_bits(" + v + ")";
     case Type::F64: return "cv_f64_bits(" + v + ")";
     default: return "(u64)(" + v + ")";
   }
@@ -1033,10 +1132,10 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
     for (Index i = 0; i < m.num_func_imports; ++i) {
       const auto& sig = m.funcs[i]->decl.sig;
       if (sig.result_types.size() > 1) return Status::unsupported("multi-value imports are not supported by the C tiers");
-      Type rt = sig.result_types.empty() ? Type::Void : sig.result_types[0];
+      Type rt = sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0];
       size_t slots = std::max<size_t>({sig.param_types.size(), sig.result_types.size(), 1});
       std::ostringstream h;
-      h << "static " << ctype(rt) << " f" << i << "(Inst* I";
+      h << "static " << ctype(rt) << " w" << i << "(Inst* I";
       for (Index p = 0; p < sig.param_types.size(); ++p) h << ", " << ctype(sig.param_types[p]) << " l" << p;
       h << ")";
       protos << h.str() << ";\n";
@@ -1077,7 +1176,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
     if (sig.result_types.size() > 1) return Status::unsupported("multi-value exports are not supported by the C tiers");
     g << "static void cv_call_" << k << "(void* inst, u64* s) {\n  ";
     if (!sig.result_types.empty()) g << ctype(sig.result_types[0]) << " r = ";
-    g << "f" << fi << "((Inst*)inst";
+    g << "w" << fi << "((Inst*)inst";
     for (size_t i = 0; i < sig.param_types.size(); ++i)
       g << ", " << from_bits(sig.param_types[i], "s[" + std::to_string(i) + "]");
     g << ");\n";
@@ -1131,7 +1230,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
         FuncWriter tw(m, *m.funcs[fi], fi, g_int, fconsts, type_ids);
         uint32_t tid = tw.type_id_public(m.funcs[fi]->decl.sig);
         g << "  I->tab.data[" << k << "].func_type = " << tid << "u; I->tab.data[" << k
-          << "].func = (void (*)(void))f" << fi << "; I->tab.data[" << k << "].module_instance = I;\n";
+          << "].func = (void (*)(void))w" << fi << "; I->tab.data[" << k << "].module_instance = I;\n";
       } else if (e.type() != ExprType::RefNull) {
         return Status::unsupported("tcc writer: element expression");
       }
@@ -1151,7 +1250,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   g << "wasm_rt_memory_t* covenant_memory(void* i) { "
     << (m.memories.empty() ? "(void)i; return 0;" : "return &((Inst*)i)->mem;") << " }\n";
   g << "void covenant_start(void* i, u64* s) { (void)s; ";
-  if (start != wabt::kInvalidIndex) g << "f" << start << "((Inst*)i);";
+  if (start != wabt::kInvalidIndex) g << "w" << start << "((Inst*)i);";
   else g << "(void)i;";
   g << " }\n";
   out << g.str();
