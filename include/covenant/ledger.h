@@ -225,7 +225,8 @@ class Ledger {
   Ledger& operator=(const Ledger&) = delete;
 
   // Applies the operations in order, each independently (one refused does not undo the
-  // others), within one durable transaction shared with other submitters' operations.
+  // others), within one durable transaction shared with other submitters' operations: a
+  // crash keeps all of this call's recorded operations or none of them.
   // Returns one reply per operation once that transaction is durable. An error Status means
   // the outcome is unknown (e.g. I/O error): retry with the same ids, which is safe.
   virtual Result<std::vector<LedgerReply>> submit(std::span<const LedgerOperation> operations) = 0;
