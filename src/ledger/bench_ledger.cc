@@ -3,6 +3,7 @@
 // one-row-per-transaction insert loop), and storage bytes per transfer and per journal entry.
 //
 //   bench_ledger [--seconds S] [--dir DIR] [--pg URL]      (URL defaults to $COVENANT_PG_URL)
+// The files go in a fresh directory under DIR (default: the current directory), removed after.
 //
 // Prints a Markdown table (docs/ledger.md keeps the latest).
 #include <fcntl.h>
@@ -194,10 +195,13 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  bool own_dir = dir.empty();
-  if (own_dir) {
-    std::string tmpl = (std::filesystem::current_path() / "bench-ledger-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) return 1;
+  {  // always a fresh directory (under --dir or the current one), removed at the end
+    std::filesystem::path parent = dir.empty() ? std::filesystem::current_path() : std::filesystem::path(dir);
+    std::string tmpl = (parent / "bench-ledger-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) {
+      std::fprintf(stderr, "bench: cannot create a directory under %s\n", parent.c_str());
+      return 1;
+    }
     dir = tmpl;
   }
   std::printf("| backend | measure | value | note |\n|---|---|---|---|\n");
@@ -214,6 +218,6 @@ int main(int argc, char** argv) {
   } else {
     std::printf("\n(PostgreSQL skipped: set COVENANT_PG_URL or --pg)\n");
   }
-  if (own_dir) std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir);
   return 0;
 }

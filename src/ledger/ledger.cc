@@ -571,7 +571,7 @@ class LedgerImpl final : public Ledger {
       std::unique_lock lock(mu_);
       queue_.push_back(&req);
       work_cv_.notify_one();
-      done_cv_.wait(lock, [&] { return req.done; });
+      req.done_cv.wait(lock, [&] { return req.done; });
     }
     if (!req.status.is_ok()) return req.status;
     return replies;
@@ -668,7 +668,8 @@ class LedgerImpl final : public Ledger {
     std::span<const LedgerOperation> ops;
     std::vector<LedgerReply>* replies;
     Status status;
-    bool done = false;
+    bool done = false;                   // GUARDED_BY(mu_)
+    std::condition_variable done_cv;     // wakes only this submitter, not every waiter
   };
 
   Status check_row(const JournalRow& row) {
@@ -752,10 +753,14 @@ class LedgerImpl final : public Ledger {
         for (Request* r : batch) r->status = st;
       }
       {
+        // Notify under the lock: once it is released a woken submitter may return and
+        // destroy its Request (and its condition variable).
         std::lock_guard lock(mu_);
-        for (Request* r : batch) r->done = true;
+        for (Request* r : batch) {
+          r->done = true;
+          r->done_cv.notify_one();
+        }
       }
-      done_cv_.notify_all();
       batch.clear();
     }
   }
@@ -766,7 +771,6 @@ class LedgerImpl final : public Ledger {
 
   std::mutex mu_;
   std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
   std::deque<Request*> queue_;  // GUARDED_BY(mu_)
   bool stop_ = false;           // GUARDED_BY(mu_)
   std::thread committer_;
