@@ -24,6 +24,10 @@ struct LoadLimits {
   uint32_t table_initial_elements_max = 100'000;
   uint32_t table_max_elements_max = 1'000'000;
   uint64_t data_segment_size_bytes_max = 16u << 20;  // total bytes across active segments
+  // Nesting of block/loop/if in one function. Every stage of the pipeline
+  // (libwabt's IR, metering, the C writers) recurses on it, so it bounds the
+  // host's own stack use while loading.
+  uint32_t block_nesting_max = 1024;
   // Deterministic call depth: a call deeper than this traps stack_exhausted at the
   // same frame on every tier. Legitimate contracts get at least 10,000 frames.
   uint32_t call_depth_max = 16'384;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "wasm/prepare.h"
+#include "wasm/runtime.h"
 #include "wasm/tiers.h"
 
 namespace covenant {
@@ -210,6 +211,19 @@ class EngineImpl final : public Engine {
   const EngineConfig& config() const override { return config_; }
 
   Result<std::shared_ptr<Module>> load(std::span<const uint8_t> bytes, const LoadOptions& options) override {
+    // Loading recurses on block nesting (libwabt's IR, metering, the C
+    // writers): bounded by block_nesting_max, and run on a big stack when the
+    // caller's is small, so hostile nesting cannot overflow the host.
+    constexpr size_t kLoadStackBytes = size_t(256) << 20;
+    if (stack_remaining_bytes() < kLoadStackBytes / 4) {
+      std::optional<Result<std::shared_ptr<Module>>> r;
+      run_on_big_stack([&] { r.emplace(load_here(bytes, options)); }, kLoadStackBytes);
+      return std::move(*r);
+    }
+    return load_here(bytes, options);
+  }
+
+  Result<std::shared_ptr<Module>> load_here(std::span<const uint8_t> bytes, const LoadOptions& options) {
     uint64_t t0 = now_us();
     auto prep = prepare_module(bytes, config_.load_limits, config_.features, config_.metering);
     if (!prep) return prep.status();

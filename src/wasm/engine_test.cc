@@ -211,6 +211,8 @@ TEST(EngineLimits, EachStaticLimitIsNamed) {
       {"(module (table 1 10 funcref))", [](LoadLimits& l) { l.table_max_elements_max = 9; }, "table_max_elements_max"},
       {"(module (memory 1) (data (i32.const 0) \"abcdef\"))", [](LoadLimits& l) { l.data_segment_size_bytes_max = 5; },
        "data_segment_size_bytes_max"},
+      {"(module (func (block (loop (if (i32.const 1) (then (block)))))))", [](LoadLimits& l) { l.block_nesting_max = 3; },
+       "block_nesting_max"},
   };
   for (const Case& c : cases) {
     EngineConfig cfg;
@@ -222,6 +224,32 @@ TEST(EngineLimits, EachStaticLimitIsNamed) {
     EXPECT_EQ(m.status().code(), Code::kLimitExceeded) << c.name;
     EXPECT_NE(m.status().message().find(c.name), std::string::npos) << m.status().message();
   }
+}
+
+TEST(EngineLimits, HostileNestingIsRefusedNotACrash) {
+  // 200,000 nested blocks: recursion in any stage would overflow the host.
+  std::vector<uint8_t> b = {0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0};
+  std::vector<uint8_t> body = {0};  // no locals
+  for (int i = 0; i < 200000; ++i) body.insert(body.end(), {0x02, 0x40});
+  for (int i = 0; i < 200000; ++i) body.push_back(0x0b);
+  body.push_back(0x0b);
+  auto leb = [](std::vector<uint8_t>& out, uint32_t v) {
+    do {
+      uint8_t c = v & 0x7f;
+      v >>= 7;
+      out.push_back(c | (v ? 0x80 : 0));
+    } while (v);
+  };
+  std::vector<uint8_t> code = {1};
+  leb(code, static_cast<uint32_t>(body.size()));
+  code.insert(code.end(), body.begin(), body.end());
+  b.push_back(10);
+  leb(b, static_cast<uint32_t>(code.size()));
+  b.insert(b.end(), code.begin(), code.end());
+  auto engine = engine_in(fresh_dir("nesting"));
+  auto m = engine->load(b, {.tier = Tier::kInterp});
+  ASSERT_FALSE(m.is_ok());
+  EXPECT_NE(m.status().message().find("block_nesting_max"), std::string::npos) << m.status().message();
 }
 
 TEST(EngineProfile, RefusesNonDeterministicFeaturesAndNamesThem) {

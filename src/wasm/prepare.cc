@@ -89,6 +89,82 @@ SectionMap scan_sections(std::span<const uint8_t> b) {
   return map;
 }
 
+bool read_leb(std::span<const uint8_t> b, size_t& pos, size_t end) {
+  for (int i = 0; i < 10; ++i) {
+    if (pos >= end) return false;
+    if (!(b[pos++] & 0x80)) return true;
+  }
+  return false;
+}
+
+// Deepest block/loop/if nesting in one function body, found by decoding
+// opcodes and skipping immediates. An opcode it does not know ends the scan
+// (the validator then judges the module); returns the depth seen so far.
+uint32_t body_nesting(std::span<const uint8_t> b, size_t pos, size_t end) {
+  uint32_t count;
+  if (!read_leb_u32(b, pos, count)) return 0;  // local declarations
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!read_leb(b, pos, end) || pos >= end) return 0;
+    ++pos;  // value type
+  }
+  uint32_t depth = 0, max_depth = 0;
+  while (pos < end) {
+    uint8_t op = b[pos++];
+    switch (op) {
+      case 0x02: case 0x03: case 0x04:  // block, loop, if + blocktype (s33)
+        if (!read_leb(b, pos, end)) return max_depth;
+        max_depth = std::max(max_depth, ++depth);
+        break;
+      case 0x0b: if (depth) --depth; break;  // end
+      case 0x0c: case 0x0d: case 0x10: case 0x20: case 0x21: case 0x22: case 0x23: case 0x24:
+      case 0x25: case 0x26: case 0xd2: case 0x41: case 0x42:
+        if (!read_leb(b, pos, end)) return max_depth;
+        break;
+      case 0x0e: {  // br_table
+        uint32_t n;
+        if (!read_leb_u32(b, pos, n)) return max_depth;
+        for (uint64_t k = 0; k <= n; ++k)
+          if (!read_leb(b, pos, end)) return max_depth;
+        break;
+      }
+      case 0x11:  // call_indirect
+        if (!read_leb(b, pos, end) || !read_leb(b, pos, end)) return max_depth;
+        break;
+      case 0x3f: case 0x40: case 0xd0: ++pos; break;  // memory.size/grow, ref.null
+      case 0x43: pos += 4; break;
+      case 0x44: pos += 8; break;
+      case 0x1c: {  // typed select
+        uint32_t n;
+        if (!read_leb_u32(b, pos, n)) return max_depth;
+        pos += n;
+        break;
+      }
+      case 0xfc: {
+        uint32_t sub;
+        if (!read_leb_u32(b, pos, sub)) return max_depth;
+        if (sub <= 7) break;  // saturating truncations: no immediates
+        if (sub == 8 || sub == 12 || sub == 14) {  // memory.init, table.init, table.copy: two
+          if (!read_leb(b, pos, end) || !read_leb(b, pos, end)) return max_depth;
+        } else if (sub == 10) {
+          pos += 2;
+        } else if (sub <= 17) {
+          if (!read_leb(b, pos, end)) return max_depth;
+        } else {
+          return max_depth;
+        }
+        break;
+      }
+      default:
+        if (op >= 0x28 && op <= 0x3e) {  // loads and stores: memarg
+          if (!read_leb(b, pos, end) || !read_leb(b, pos, end)) return max_depth;
+        } else if (op > 0xc4 && op != 0xd1) {
+          return max_depth;  // outside the profile; the validator will say so
+        }
+    }
+  }
+  return max_depth;
+}
+
 }  // namespace
 
 std::string describe_offset(std::span<const uint8_t> bytes, uint64_t offset) {
@@ -572,6 +648,21 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
           "this is a component (layer 1), not a core module; components are loaded through the "
           "interface layer");
     return Status::invalid("unsupported Wasm binary version at offset 4");
+  }
+
+  // Bound nesting before libwabt builds (recursive) IR from it.
+  {
+    SectionMap pre = scan_sections(bytes);
+    for (size_t i = 0; i < pre.bodies.size(); ++i) {
+      uint32_t depth = body_nesting(bytes, pre.bodies[i].start, pre.bodies[i].end);
+      if (depth > limits.block_nesting_max) {
+        std::snprintf(buf, sizeof buf,
+                      "defined function %zu nests blocks %u deep (section 'code', offset 0x%zx), over the limit "
+                      "of %u (block_nesting_max)",
+                      i, depth, pre.bodies[i].start, limits.block_nesting_max);
+        return Status::limit(buf);
+      }
+    }
   }
 
   wabt::Features wf = wabt_features(features);
