@@ -216,6 +216,14 @@ struct VerifyReport {
   bool ok() const { return problems.empty(); }
 };
 
+// Counters since open, for tests and metrics.
+struct LedgerStats {
+  uint64_t batches_committed = 0;     // durable transactions
+  uint64_t operations_committed = 0;  // operations in them (refused ones included)
+  uint64_t batches_failed = 0;
+  uint64_t requests_queued = 0;  // now: submits waiting for the committer to take them
+};
+
 class Ledger {
  public:
   static Result<std::unique_ptr<Ledger>> open(const std::string& location, LedgerOptions options);
@@ -254,6 +262,7 @@ class Ledger {
   virtual Result<VerifyReport> verify() = 0;
 
   virtual Storage& storage() = 0;
+  virtual LedgerStats stats() = 0;
 
  protected:
   Ledger() = default;

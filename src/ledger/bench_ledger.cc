@@ -164,12 +164,20 @@ void bench_backend(const char* name, const std::string& location, LedgerOptions 
     };
     for (const Config& c : configs) {
       auto before = ledger.storage().size_bytes();
+      const LedgerStats stats_before = ledger.stats();
       Run r = run_submitters(ledger, c.submitters, c.ops_per_submit, seconds, journal, next_id);
       auto after = ledger.storage().size_bytes();
+      const LedgerStats stats_after = ledger.stats();
+      const uint64_t batches = stats_after.batches_committed - stats_before.batches_committed;
+      char per_batch[64];
+      std::snprintf(per_batch, sizeof per_batch, "; %.1f ops per commit",
+                    batches ? static_cast<double>(stats_after.operations_committed - stats_before.operations_committed) /
+                                  static_cast<double>(batches)
+                            : 0.0);
       row(name,
           std::string("durable ") + what + ", " + std::to_string(c.submitters) + " submitters x " +
               std::to_string(c.ops_per_submit),
-          fmt(r.ops_per_s, "/s"), c.note);
+          fmt(r.ops_per_s, "/s"), c.note + std::string(per_batch));
       if (c.submitters == 256 && before.is_ok() && after.is_ok() && r.ops > 0) {
         double per = static_cast<double>(*after - *before) / static_cast<double>(r.ops);
         row(name, std::string("storage bytes per ") + (journal ? "journal entry" : "transfer"), fmt(per, "B"),

@@ -663,6 +663,13 @@ class LedgerImpl final : public Ledger {
 
   Storage& storage() override { return *storage_; }
 
+  LedgerStats stats() override {
+    std::lock_guard lock(mu_);
+    LedgerStats s = stats_;
+    s.requests_queued = queue_.size();
+    return s;
+  }
+
  private:
   struct Request {
     std::span<const LedgerOperation> ops;
@@ -745,17 +752,33 @@ class LedgerImpl final : public Ledger {
           queue_.pop_front();
         }
       }
+      LedgerStats delta;
+      auto count = [&](const std::vector<Request*>& requests, const Status& st) {
+        if (!st.is_ok()) {
+          ++delta.batches_failed;
+          return;
+        }
+        ++delta.batches_committed;
+        for (Request* r : requests) delta.operations_committed += r->ops.size();
+      };
       Status st = commit_batch(batch);
       if (!st.is_ok() && st.code() == Code::kCorruption && batch.size() > 1) {
         // Isolate the damage: each request alone, so only those touching the bad row fail.
-        for (Request* r : batch) r->status = commit_batch({r});
+        for (Request* r : batch) {
+          r->status = commit_batch({r});
+          count({r}, r->status);
+        }
       } else {
         for (Request* r : batch) r->status = st;
+        count(batch, st);
       }
       {
         // Notify under the lock: once it is released a woken submitter may return and
         // destroy its Request (and its condition variable).
         std::lock_guard lock(mu_);
+        stats_.batches_committed += delta.batches_committed;
+        stats_.operations_committed += delta.operations_committed;
+        stats_.batches_failed += delta.batches_failed;
         for (Request* r : batch) {
           r->done = true;
           r->done_cv.notify_one();
@@ -773,6 +796,7 @@ class LedgerImpl final : public Ledger {
   std::condition_variable work_cv_;
   std::deque<Request*> queue_;  // GUARDED_BY(mu_)
   bool stop_ = false;           // GUARDED_BY(mu_)
+  LedgerStats stats_;           // GUARDED_BY(mu_)
   std::thread committer_;
 };
 

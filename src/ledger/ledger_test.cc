@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <map>
 #include <random>
 #include <sstream>
@@ -500,6 +502,7 @@ TEST_P(LedgerConformance, FlippedBytesAreDetectedAndLocated) {
 TEST_P(LedgerConformance, ConcurrentSubmittersAreGroupCommitted) {
   ASSERT_EQ(account(1), R::ok);
   ASSERT_EQ(account(2), R::ok);
+  const LedgerStats before = ledger_->stats();
   constexpr int kThreads = 8, kPerThread = 100;
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
@@ -515,6 +518,13 @@ TEST_P(LedgerConformance, ConcurrentSubmittersAreGroupCommitted) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  const LedgerStats after = ledger_->stats();
+  const uint64_t ops = after.operations_committed - before.operations_committed;
+  const uint64_t batches = after.batches_committed - before.batches_committed;
+  EXPECT_EQ(ops, static_cast<uint64_t>(kThreads * kPerThread * 2));
+  EXPECT_LE(batches, static_cast<uint64_t>(kThreads * kPerThread));  // GroupCommitBatchesQueuedSubmits pins it down
+  std::printf("[ batches  ] %s: %llu submits in %llu batches\n", GetParam().c_str(),
+              static_cast<unsigned long long>(kThreads * kPerThread), static_cast<unsigned long long>(batches));
   EXPECT_EQ(balance(2).credits_posted, static_cast<uint64_t>(kThreads * kPerThread));
   EXPECT_EQ(ledger_->journal_count().value(), static_cast<uint64_t>(kThreads * kPerThread));
   expect_invariants(*ledger_);
@@ -725,8 +735,30 @@ class FaultInjectionStorage final : public Storage {
  public:
   explicit FaultInjectionStorage(std::unique_ptr<Storage> base) : base_(std::move(base)) {}
   std::atomic<int> fail_commits{0};  // the next N commits fail (and roll back)
+  std::atomic<int> at_gate{0};       // writers waiting at the closed gate
+
+  // While closed, begin_write() waits: the committer stalls as on a slow disk.
+  void close_gate() {
+    std::lock_guard lock(gate_mu_);
+    gate_closed_ = true;
+  }
+  void open_gate() {
+    {
+      std::lock_guard lock(gate_mu_);
+      gate_closed_ = false;
+    }
+    gate_cv_.notify_all();
+  }
 
   Result<std::unique_ptr<StorageTxn>> begin_write() override {
+    {
+      std::unique_lock lock(gate_mu_);
+      if (gate_closed_) {
+        ++at_gate;
+        gate_cv_.wait(lock, [&] { return !gate_closed_; });
+        --at_gate;
+      }
+    }
     auto t = base_->begin_write();
     if (!t.is_ok()) return t.status();
     return std::unique_ptr<StorageTxn>(std::make_unique<Txn>(std::move(t).value(), this));
@@ -770,7 +802,44 @@ class FaultInjectionStorage final : public Storage {
     FaultInjectionStorage* owner_;
   };
   std::unique_ptr<Storage> base_;
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool gate_closed_ = false;  // GUARDED_BY(gate_mu_)
 };
+
+// Submits that arrive while a commit is in progress share the next transaction.
+TEST_P(LedgerConformance, GroupCommitBatchesQueuedSubmits) {
+  ledger_.reset();
+  auto base = open_storage(store_->location, store_->options.storage);
+  ASSERT_TRUE(base.is_ok()) << base.status().to_string();
+  auto gated = std::make_unique<FaultInjectionStorage>(std::move(base).value());
+  FaultInjectionStorage* gate = gated.get();
+  auto l = Ledger::open(std::move(gated), store_->options);
+  ASSERT_TRUE(l.is_ok());
+  ledger_ = std::move(l).value();
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+  const LedgerStats before = ledger_->stats();
+
+  gate->close_gate();
+  constexpr int kLate = 15;
+  std::vector<LedgerResult> results(kLate + 1, R::id_must_not_be_zero);
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { results[0] = ledger_->create_transfer(plain(1, 1, 2, 1))->result; });
+  while (gate->at_gate.load() == 0) std::this_thread::yield();  // the committer holds submit 1
+  for (int i = 1; i <= kLate; ++i)
+    threads.emplace_back([&, i] { results[i] = ledger_->create_transfer(plain(1 + i, 1, 2, 1))->result; });
+  while (ledger_->stats().requests_queued < kLate) std::this_thread::yield();
+  gate->open_gate();
+  for (auto& t : threads) t.join();
+
+  for (LedgerResult r : results) EXPECT_EQ(r, R::ok);
+  const LedgerStats after = ledger_->stats();
+  EXPECT_EQ(after.batches_committed - before.batches_committed, 2u) << "one batch for the first, one for the rest";
+  EXPECT_EQ(after.operations_committed - before.operations_committed, static_cast<uint64_t>(kLate + 1));
+  EXPECT_EQ(balance(2).credits_posted, static_cast<uint64_t>(kLate + 1));
+  expect_invariants(*ledger_);
+}
 
 TEST_P(LedgerConformance, FailedCommitAcknowledgesNothingAndRetryIsSafe) {
   ledger_.reset();
