@@ -11,6 +11,7 @@ PKGS=(
   libsodium-dev libsqlite3-dev sqlite3 libpq-dev postgresql
   nlohmann-json3-dev wasi-libc
   python3 openssl nodejs  # contracts/bench data generator; fuzz gen.sh input stream; bench node columns
+  rustc libstd-rust-dev-wasm32  # Rust guest contracts: rustc --target wasm32-unknown-unknown, no crates
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -26,5 +27,9 @@ fi
 # npm tools used by cross-check tests (pinned by tools/package-lock.json).
 if [ -f tools/package.json ] && [ ! -d tools/node_modules ]; then
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# AssemblyScript compiler for the AssemblyScript guest contracts (pinned by sdk/assemblyscript/package-lock.json).
+if [ -f sdk/assemblyscript/package.json ] && [ ! -d sdk/assemblyscript/node_modules ]; then
+  (cd sdk/assemblyscript && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"

@@ -1,0 +1,57 @@
+// Guest binding generator: from a resolved WIT world, the guest side of the
+// canonical ABI in C, C++, AssemblyScript or Rust (`covenant bindgen`).
+// Thread-safety: pure functions over an immutable wit::Package. Ownership:
+// generated files are returned by value.
+//
+// Usage:
+//   auto pkg = covenant::wit::parse_wit(text, {.file_name = "policy.wit"});
+//   auto files = covenant::bindgen::generate(*pkg, {.lang = Lang::kC, .world = "escrow"});
+//   for (auto& f : *files) write(out_dir / f.path, f.content);
+//
+// Every size, alignment, offset and flattening comes from abi::Abi (the same
+// code the host lifts and lowers with); the generator only spells them in the
+// target language. What is generated, per exported function: the export
+// trampoline with the exact core signature and wit-bindgen name
+// (`agent:settlement/policy@0.1.0#approve`), lifting params from flat values
+// or the spilled params tuple, lowering the result into a static return area,
+// `cabi_post_*` freeing what the result allocated, and `cabi_realloc`.
+// Imports are not generated yet: a world that imports functions is refused.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "covenant/status.h"
+#include "covenant/wit.h"
+
+namespace covenant::bindgen {
+
+enum class Lang : uint8_t { kC, kCpp, kAssemblyScript, kRust };
+
+// "c", "cpp" (also "c++"), "assemblyscript" (also "as"), "rust".
+Result<Lang> parse_lang(std::string_view name);
+
+struct Options {
+  Lang lang = Lang::kC;
+  // The world to generate for; empty: the package's only world (an error if it has several).
+  std::string world;
+  // Shown in the generated files' header comment.
+  std::string source_name = "<input>";
+};
+
+struct GeneratedFile {
+  std::string path;     // relative, e.g. "escrow.h"
+  std::string content;
+};
+
+// Files per language (W = the world's name, snake_case):
+//   c:              W.h, W.c
+//   cpp:            W.h, W.c (the C bindings) and W.hpp (C++ views over them)
+//   rust:           W.rs (a module: `mod W;` in the crate root)
+//   assemblyscript: W.ts (the entry file) and W.exports (core export renames
+//                   for sdk/tools/wasm_rename_exports: AssemblyScript cannot
+//                   spell ':' '/' '#' '@' in export names)
+Result<std::vector<GeneratedFile>> generate(const wit::Package& pkg, const Options& options);
+
+}  // namespace covenant::bindgen
