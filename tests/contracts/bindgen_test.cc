@@ -162,7 +162,7 @@ TEST(Bindgen, AssemblyScriptCompilesForEveryType) {
              "export function everythingGated(): ResultU64Color { const r = new ResultU64Color(); r.ok = 5; return r; }\n"
              "export function hostRun(): u32 { return 7; }\n");
   EXPECT_EQ(sh(asc + " " + (dir / "host.ts").string() + " -o " + (dir / "host.wasm").string() +
-               " --runtime stub --use abort= -O2 --noAssert"),
+               " --runtime stub --use abort= --disable bulk-memory -O2 --noAssert"),
             0);
 }
 
