@@ -26,7 +26,8 @@ constexpr const char* kUsage =
     "  expire\n"
     "  balance ACCOUNT\n"
     "  verify\n"
-    "PATH is a SQLite file; a postgresql:// URL selects PostgreSQL. Ids: decimal or 32 hex digits.\n";
+    "PATH is a SQLite file; a postgresql:// URL selects PostgreSQL (tables in schema 'covenant',\n"
+    "or --pg-schema NAME). Ids: decimal or 32 hex digits.\n";
 
 struct Args {
   std::vector<std::string> positional;
@@ -128,6 +129,8 @@ int run_ledger(int argc, char** argv) {
   const auto& o = args.options;
 
   LedgerOptions options;
+  if (auto schema = args.options.find("pg-schema"); schema != args.options.end())
+    options.storage.pg_schema = schema->second;
   if (sub == "verify") options.check_journal_tail_on_open = false;  // report damage, don't refuse
   auto opened = Ledger::open(loc->second, options);
   if (!opened.is_ok()) return fail(args, opened.status().to_string());
