@@ -33,7 +33,6 @@ typedef unsigned short u16; typedef short s16;
 typedef unsigned int u32; typedef int s32;
 typedef unsigned long long u64; typedef long long s64;
 typedef float f32; typedef double f64;
-typedef unsigned long cv_size_t;
 typedef struct { u8* data; u32 pages, max_pages; u32 size; } wasm_rt_memory_t;
 typedef struct { u32 func_type; void (*func)(void); void* module_instance; } wasm_rt_funcref_t;
 typedef struct { wasm_rt_funcref_t* data; u32 max_size; u32 size; } wasm_rt_funcref_table_t;
@@ -48,42 +47,54 @@ typedef struct covenant_rt_t {
   void (*host_call)(void*, u32, u64*);
 } covenant_rt_t;
 covenant_rt_t covenant_rt;
-float floorf(float); float ceilf(float); float truncf(float); float nearbyintf(float); float sqrtf(float);
-double floor(double); double ceil(double); double trunc(double); double nearbyint(double); double sqrt(double);
 static void cv_trap(int c) { covenant_rt.trap(c); }
-static u32 cv_clz32(u32 x) { u32 r; if (!x) return 32; __asm__("bsrl %1, %0" : "=r"(r) : "r"(x)); return 31 - r; }
-static u64 cv_clz64(u64 x) { u64 r; if (!x) return 64; __asm__("bsrq %1, %0" : "=r"(r) : "r"(x)); return 63 - r; }
-static u32 cv_ctz32(u32 x) { u32 r; if (!x) return 32; __asm__("bsfl %1, %0" : "=r"(r) : "r"(x)); return r; }
-static u64 cv_ctz64(u64 x) { u64 r; if (!x) return 64; __asm__("bsfq %1, %0" : "=r"(r) : "r"(x)); return r; }
-static u32 cv_popcnt32(u32 x) { x = x - ((x >> 1) & 0x55555555u); x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u); return (((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24; }
-static u64 cv_popcnt64(u64 x) { return cv_popcnt32((u32)x) + cv_popcnt32((u32)(x >> 32)); }
 typedef union { u32 i; f32 f; } cv_u32f; typedef union { u64 i; f64 f; } cv_u64f;
 static u32 cv_f32_bits(f32 v) { cv_u32f u; u.f = v; return u.i; }
 static u64 cv_f64_bits(f64 v) { cv_u64f u; u.f = v; return u.i; }
 static f32 cv_bits_f32(u32 b) { cv_u32f u; u.i = b; return u.f; }
 static f64 cv_bits_f64(u64 b) { cv_u64f u; u.i = b; return u.f; }
-/* Exact min/max as wasm2c's FMIN/FMAX (a NaN result is canonicalised by the metered module). */
-static f32 cv_fminf(f32 x, f32 y) { if (x != x || y != y) return cv_bits_f32(0x7fc00000u); if (x == 0 && y == 0) return (cv_f32_bits(x) >> 31) ? x : y; return x < y ? x : y; }
-static f32 cv_fmaxf(f32 x, f32 y) { if (x != x || y != y) return cv_bits_f32(0x7fc00000u); if (x == 0 && y == 0) return (cv_f32_bits(x) >> 31) ? y : x; return x > y ? x : y; }
-static f64 cv_fmin(f64 x, f64 y) { if (x != x || y != y) return cv_bits_f64(0x7ff8000000000000ull); if (x == 0 && y == 0) return (cv_f64_bits(x) >> 63) ? x : y; return x < y ? x : y; }
-static f64 cv_fmax(f64 x, f64 y) { if (x != x || y != y) return cv_bits_f64(0x7ff8000000000000ull); if (x == 0 && y == 0) return (cv_f64_bits(x) >> 63) ? y : x; return x > y ? x : y; }
-static f32 cv_copysignf(f32 x, f32 y) { return cv_bits_f32((cv_f32_bits(x) & 0x7fffffffu) | (cv_f32_bits(y) & 0x80000000u)); }
-static f64 cv_copysign(f64 x, f64 y) { return cv_bits_f64((cv_f64_bits(x) & 0x7fffffffffffffffull) | (cv_f64_bits(y) & 0x8000000000000000ull)); }
-/* Unsigned 64-bit conversions done by hand (single rounding; no libtcc1 helpers). */
-static f32 cv_u64_f32(u64 x) { if (!(x >> 63)) return (f32)(s64)x; return (f32)(s64)((x >> 1) | (x & 1)) * 2.0f; }
-static f64 cv_u64_f64(u64 x) { if (!(x >> 63)) return (f64)(s64)x; return (f64)(s64)((x >> 1) | (x & 1)) * 2.0; }
-static u64 cv_f64_u64(f64 x) { if (x < 9223372036854775808.0) return (u64)(s64)x; return (u64)(s64)(x - 9223372036854775808.0) ^ 0x8000000000000000ull; }
-static u64 cv_f32_u64(f32 x) { if (x < 9223372036854775808.0f) return (u64)(s64)x; return (u64)(s64)(x - 9223372036854775808.0f) ^ 0x8000000000000000ull; }
-/* Saturating conversions (wasm2c's TRUNC_SAT_*). */
-static u32 cv_sat_i32_f32_s(f32 x) { if (x != x) return 0; if (!(x >= -2147483648.0f)) return 0x80000000u; if (!(x < 2147483648.0f)) return 0x7fffffffu; return (u32)(s32)x; }
-static u32 cv_sat_i32_f64_s(f64 x) { if (x != x) return 0; if (!(x > -2147483649.0)) return 0x80000000u; if (!(x < 2147483648.0)) return 0x7fffffffu; return (u32)(s32)x; }
-static u32 cv_sat_i32_f32_u(f32 x) { if (x != x) return 0; if (!(x > -1.0f)) return 0; if (!(x < 4294967296.0f)) return 0xffffffffu; return (u32)(s64)x; }
-static u32 cv_sat_i32_f64_u(f64 x) { if (x != x) return 0; if (!(x > -1.0)) return 0; if (!(x < 4294967296.0)) return 0xffffffffu; return (u32)(s64)x; }
-static u64 cv_sat_i64_f32_s(f32 x) { if (x != x) return 0; if (!(x >= -9223372036854775808.0f)) return 0x8000000000000000ull; if (!(x < 9223372036854775808.0f)) return 0x7fffffffffffffffull; return (u64)(s64)x; }
-static u64 cv_sat_i64_f64_s(f64 x) { if (x != x) return 0; if (!(x >= -9223372036854775808.0)) return 0x8000000000000000ull; if (!(x < 9223372036854775808.0)) return 0x7fffffffffffffffull; return (u64)(s64)x; }
-static u64 cv_sat_i64_f32_u(f32 x) { if (x != x) return 0; if (!(x > -1.0f)) return 0; if (!(x < 18446744073709551616.0f)) return 0xffffffffffffffffull; return cv_f32_u64(x); }
-static u64 cv_sat_i64_f64_u(f64 x) { if (x != x) return 0; if (!(x > -1.0)) return 0; if (!(x < 18446744073709551616.0)) return 0xffffffffffffffffull; return cv_f64_u64(x); }
+float floorf(float); float ceilf(float); float truncf(float); float nearbyintf(float); float sqrtf(float);
+double floor(double); double ceil(double); double trunc(double); double nearbyint(double); double sqrt(double);
 )C";
+
+// Helpers emitted only when the generated code names them (tcc compiles every
+// function it is given; a smaller unit is a faster compile for small modules).
+// Order matters: a helper's dependencies come before it. fmin/fmax are exact
+// as wasm2c's FMIN/FMAX (a NaN result is canonicalised by the metered module);
+// unsigned 64-bit conversions are done by hand (single rounding, no libtcc1);
+// the saturating conversions are wasm2c's TRUNC_SAT_*.
+struct Helper {
+  const char* name;
+  const char* deps;  // space-separated names of helpers it calls
+  const char* text;
+};
+const Helper kHelpers[] = {
+    {"cv_clz32", "", "static u32 cv_clz32(u32 x) { u32 r; if (!x) return 32; __asm__(\"bsrl %1, %0\" : \"=r\"(r) : \"r\"(x)); return 31 - r; }\n"},
+    {"cv_clz64", "", "static u64 cv_clz64(u64 x) { u64 r; if (!x) return 64; __asm__(\"bsrq %1, %0\" : \"=r\"(r) : \"r\"(x)); return 63 - r; }\n"},
+    {"cv_ctz32", "", "static u32 cv_ctz32(u32 x) { u32 r; if (!x) return 32; __asm__(\"bsfl %1, %0\" : \"=r\"(r) : \"r\"(x)); return r; }\n"},
+    {"cv_ctz64", "", "static u64 cv_ctz64(u64 x) { u64 r; if (!x) return 64; __asm__(\"bsfq %1, %0\" : \"=r\"(r) : \"r\"(x)); return r; }\n"},
+    {"cv_popcnt32", "", "static u32 cv_popcnt32(u32 x) { x = x - ((x >> 1) & 0x55555555u); x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u); return (((x + (x >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24; }\n"},
+    {"cv_popcnt64", "cv_popcnt32", "static u64 cv_popcnt64(u64 x) { return cv_popcnt32((u32)x) + cv_popcnt32((u32)(x >> 32)); }\n"},
+    {"cv_fminf", "", "static f32 cv_fminf(f32 x, f32 y) { if (x != x || y != y) return cv_bits_f32(0x7fc00000u); if (x == 0 && y == 0) return (cv_f32_bits(x) >> 31) ? x : y; return x < y ? x : y; }\n"},
+    {"cv_fmaxf", "", "static f32 cv_fmaxf(f32 x, f32 y) { if (x != x || y != y) return cv_bits_f32(0x7fc00000u); if (x == 0 && y == 0) return (cv_f32_bits(x) >> 31) ? y : x; return x > y ? x : y; }\n"},
+    {"cv_fmin", "", "static f64 cv_fmin(f64 x, f64 y) { if (x != x || y != y) return cv_bits_f64(0x7ff8000000000000ull); if (x == 0 && y == 0) return (cv_f64_bits(x) >> 63) ? x : y; return x < y ? x : y; }\n"},
+    {"cv_fmax", "", "static f64 cv_fmax(f64 x, f64 y) { if (x != x || y != y) return cv_bits_f64(0x7ff8000000000000ull); if (x == 0 && y == 0) return (cv_f64_bits(x) >> 63) ? y : x; return x > y ? x : y; }\n"},
+    {"cv_copysignf", "", "static f32 cv_copysignf(f32 x, f32 y) { return cv_bits_f32((cv_f32_bits(x) & 0x7fffffffu) | (cv_f32_bits(y) & 0x80000000u)); }\n"},
+    {"cv_copysign", "", "static f64 cv_copysign(f64 x, f64 y) { return cv_bits_f64((cv_f64_bits(x) & 0x7fffffffffffffffull) | (cv_f64_bits(y) & 0x8000000000000000ull)); }\n"},
+    {"cv_u64_f32", "", "static f32 cv_u64_f32(u64 x) { if (!(x >> 63)) return (f32)(s64)x; return (f32)(s64)((x >> 1) | (x & 1)) * 2.0f; }\n"},
+    {"cv_u64_f64", "", "static f64 cv_u64_f64(u64 x) { if (!(x >> 63)) return (f64)(s64)x; return (f64)(s64)((x >> 1) | (x & 1)) * 2.0; }\n"},
+    {"cv_f64_u64", "", "static u64 cv_f64_u64(f64 x) { if (x < 9223372036854775808.0) return (u64)(s64)x; return (u64)(s64)(x - 9223372036854775808.0) ^ 0x8000000000000000ull; }\n"},
+    {"cv_f32_u64", "", "static u64 cv_f32_u64(f32 x) { if (x < 9223372036854775808.0f) return (u64)(s64)x; return (u64)(s64)(x - 9223372036854775808.0f) ^ 0x8000000000000000ull; }\n"},
+    {"cv_sat_i32_f32_s", "", "static u32 cv_sat_i32_f32_s(f32 x) { if (x != x) return 0; if (!(x >= -2147483648.0f)) return 0x80000000u; if (!(x < 2147483648.0f)) return 0x7fffffffu; return (u32)(s32)x; }\n"},
+    {"cv_sat_i32_f64_s", "", "static u32 cv_sat_i32_f64_s(f64 x) { if (x != x) return 0; if (!(x > -2147483649.0)) return 0x80000000u; if (!(x < 2147483648.0)) return 0x7fffffffu; return (u32)(s32)x; }\n"},
+    {"cv_sat_i32_f32_u", "", "static u32 cv_sat_i32_f32_u(f32 x) { if (x != x) return 0; if (!(x > -1.0f)) return 0; if (!(x < 4294967296.0f)) return 0xffffffffu; return (u32)(s64)x; }\n"},
+    {"cv_sat_i32_f64_u", "", "static u32 cv_sat_i32_f64_u(f64 x) { if (x != x) return 0; if (!(x > -1.0)) return 0; if (!(x < 4294967296.0)) return 0xffffffffu; return (u32)(s64)x; }\n"},
+    {"cv_sat_i64_f32_s", "", "static u64 cv_sat_i64_f32_s(f32 x) { if (x != x) return 0; if (!(x >= -9223372036854775808.0f)) return 0x8000000000000000ull; if (!(x < 9223372036854775808.0f)) return 0x7fffffffffffffffull; return (u64)(s64)x; }\n"},
+    {"cv_sat_i64_f64_s", "", "static u64 cv_sat_i64_f64_s(f64 x) { if (x != x) return 0; if (!(x >= -9223372036854775808.0)) return 0x8000000000000000ull; if (!(x < 9223372036854775808.0)) return 0x7fffffffffffffffull; return (u64)(s64)x; }\n"},
+    {"cv_sat_i64_f32_u", "cv_f32_u64", "static u64 cv_sat_i64_f32_u(f32 x) { if (x != x) return 0; if (!(x > -1.0f)) return 0; if (!(x < 18446744073709551616.0f)) return 0xffffffffffffffffull; return cv_f32_u64(x); }\n"},
+    {"cv_sat_i64_f64_u", "cv_f64_u64", "static u64 cv_sat_i64_f64_u(f64 x) { if (x != x) return 0; if (!(x > -1.0)) return 0; if (!(x < 18446744073709551616.0)) return 0xffffffffffffffffull; return cv_f64_u64(x); }\n"},
+};
+
 
 const char* ctype(Type t) {
   switch (t) {
@@ -106,7 +117,7 @@ struct Val {
   Type t = Type::I32;
   bool mem = false;   // reads memory (may trap out of bounds) or its size
   bool glob = false;  // reads a global
-  std::vector<Index> locals;  // locals it reads
+  uint64_t locals = 0;        // locals it reads, as a bit per (index mod 64): may over-approximate
   std::vector<int> temps;     // pooled temps it references (released when consumed)
   int depth = 0;              // expression nesting, bounded for tcc's parser
   // For comparisons: the bare C condition (no cast to u32), so that a branch
@@ -188,9 +199,7 @@ class FuncWriter {
   }
 
   static bool reads_local(const Val& v, Index l) {
-    for (Index x : v.locals)
-      if (x == l) return true;
-    return false;
+    return (v.locals >> (l & 63)) & 1;
   }
 
   // Evaluates v now into a temp (unless it is a constant or a temp already).
@@ -238,7 +247,7 @@ class FuncWriter {
     for (const Val* p : parts) {
       r.mem |= p->mem;
       r.glob |= p->glob;
-      r.locals.insert(r.locals.end(), p->locals.begin(), p->locals.end());
+      r.locals |= p->locals;
       r.temps.insert(r.temps.end(), p->temps.begin(), p->temps.end());
       r.depth = std::max(r.depth, p->depth + 1);
     }
@@ -335,6 +344,7 @@ class FuncWriter {
   // On a match, advances `it` to the `if` and returns 1 (2 if the end of the
   // `if` is unreachable); 0 otherwise.
   int counter_check(ExprList::const_iterator& it, ExprList::const_iterator end) {
+    if (it->type() != ExprType::GlobalGet) return 0;
     const Expr* e[8];
     auto p = it;
     for (int i = 0; i < 8; ++i, ++p) {
@@ -843,7 +853,7 @@ class FuncWriter {
         Val v;
         v.t = f_.GetLocalType(l);
         v.e = "l" + std::to_string(l);
-        v.locals = {l};
+        v.locals = 1ull << (l & 63);
         v.atom = true;
         push(std::move(v));
         return true;
@@ -860,7 +870,7 @@ class FuncWriter {
           Val r;
           r.t = f_.GetLocalType(l);
           r.e = "l" + std::to_string(l);
-          r.locals = {l};
+          r.locals = 1ull << (l & 63);
           r.atom = true;
           push(std::move(r));
         }
@@ -1089,9 +1099,9 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   wabt::ReadBinaryOptions ropts(wf, nullptr, false, true, false);
   if (wabt::Failed(wabt::ReadBinaryIr("metered", prep.metered.data(), prep.metered.size(), ropts, &errors, &m)))
     return Status::internal("the metered module does not re-read");
-  if (wabt::Failed(wabt::ValidateModule(&m, &errors, wabt::ValidateOptions(wf))))
-    return Status::internal("the metered module does not validate: " +
-                            (errors.empty() ? std::string() : errors[0].message));
+  // No second validation: prepare_module validated the user's module and
+  // wrote the metered one (the reader still checks its structure), and the
+  // writer checks operand-stack use as it goes.
   if (m.memories.size() > 1 || m.tables.size() > 1) return Status::unsupported("tcc writer: multiple memories/tables");
   if (!m.data_segments.empty()) return Status::unsupported("tcc writer: data segments in the metered module");
 
@@ -1114,7 +1124,6 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   std::map<std::string, int> fconsts;
   std::map<std::vector<Type>, uint32_t> type_ids;
   std::ostringstream out;
-  out << kPrelude;
 
   // Instance struct.
   out << "typedef struct Inst {\n  void* ctx;\n  wasm_rt_memory_t mem;\n  wasm_rt_funcref_table_t tab;\n";
@@ -1254,7 +1263,24 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   else g << "(void)i;";
   g << " }\n";
   out << g.str();
-  return out.str();
+  std::string code = out.str();
+
+  // The prelude plus the helpers the code names (and their dependencies).
+  constexpr size_t kN = sizeof(kHelpers) / sizeof(kHelpers[0]);
+  bool need[kN] = {};
+  for (size_t i = 0; i < kN; ++i) need[i] = code.find(std::string(kHelpers[i].name) + "(") != std::string::npos;
+  for (size_t i = kN; i-- > 0;) {
+    if (!need[i]) continue;
+    std::istringstream deps(kHelpers[i].deps);
+    for (std::string d; deps >> d;)
+      for (size_t j = 0; j < i; ++j)
+        if (d == kHelpers[j].name) need[j] = true;
+  }
+  std::string unit = kPrelude;
+  for (size_t i = 0; i < kN; ++i)
+    if (need[i]) unit += kHelpers[i].text;
+  unit += code;
+  return unit;
 }
 
 }  // namespace covenant::wasm
