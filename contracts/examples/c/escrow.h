@@ -40,10 +40,15 @@ void *cabi_realloc(void *old_ptr, size_t old_size, size_t align, size_t new_size
 void escrow_string_set(escrow_string_t *ret, const char *s);
 // Copies a NUL-terminated string into memory from escrow_malloc.
 void escrow_string_dup(escrow_string_t *ret, const char *s);
+// Frees the strings and lists a value owns (not the value itself).
+void escrow_string_free(escrow_string_t *s);
+void policy_intent_free(policy_intent_t *v);
+void policy_decision_free(policy_decision_t *v);
 
-// Implemented by the contract. Params are borrowed for the call (freed after it returns);
-// the result is owned by the bindings: allocate its strings and lists with escrow_malloc
-// or escrow_string_dup, or point them at static data (never freed).
+// Implemented by the contract. As with wit-bindgen, the contract owns the params (free
+// them with the *_free functions, or return them inside the result); the result is
+// owned by the bindings and freed in cabi_post_*: allocate its strings and lists with
+// escrow_malloc or escrow_string_dup, or point them at static data (never freed).
 policy_decision_t exports_policy_approve(policy_intent_t i);
 
 #ifdef __cplusplus

@@ -45,5 +45,6 @@ policy_decision_t exports_policy_approve(policy_intent_t i) {
   const char *reason = check(&i, d.ceiling);
   d.approved = reason == kApproved;
   escrow_string_set(&d.reason, reason);  // static data: never freed
+  policy_intent_free(&i);                // the contract owns its params
   return d;
 }

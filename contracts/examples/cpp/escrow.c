@@ -119,7 +119,7 @@ __attribute__((unused)) static escrow_string_t __cov_lift_string(int32_t p, int3
   s.len = (size_t)(uint32_t)n;
   return s;
 }
-__attribute__((unused)) static void __cov_free_string(escrow_string_t *s) { escrow_free(s->ptr); }
+void escrow_string_free(escrow_string_t *s) { escrow_free(s->ptr); }
 
 // ---- layout checks: the C types are the canonical memory layout.
 _Static_assert(sizeof(escrow_string_t) == 8 && _Alignof(escrow_string_t) == 4, "string is a pointer and a length");
@@ -143,9 +143,9 @@ __attribute__((unused)) static policy_intent_t __cov_lift_t13(int32_t p0, int32_
   r.expires_at_ms = (uint64_t)p5;
   return r;
 }
-__attribute__((unused)) static void __cov_free_t13(policy_intent_t *v) {
-  __cov_free_string(&v->agent_id);
-  __cov_free_string(&v->task_type);
+void policy_intent_free(policy_intent_t *v) {
+  escrow_string_free(&v->agent_id);
+  escrow_string_free(&v->task_type);
 }
 __attribute__((unused)) static policy_decision_t __cov_lift_t14(int32_t p0, int64_t p1, int32_t p2, int32_t p3) {
   policy_decision_t r;
@@ -155,8 +155,8 @@ __attribute__((unused)) static policy_decision_t __cov_lift_t14(int32_t p0, int6
   r.reason = __cov_lift_string(p2, p3);
   return r;
 }
-__attribute__((unused)) static void __cov_free_t14(policy_decision_t *v) {
-  __cov_free_string(&v->reason);
+void policy_decision_free(policy_decision_t *v) {
+  escrow_string_free(&v->reason);
 }
 
 // ---- export trampolines
@@ -167,13 +167,12 @@ int32_t __cov_export_0(int32_t p0, int32_t p1, int32_t p2, int32_t p3, int64_t p
 int32_t __cov_export_0(int32_t p0, int32_t p1, int32_t p2, int32_t p3, int64_t p4, int64_t p5) {
   policy_intent_t a0 = __cov_lift_t13(p0, p1, p2, p3, p4, p5);
   policy_decision_t r = exports_policy_approve(a0);
-  __cov_free_t13(&a0);
   memcpy(__cov_ret_area_0, &r, sizeof r);
   return (int32_t)(uintptr_t)__cov_ret_area_0;
 }
 __attribute__((export_name("cabi_post_agent:settlement/policy@0.1.0#approve")))
 void __cov_post_0(int32_t p0);
 void __cov_post_0(int32_t p0) {
-  __cov_free_t14((policy_decision_t *)(uintptr_t)(uint32_t)p0);
+  policy_decision_free((policy_decision_t *)(uintptr_t)(uint32_t)p0);
 }
 

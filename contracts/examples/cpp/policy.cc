@@ -49,5 +49,6 @@ extern "C" escrow::Decision exports_policy_approve(escrow::Intent i) {
   StringView reason = check(i, d.ceiling);
   d.approved = reason == StringView("approved");
   d.reason = escrow::borrow(reason);  // static data: never freed
+  policy_intent_free(&i);             // the contract owns its params
   return d;
 }

@@ -478,15 +478,15 @@ class Gen {
     return s + "  return r;\n}\n";
   }
   std::string c_free_call(TypeId t, const std::string& ptr) const {
-    if (ty(t).kind == TypeKind::kString) return "__cov_free_string(" + ptr + ");";
-    return "__cov_free_t" + std::to_string(t) + "(" + ptr + ");";
+    if (ty(t).kind == TypeKind::kString) return w_ + "_string_free(" + ptr + ");";
+    return strip_t(c_name(t)) + "_free(" + ptr + ");";
   }
   std::string c_free_fn(TypeId t) const {
     if (!needs_free(t)) return "";
     const auto& y = ty(t);
     const auto& l = lay(t);
     std::string n = c_name(t);
-    std::string s = "__attribute__((unused)) static void __cov_free_t" + std::to_string(t) + "(" + n + " *v) {\n";
+    std::string s = "void " + strip_t(n) + "_free(" + n + " *v) {\n";
     switch (y.kind) {
       case TypeKind::kList:
         if (needs_free(y.elem)) s += "  for (size_t i = 0; i < v->len; i++) " + c_free_call(y.elem, "&v->ptr[i]") + "\n";
@@ -522,9 +522,10 @@ class Gen {
   }
   std::string c_user_proto(const ExportFn& e) const {
     std::string s = hex_comment_line("// ", e.fn->docs);
-    s += "// Implemented by the contract. Params are borrowed for the call (freed after it returns);\n"
-         "// the result is owned by the bindings: allocate its strings and lists with " + w_ + "_malloc\n"
-         "// or " + w_ + "_string_dup, or point them at static data (never freed).\n";
+    s += "// Implemented by the contract. As with wit-bindgen, the contract owns the params (free\n"
+         "// them with the *_free functions, or return them inside the result); the result is\n"
+         "// owned by the bindings and freed in cabi_post_*: allocate its strings and lists with\n"
+         "// " + w_ + "_malloc or " + w_ + "_string_dup, or point them at static data (never freed).\n";
     s += c_result_type(e) + " " + c_user_fn(e) + "(";
     for (size_t i = 0; i < e.params.size(); ++i)
       s += (i ? ", " : "") + c_name(e.params[i]) + " " + ident(snake(e.fn->params[i].name.kebab));
@@ -557,7 +558,11 @@ class Gen {
     s += "// Points *ret at a NUL-terminated string without copying (static data).\nvoid " + w_ + "_string_set(" + w_ +
          "_string_t *ret, const char *s);\n";
     s += "// Copies a NUL-terminated string into memory from " + w_ + "_malloc.\nvoid " + w_ + "_string_dup(" + w_ +
-         "_string_t *ret, const char *s);\n\n";
+         "_string_t *ret, const char *s);\n";
+    s += "// Frees the strings and lists a value owns (not the value itself).\nvoid " + w_ + "_string_free(" + w_ + "_string_t *s);\n";
+    for (TypeId t : types_)
+      if (needs_free(t)) s += "void " + strip_t(c_name(t)) + "_free(" + c_name(t) + " *v);\n";
+    s += "\n";
     for (const auto& e : exports_) s += c_user_proto(e) + "\n";
     s += "#ifdef __cplusplus\n}\n#endif\n\n#endif  // " + g + "\n";
     return s;
@@ -684,7 +689,7 @@ __attribute__((unused)) static )" + w_ + R"(_string_t __cov_lift_string(int32_t 
   s.len = (size_t)(uint32_t)n;
   return s;
 }
-__attribute__((unused)) static void __cov_free_string()" + w_ + R"(_string_t *s) { )" + w_ + R"(_free(s->ptr); }
+void )" + w_ + R"(_string_free()" + w_ + R"(_string_t *s) { )" + w_ + R"(_free(s->ptr); }
 
 // ---- layout checks: the C types are the canonical memory layout.
 _Static_assert(sizeof()" + w_ + R"(_string_t) == 8 && _Alignof()" + w_ + R"(_string_t) == 4, "string is a pointer and a length");
@@ -735,8 +740,6 @@ _Static_assert(sizeof()" + w_ + R"(_string_t) == 8 && _Alignof()" + w_ + R"(_str
     std::string rt = c_result_type(e);
     if (e.results.empty()) s += "  " + call + ";\n";
     else s += "  " + rt + " r = " + call + ";\n";
-    for (size_t i = 0; i < e.params.size(); ++i)
-      if (needs_free(e.params[i])) s += "  " + c_free_call(e.params[i], "&" + args[i]) + "\n";
     if (sig.params_spilled) s += "  " + w_ + "_free((void *)in);\n";
     if (sig.results_spilled) {
       s += "  memcpy(__cov_ret_area_" + id + ", &r, sizeof r);\n  return (int32_t)(uintptr_t)__cov_ret_area_" + id + ";\n";
