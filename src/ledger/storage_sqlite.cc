@@ -45,8 +45,8 @@ constexpr const char* kSql[kStmtCount] = {
     "SELECT id, record FROM transfers WHERE id > ?1 ORDER BY id LIMIT ?2",
     "SELECT seq, key, entry, entry_hash, chain FROM journal WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
     "SELECT count(*) FROM journal",
-    "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count()),"
-    " (SELECT page_size FROM pragma_page_size())",
+    ("SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count()),"
+     " (SELECT page_size FROM pragma_page_size())"),
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
