@@ -1,0 +1,483 @@
+// Contract: deploy (load, deny-by-default imports, WIT world, core exports)
+// and call (lower -> core export -> lift -> cabi_post_*, kv commit or discard).
+#include "covenant/contract.h"
+
+#include <sodium.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+
+#include "covenant/wit_json.h"
+#include "host/host_internal.h"
+
+namespace covenant {
+
+using abi::CoreValue;
+using abi::WitValue;
+using host::CallState;
+using host::Slot;
+
+namespace {
+
+uint64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+FuncType core_functype(const abi::CoreSignature& sig) {
+  FuncType t;
+  for (abi::CoreType c : sig.params) t.params.push_back(static_cast<ValType>(c));
+  for (abi::CoreType c : sig.results) t.results.push_back(static_cast<ValType>(c));
+  return t;
+}
+
+// The guest memory of a pooled instance during an export call: cabi_realloc
+// runs as a core call charged to the same fuel budget.
+class InstanceMemory final : public abi::GuestMemory {
+ public:
+  InstanceMemory(Instance& inst, std::optional<uint32_t> realloc_index, uint64_t* fuel_left, uint64_t* fuel_used)
+      : inst_(inst), realloc_(realloc_index), fuel_left_(fuel_left), fuel_used_(fuel_used) {}
+  uint8_t* data() override { return inst_.memory().data(); }
+  uint64_t size() override { return inst_.memory().size(); }
+  Result<uint32_t> realloc(uint32_t old_ptr, uint32_t old_size, uint32_t align, uint32_t new_size) override {
+    if (!realloc_) return Status::invalid("the module exports no cabi_realloc");
+    uint64_t slots[4] = {old_ptr, old_size, align, new_size};
+    uint64_t used = 0;
+    TrapKind k = inst_.call_raw(*realloc_, slots, *fuel_left_, &used);
+    *fuel_used_ += used;
+    *fuel_left_ -= std::min(used, *fuel_left_);
+    if (k != TrapKind::kNone) {
+      trap = k;
+      return Status::invalid(std::string("cabi_realloc trapped: ") + trap_kind_name(k));
+    }
+    return static_cast<uint32_t>(slots[0]);
+  }
+  TrapKind trap = TrapKind::kNone;  // an engine trap inside cabi_realloc
+
+ private:
+  Instance& inst_;
+  std::optional<uint32_t> realloc_;
+  uint64_t* fuel_left_;
+  uint64_t* fuel_used_;
+};
+
+struct ExportFn {
+  const wit::Function* fn = nullptr;
+  std::string iface;      // WIT interface name ("policy"), empty for a world-level function
+  std::string core_name;  // "agent:settlement/policy@0.1.0#approve"
+  uint32_t core_index = 0;
+  std::optional<uint32_t> post_index;
+  abi::CoreSignature sig;
+};
+
+struct Pooled {
+  std::unique_ptr<Slot> slot = std::make_unique<Slot>();
+  Linker linker;  // the instance keeps pointers to its entries: must outlive it
+  std::unique_ptr<Instance> inst;
+  bool dirty = false;  // has run a call since instantiate/reset
+  bool broken = false; // trapped: must be reset before reuse
+};
+
+bool is_valid_deployment(const std::string& d) {
+  if (d.empty() || d.size() > 128) return false;
+  for (unsigned char c : d)
+    if (c < 0x20 || c == 0x7f) return false;
+  return true;
+}
+
+}  // namespace
+
+struct Contract::Impl {
+  Engine* engine = nullptr;
+  std::shared_ptr<Module> module;
+  wit::Package pkg;
+  std::unique_ptr<abi::Abi> abi;
+  const wit::World* world = nullptr;
+  Grants grants;
+  DeployOptions opts;
+  std::vector<ExportFn> exports;
+  std::optional<uint32_t> realloc_index;
+  bool needs_arena = false;
+  bool uses_kv = false;
+  Linker linker;
+  std::unique_ptr<host::KvStore> store;
+  std::string kv_prefix;
+
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<Pooled>> pool;  // GUARDED_BY(pool_mu): idle instances
+  std::mutex kv_mu;  // serializes calls of a kv-using contract (read-modify-write of budgets)
+
+  Result<std::unique_ptr<Pooled>> acquire() {
+    {
+      std::lock_guard<std::mutex> lock(pool_mu);
+      if (!pool.empty()) {
+        auto p = std::move(pool.back());
+        pool.pop_back();
+        return p;
+      }
+    }
+    auto p = std::make_unique<Pooled>();
+    p->linker = linker;
+    p->linker.user_data = p->slot.get();
+    auto inst = module->instantiate(p->linker, opts.limits);
+    if (!inst) return inst.status();
+    p->inst = std::move(*inst);
+    return p;
+  }
+  void release(std::unique_ptr<Pooled> p) {
+    p->slot->state = nullptr;
+    std::lock_guard<std::mutex> lock(pool_mu);
+    if (pool.size() < 64) pool.push_back(std::move(p));
+  }
+
+  const ExportFn* find(std::string_view name) const {
+    for (const ExportFn& e : exports) {
+      if (name == e.core_name || name == e.fn->name.written || name == e.fn->name.kebab) return &e;
+      if (!e.iface.empty() && name.size() > e.iface.size() + 1 && name.substr(0, e.iface.size()) == e.iface &&
+          name[e.iface.size()] == '.') {
+        std::string_view f = name.substr(e.iface.size() + 1);
+        if (f == e.fn->name.written || f == e.fn->name.kebab) return &e;
+      }
+    }
+    return nullptr;
+  }
+
+  Result<CallResult> run(std::string_view export_name, std::span<const WitValue> args, const CallRecord* replay,
+                         const CallOptions& copts, bool want_json);
+};
+
+Contract::Contract(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Contract::~Contract() = default;
+
+Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<const uint8_t> wasm,
+                                                   const DeployOptions& opts) {
+  const std::string& name = opts.name;
+  static const uint8_t kMagic[4] = {0, 'a', 's', 'm'};
+  if (wasm.size() < 8 || std::memcmp(wasm.data(), kMagic, 4) != 0)
+    return Status::invalid(name + ": not a WebAssembly binary (bad magic)");
+  if (wasm[4] == 0x0d && wasm[5] == 0x00 && wasm[6] == 0x01 && wasm[7] == 0x00)
+    return Status::unsupported(name + ": this is a component binary; components are not supported yet — deploy its "
+                                      "core module with --wit instead");
+  if (!(wasm[4] == 1 && wasm[5] == 0 && wasm[6] == 0 && wasm[7] == 0))
+    return Status::invalid(name + ": unknown WebAssembly binary version");
+  if (!is_valid_deployment(opts.deployment))
+    return Status::invalid(name + ": deployment name must be 1..128 characters without control characters");
+
+  auto impl = std::make_unique<Impl>();
+  impl->engine = &engine;
+  impl->opts = opts;
+  impl->grants = opts.grants;
+
+  // WIT world.
+  auto pkg = wit::parse_wit(opts.wit.empty() ? wit::seed_policy_wit() : std::string_view(opts.wit),
+                            {.file_name = opts.wit.empty() ? "seed.wit" : "contract.wit"});
+  if (!pkg) return Status::invalid(pkg.status().message());
+  impl->pkg = std::move(*pkg);
+  impl->abi = std::make_unique<abi::Abi>(impl->pkg);
+  if (opts.world.empty()) {
+    if (impl->pkg.worlds.size() != 1)
+      return Status::invalid(name + ": the WIT package has " + std::to_string(impl->pkg.worlds.size()) +
+                             " worlds; name one (--world)");
+    impl->world = &impl->pkg.worlds[0];
+  } else {
+    impl->world = impl->pkg.find_world(opts.world);
+    if (!impl->world) return Status::invalid(name + ": the WIT package has no world \"" + opts.world + "\"");
+  }
+
+  // Load (validate, meter, compile).
+  LoadOptions lo;
+  lo.tier = opts.tier;
+  lo.name = name;
+  auto module = engine.load(wasm, lo);
+  if (!module) return module.status();
+  impl->module = std::move(*module);
+  Module& m = *impl->module;
+
+  // Imports: deny by default.
+  std::string refused;
+  for (const ImportDesc& imp : m.imports()) {
+    auto e = host::resolve_import(imp, impl->grants);
+    if (!e) {
+      refused += (refused.empty() ? "" : "; ") + e.status().message();
+      continue;
+    }
+    if (!impl->linker.find(e->module, e->field)) impl->linker.define(e->module, e->field, e->type, e->fn);
+    impl->needs_arena |= host::import_needs_arena(imp);
+    impl->uses_kv |= host::import_is_kv(imp);
+  }
+  if (!refused.empty()) return Status::invalid(name + ": " + refused);
+
+  // Exports: each function of the world's exports must exist with the canonical ABI's core type.
+  auto realloc = m.export_index("cabi_realloc");
+  if (realloc) {
+    FuncType want{{ValType::kI32, ValType::kI32, ValType::kI32, ValType::kI32}, {ValType::kI32}};
+    if (m.exports()[*realloc].type != want)
+      return Status::invalid(name + ": cabi_realloc has type " + m.exports()[*realloc].type.to_string() + ", not " +
+                             want.to_string());
+    impl->realloc_index = realloc;
+  }
+  if (impl->needs_arena && !realloc)
+    return Status::invalid(name + ": the module imports host functions that return strings or lists but exports no "
+                                  "cabi_realloc");
+  auto add_export = [&](const wit::Function& fn, const std::string& iface, const std::string& core_iface) -> Status {
+    ExportFn e;
+    e.fn = &fn;
+    e.iface = iface;
+    e.core_name = abi::export_name(core_iface, fn);
+    e.sig = impl->abi->core_signature(fn, abi::Direction::kExport);
+    FuncType want = core_functype(e.sig);
+    std::string what = (iface.empty() ? "" : iface + ".") + fn.name.written;
+    auto idx = m.export_index(e.core_name);
+    if (!idx)
+      return Status::invalid(name + ": the module does not export \"" + e.core_name + "\" " + want.to_string() +
+                             " for WIT function " + what);
+    if (m.exports()[*idx].type != want)
+      return Status::invalid(name + ": export \"" + e.core_name + "\" has type " + m.exports()[*idx].type.to_string() +
+                             "; the canonical ABI gives " + want.to_string() + " for " + what);
+    e.core_index = *idx;
+    std::string post = abi::post_return_name(core_iface, fn);
+    if (auto p = m.export_index(post)) {
+      FuncType pw{want.results, {}};
+      if (m.exports()[*p].type != pw)
+        return Status::invalid(name + ": export \"" + post + "\" has type " + m.exports()[*p].type.to_string() +
+                               ", not " + pw.to_string());
+      e.post_index = p;
+    }
+    impl->exports.push_back(std::move(e));
+    return Status::ok();
+  };
+  for (const wit::WorldItem& item : impl->world->exports) {
+    if (item.kind == wit::WorldItem::Kind::kFunction) {
+      COVENANT_RETURN_IF_ERROR(add_export(item.function, "", ""));
+      continue;
+    }
+    if (item.interface_index < 0)
+      return Status::invalid(name + ": world exports foreign interface \"" + item.name + "\", which the host cannot see");
+    const wit::Interface& iface = impl->pkg.interfaces[item.interface_index];
+    std::string core_iface = abi::interface_core_name(impl->pkg, item);
+    for (const wit::Function& fn : iface.functions) COVENANT_RETURN_IF_ERROR(add_export(fn, iface.name.written, core_iface));
+  }
+  if (impl->exports.empty()) return Status::invalid(name + ": the world exports no functions");
+
+  // kv store.
+  if (impl->grants.kv) {
+    impl->kv_prefix = opts.deployment + std::string(1, '\0') + impl->grants.kv->ns + std::string(1, '\0');
+    if (opts.kv_path.empty()) {
+      impl->store = host::make_memory_kv_store();
+    } else {
+      auto s = host::open_sqlite_kv_store(opts.kv_path);
+      if (!s) return s.status();
+      impl->store = std::move(*s);
+    }
+  }
+
+  // One instance now: instantiation errors surface at deploy.
+  auto first = impl->acquire();
+  if (!first) return first.status();
+  impl->release(std::move(*first));
+  return std::unique_ptr<Contract>(new Contract(std::move(impl)));
+}
+
+Result<Contract::CallResult> Contract::Impl::run(std::string_view export_name, std::span<const WitValue> args,
+                                                 const CallRecord* replay, const CallOptions& copts, bool want_json) {
+  const uint64_t t0 = now_ns();
+  const ExportFn* e = find(export_name);
+  if (!e) {
+    std::string known;
+    for (const ExportFn& x : exports) known += (known.empty() ? "" : ", ") + (x.iface.empty() ? "" : x.iface + ".") + x.fn->name.written;
+    return Status::not_found("no exported function \"" + std::string(export_name) + "\" (exports: " + known + ")");
+  }
+  const wit::Function& fn = *e->fn;
+
+  auto acquired = acquire();
+  if (!acquired) return acquired.status();
+  std::unique_ptr<Pooled> p = std::move(*acquired);
+  struct Release {
+    Impl* impl;
+    std::unique_ptr<Pooled>* p;
+    ~Release() {
+      if (*p) impl->release(std::move(*p));
+    }
+  } release_guard{this, &p};
+  if (p->broken || (opts.reset_every_call && p->dirty)) {
+    COVENANT_RETURN_IF_ERROR(p->inst->reset());
+    p->broken = false;
+  }
+  p->dirty = true;
+
+  std::unique_lock<std::mutex> kv_lock(kv_mu, std::defer_lock);
+  if (uses_kv) kv_lock.lock();
+
+  CallResult out;
+  CallRecord& rec = out.record;
+  rec.export_name = e->core_name;
+  if (replay) {
+    rec.wall_ms = replay->wall_ms;
+    rec.monotonic_ns = replay->monotonic_ns;
+    rec.random_seed = replay->random_seed;
+  } else {
+    rec.wall_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    rec.monotonic_ns = t0;
+    randombytes_buf(rec.random_seed.data(), rec.random_seed.size());
+  }
+  CallState st;
+  st.grants = &grants;
+  st.store = store.get();
+  st.kv_prefix = kv_prefix;
+  st.replay = replay;
+  st.record = &rec;
+  p->slot->state = &st;
+
+  uint64_t fuel_left = copts.fuel;
+  uint64_t fuel_used = 0;
+  InstanceMemory mem(*p->inst, realloc_index, &fuel_left, &fuel_used);
+  auto finish_trap = [&](TrapKind kind, std::string message) -> Result<CallResult> {
+    p->broken = true;
+    out.trap = {kind, std::move(message)};
+    out.fuel_used = fuel_used;
+    rec.fuel_used = fuel_used;
+    rec.trap = out.trap;
+    rec.kv_writes.clear();
+    out.timings.total_ns = now_ns() - t0;
+    return std::move(out);
+  };
+  auto engine_trap_message = [&](TrapKind k) -> std::string {
+    if (k == TrapKind::kHost && !st.trap_message.empty()) return st.trap_message;
+    if (k == TrapKind::kOutOfFuel) return "out of fuel (budget " + std::to_string(copts.fuel) + ")";
+    return trap_kind_name(k);
+  };
+
+  // Result arena for host functions that return strings or lists.
+  if (needs_arena) {
+    auto a = mem.realloc(0, 0, 8, kHostArenaBytes);
+    if (!a) return finish_trap(mem.trap != TrapKind::kNone ? mem.trap : TrapKind::kHost,
+                               "allocating the host result arena: " + a.status().message());
+    if (*a % 8 != 0 || uint64_t(*a) + kHostArenaBytes > mem.size())
+      return finish_trap(TrapKind::kHost, "cabi_realloc returned a bad host result arena pointer");
+    st.arena_ptr = *a;
+    st.arena_size = kHostArenaBytes;
+  }
+
+  // Lower.
+  const uint64_t t_lower = now_ns();
+  abi::CallContext cx(*abi, mem);
+  std::vector<CoreValue> flat;
+  if (Status s = cx.lower_params(fn, args, &flat); !s) {
+    if (mem.trap != TrapKind::kNone) return finish_trap(mem.trap, "in cabi_realloc: " + engine_trap_message(mem.trap));
+    if (cx.trap() != abi::Trap::kNone) return finish_trap(TrapKind::kHost, "canonical ABI: " + s.message());
+    return s;
+  }
+  const uint64_t t_exec = now_ns();
+  out.timings.lower_ns = t_exec - t_lower;
+
+  // Execute.
+  uint64_t slots_small[32];
+  std::vector<uint64_t> slots_big;
+  size_t nslots = std::max<size_t>({flat.size(), e->sig.results.size(), 1});
+  uint64_t* slots = slots_small;
+  if (nslots > 32) {
+    slots_big.resize(nslots);
+    slots = slots_big.data();
+  }
+  for (size_t i = 0; i < flat.size(); ++i) slots[i] = flat[i].bits;
+  uint64_t used = 0;
+  TrapKind k = p->inst->call_raw(e->core_index, slots, fuel_left, &used);
+  fuel_used += used;
+  fuel_left -= std::min(used, fuel_left);
+  const uint64_t t_lift = now_ns();
+  out.timings.execute_ns = t_lift - t_exec;
+  if (!st.host_error.is_ok()) {
+    p->broken = true;
+    return st.host_error;
+  }
+  if (k != TrapKind::kNone) return finish_trap(k, engine_trap_message(k));
+
+  // Lift.
+  std::vector<CoreValue> results;
+  for (size_t i = 0; i < e->sig.results.size(); ++i) {
+    uint64_t b = slots[i];
+    if (e->sig.results[i] == abi::CoreType::kI32 || e->sig.results[i] == abi::CoreType::kF32) b &= 0xffffffffu;
+    results.push_back({e->sig.results[i], b});
+  }
+  auto lifted = cx.lift_results(fn, results);
+  if (!lifted) {
+    if (cx.trap() != abi::Trap::kNone) return finish_trap(TrapKind::kHost, "canonical ABI: " + lifted.status().message());
+    return lifted.status();
+  }
+  if (e->post_index) {
+    for (size_t i = 0; i < results.size(); ++i) slots[i] = results[i].bits;
+    k = p->inst->call_raw(*e->post_index, slots, fuel_left, &used);
+    fuel_used += used;
+    fuel_left -= std::min(used, fuel_left);
+    if (k != TrapKind::kNone) return finish_trap(k, "in cabi_post: " + engine_trap_message(k));
+  }
+  if (want_json) {
+    auto j = abi::results_to_json(pkg, fn, *lifted);
+    if (!j) return j.status();
+    out.result = std::move(*j);
+  }
+  out.values = std::move(*lifted);
+  out.timings.lift_ns = now_ns() - t_lift;
+
+  // Commit.
+  if (uses_kv) {
+    Status s = host::kv_commit(st);
+    if (!s) {
+      p->broken = true;
+      return s;
+    }
+  }
+  out.fuel_used = fuel_used;
+  rec.fuel_used = fuel_used;
+  out.timings.total_ns = now_ns() - t0;
+  return out;
+}
+
+Result<Contract::CallResult> Contract::call_json(std::string_view export_name, const nlohmann::json& args,
+                                                 const CallOptions& opts) {
+  const wit::Function* fn = find_export(export_name);
+  if (!fn) return impl_->run(export_name, {}, nullptr, opts, true);  // reports the unknown export
+  auto values = abi::args_from_json(impl_->pkg, *fn, args);
+  if (!values) return values.status();
+  return impl_->run(export_name, *values, nullptr, opts, true);
+}
+
+Result<Contract::CallResult> Contract::call(std::string_view export_name, std::span<const WitValue> args,
+                                            const CallOptions& opts) {
+  return impl_->run(export_name, args, nullptr, opts, false);
+}
+
+Result<Contract::CallResult> Contract::replay_json(std::string_view export_name, const nlohmann::json& args,
+                                                   const CallRecord& record, const CallOptions& opts) {
+  const wit::Function* fn = find_export(export_name);
+  if (!fn) return impl_->run(export_name, {}, &record, opts, true);
+  auto values = abi::args_from_json(impl_->pkg, *fn, args);
+  if (!values) return values.status();
+  return impl_->run(export_name, *values, &record, opts, true);
+}
+
+const wit::Package& Contract::package() const { return impl_->pkg; }
+const wit::World& Contract::world() const { return *impl_->world; }
+Module& Contract::module() { return *impl_->module; }
+
+const wit::Function* Contract::find_export(std::string_view export_name) const {
+  const ExportFn* e = impl_->find(export_name);
+  return e ? e->fn : nullptr;
+}
+
+Result<std::map<std::string, std::string>> Contract::kv_dump() {
+  std::map<std::string, std::string> out;
+  if (!impl_->store) return out;
+  auto keys = impl_->store->list(impl_->kv_prefix, kKvKeysMax);
+  if (!keys) return keys.status();
+  for (const std::string& k : *keys) {
+    auto v = impl_->store->get(k);
+    if (!v) return v.status();
+    if (*v) out[k.substr(impl_->kv_prefix.size())] = **v;
+  }
+  return out;
+}
+
+}  // namespace covenant
