@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include "wabt/binary-reader-ir.h"
@@ -165,7 +166,7 @@ class FuncWriter {
     if (uses_mem_) out << "  u8* M = I->mem.data;\n";
     for (size_t i = 0; i < temp_types_.size(); ++i) out << "  " << ctype(temp_types_[i]) << " t" << i << ";\n";
     for (auto& [id, t] : block_vars_) out << "  " << ctype(t) << " b" << id << ";\n";
-    out << body_.str() << "}\n";
+    out << body_ << "}\n";
     return out.str();
   }
 
@@ -181,7 +182,39 @@ class FuncWriter {
 
  private:
   // ---- emission helpers
-  void line(const std::string& s) { body_ << "  " << s << "\n"; }
+  void line(std::string_view s) {
+    body_ += "  ";
+    body_ += s;
+    body_ += '\n';
+  }
+  void line(std::initializer_list<std::string_view> parts) {
+    body_ += "  ";
+    for (std::string_view p : parts) body_ += p;
+    body_ += '\n';
+  }
+  static std::string cat(std::initializer_list<std::string_view> parts) {
+    size_t n = 0;
+    for (std::string_view p : parts) n += p.size();
+    std::string r;
+    r.reserve(n);
+    for (std::string_view p : parts) r += p;
+    return r;
+  }
+  const std::string& lname(Index l) {
+    if (l >= lnames_.size()) lnames_.resize(l + 1);
+    if (lnames_[l].empty()) lnames_[l] = "l" + std::to_string(l);
+    return lnames_[l];
+  }
+  const std::string& gname(Index g) {
+    if (g >= gnames_.size()) gnames_.resize(g + 1);
+    if (gnames_[g].empty()) gnames_[g] = "I->g" + std::to_string(g);
+    return gnames_[g];
+  }
+  const std::string& tname(int id) {
+    if (size_t(id) >= tnames_.size()) tnames_.resize(id + 1);
+    if (tnames_[id].empty()) tnames_[id] = "t" + std::to_string(id);
+    return tnames_[id];
+  }
 
   int alloc_temp(Type t) {
     auto& fl = free_[t];
@@ -206,11 +239,11 @@ class FuncWriter {
   void materialize(Val& v) {
     if (v.kind != Val::kExpr) return;
     int id = alloc_temp(v.t);
-    line("t" + std::to_string(id) + " = " + v.e + ";");
+    line({tname(id), " = ", v.e, ";"});
     release(v);
     Val n;
     n.kind = Val::kTemp;
-    n.e = "t" + std::to_string(id);
+    n.e = tname(id);
     n.t = v.t;
     n.temps = {id};
     v = std::move(n);
@@ -401,7 +434,7 @@ class FuncWriter {
     int id = next_label_++;
     labels_.push_back(Label{id, loop, rt, stack_.size()});
     if (rt != Type::Void) block_vars_.emplace_back(id, rt);
-    if (loop) body_ << "L" << id << ":;\n";
+    if (loop) body_ += cat({"L", std::to_string(id), ":;\n"});
     bool reach = list(b.exprs);
     Label l = labels_.back();
     labels_.pop_back();
@@ -411,7 +444,7 @@ class FuncWriter {
       release(v);
     }
     truncate(l.height);
-    if (!loop && l.used) body_ << "E" << id << ":;\n";
+    if (!loop && l.used) body_ += cat({"E", std::to_string(id), ":;\n"});
     reach = reach || (!loop && l.used);
     if (reach && rt != Type::Void) push(block_var(id, rt));
     return reach;
@@ -458,7 +491,7 @@ class FuncWriter {
     line("}");
     Label l = labels_.back();
     labels_.pop_back();
-    if (l.used) body_ << "E" << id << ":;\n";
+    if (l.used) body_ += cat({"E", std::to_string(id), ":;\n"});
     bool reach = r1 || r2 || l.used;
     if (reach && rt != Type::Void) push(block_var(id, rt));
     return reach;
@@ -466,34 +499,33 @@ class FuncWriter {
 
   std::string addr(const Val& a, uint64_t offset) {
     uses_mem_ = true;
-    std::string s = "(M + " + a.e;
-    if (offset) s += " + " + std::to_string(offset) + "ull";
-    return s + ")";
+    if (!offset) return cat({"(M + ", a.e, ")"});
+    return cat({"(M + ", a.e, " + ", std::to_string(offset), "ull)"});
   }
 
   void load(const wabt::LoadExpr& e) {
     Val a = pop();
     std::string p = addr(a, e.offset);
-    std::string s;
+    const char* pre = "";
     Type t;
     switch (e.opcode) {
-      case Opcode::I32Load: t = Type::I32; s = "*(u32*)" + p; break;
-      case Opcode::I64Load: t = Type::I64; s = "*(u64*)" + p; break;
-      case Opcode::F32Load: t = Type::F32; s = "*(f32*)" + p; break;
-      case Opcode::F64Load: t = Type::F64; s = "*(f64*)" + p; break;
-      case Opcode::I32Load8S: t = Type::I32; s = "(u32)(s32)*(s8*)" + p; break;
-      case Opcode::I32Load8U: t = Type::I32; s = "(u32)*(u8*)" + p; break;
-      case Opcode::I32Load16S: t = Type::I32; s = "(u32)(s32)*(s16*)" + p; break;
-      case Opcode::I32Load16U: t = Type::I32; s = "(u32)*(u16*)" + p; break;
-      case Opcode::I64Load8S: t = Type::I64; s = "(u64)(s64)*(s8*)" + p; break;
-      case Opcode::I64Load8U: t = Type::I64; s = "(u64)*(u8*)" + p; break;
-      case Opcode::I64Load16S: t = Type::I64; s = "(u64)(s64)*(s16*)" + p; break;
-      case Opcode::I64Load16U: t = Type::I64; s = "(u64)*(u16*)" + p; break;
-      case Opcode::I64Load32S: t = Type::I64; s = "(u64)(s64)*(s32*)" + p; break;
-      case Opcode::I64Load32U: t = Type::I64; s = "(u64)*(u32*)" + p; break;
+      case Opcode::I32Load: t = Type::I32; pre = "*(u32*)"; break;
+      case Opcode::I64Load: t = Type::I64; pre = "*(u64*)"; break;
+      case Opcode::F32Load: t = Type::F32; pre = "*(f32*)"; break;
+      case Opcode::F64Load: t = Type::F64; pre = "*(f64*)"; break;
+      case Opcode::I32Load8S: t = Type::I32; pre = "(u32)(s32)*(s8*)"; break;
+      case Opcode::I32Load8U: t = Type::I32; pre = "(u32)*(u8*)"; break;
+      case Opcode::I32Load16S: t = Type::I32; pre = "(u32)(s32)*(s16*)"; break;
+      case Opcode::I32Load16U: t = Type::I32; pre = "(u32)*(u16*)"; break;
+      case Opcode::I64Load8S: t = Type::I64; pre = "(u64)(s64)*(s8*)"; break;
+      case Opcode::I64Load8U: t = Type::I64; pre = "(u64)*(u8*)"; break;
+      case Opcode::I64Load16S: t = Type::I64; pre = "(u64)(s64)*(s16*)"; break;
+      case Opcode::I64Load16U: t = Type::I64; pre = "(u64)*(u16*)"; break;
+      case Opcode::I64Load32S: t = Type::I64; pre = "(u64)(s64)*(s32*)"; break;
+      case Opcode::I64Load32U: t = Type::I64; pre = "(u64)*(u32*)"; break;
       default: throw Unsupported{std::string("load ") + e.opcode.GetName()};
     }
-    Val r = combine(t, "(" + s + ")", {&a});
+    Val r = combine(t, cat({"(", pre, p, ")"}), {&a});
     r.mem = true;
     push(std::move(r));
   }
@@ -501,22 +533,23 @@ class FuncWriter {
   void store(const wabt::StoreExpr& e) {
     Val v = pop();
     Val a = pop();
-    flush_mem_glob();  // earlier loads first (their traps), and they must see the old contents
+    flush_mem();  // earlier loads first (their traps), and they must see the old contents
     std::string p = addr(a, e.offset);
-    std::string s;
+    const char* pre = "";
+    const char* cast = "";
     switch (e.opcode) {
-      case Opcode::I32Store: s = "*(u32*)" + p + " = " + v.e; break;
-      case Opcode::I64Store: s = "*(u64*)" + p + " = " + v.e; break;
-      case Opcode::F32Store: s = "*(f32*)" + p + " = " + v.e; break;
-      case Opcode::F64Store: s = "*(f64*)" + p + " = " + v.e; break;
-      case Opcode::I32Store8: case Opcode::I64Store8: s = "*(u8*)" + p + " = (u8)" + v.e; break;
-      case Opcode::I32Store16: case Opcode::I64Store16: s = "*(u16*)" + p + " = (u16)" + v.e; break;
-      case Opcode::I64Store32: s = "*(u32*)" + p + " = (u32)" + v.e; break;
+      case Opcode::I32Store: pre = "*(u32*)"; break;
+      case Opcode::I64Store: pre = "*(u64*)"; break;
+      case Opcode::F32Store: pre = "*(f32*)"; break;
+      case Opcode::F64Store: pre = "*(f64*)"; break;
+      case Opcode::I32Store8: case Opcode::I64Store8: pre = "*(u8*)"; cast = "(u8)"; break;
+      case Opcode::I32Store16: case Opcode::I64Store16: pre = "*(u16*)"; cast = "(u16)"; break;
+      case Opcode::I64Store32: pre = "*(u32*)"; cast = "(u32)"; break;
       default: throw Unsupported{std::string("store ") + e.opcode.GetName()};
     }
     // Wasm evaluates the address and value before the store; an out-of-bounds
     // value load and an out-of-bounds store give the same trap.
-    line(s + ";");
+    line({pre, p, " = ", cast, v.e, ";"});
     release(v);
     release(a);
   }
@@ -565,17 +598,17 @@ class FuncWriter {
       std::string e;
       if (kind == 1) {
         const char* c = !sgn ? "" : a.t == Type::I64 ? "(s64)" : "(s32)";
-        std::string bare = std::string("(") + c + a.e + " " + o + " " + c + b.e + ")";
-        e = "(u32)" + bare;
+        std::string bare = cat({"(", c, a.e, " ", o, " ", c, b.e, ")"});
+        e = cat({"(u32)", bare});
         t = Type::I32;
         Val r = combine(t, e, {&a, &b});
         r.cond = bare;
         push(std::move(r));
         return;
       } else if (t == Type::I32 || t == Type::I64) {
-        e = std::string("(") + ctype(t) + ")(" + a.e + " " + o + " " + b.e + ")";
+        e = cat({"(", ctype(t), ")(", a.e, " ", o, " ", b.e, ")"});
       } else {
-        e = "(" + a.e + " " + o + " " + b.e + ")";
+        e = cat({"(", a.e, " ", o, " ", b.e, ")"});
       }
       push(combine(t, e, {&a, &b}));
       return;
@@ -852,7 +885,7 @@ class FuncWriter {
         Index l = wabt::cast<wabt::LocalGetExpr>(&e)->var.index();
         Val v;
         v.t = f_.GetLocalType(l);
-        v.e = "l" + std::to_string(l);
+        v.e = lname(l);
         v.locals = 1ull << (l & 63);
         v.atom = true;
         push(std::move(v));
@@ -864,12 +897,12 @@ class FuncWriter {
         Index l = tee ? wabt::cast<wabt::LocalTeeExpr>(&e)->var.index() : wabt::cast<wabt::LocalSetExpr>(&e)->var.index();
         Val v = pop();
         flush_if([&](const Val& x) { return reads_local(x, l); });
-        line("l" + std::to_string(l) + " = " + v.e + ";");
+        line({lname(l), " = ", v.e, ";"});
         release(v);
         if (tee) {
           Val r;
           r.t = f_.GetLocalType(l);
-          r.e = "l" + std::to_string(l);
+          r.e = lname(l);
           r.locals = 1ull << (l & 63);
           r.atom = true;
           push(std::move(r));
@@ -880,7 +913,7 @@ class FuncWriter {
         Index g = wabt::cast<wabt::GlobalGetExpr>(&e)->var.index();
         Val v;
         v.t = m_.globals[g]->type;
-        v.e = g == cvint_ ? "(*(volatile u32*)&I->g" + std::to_string(g) + ")" : "I->g" + std::to_string(g);
+        v.e = g == cvint_ ? "(*(volatile u32*)&" + gname(g) + ")" : gname(g);
         v.glob = true;
         push(std::move(v));
         return true;
@@ -889,7 +922,7 @@ class FuncWriter {
         Index g = wabt::cast<wabt::GlobalSetExpr>(&e)->var.index();
         Val v = pop();
         flush_mem_glob();
-        line("I->g" + std::to_string(g) + " = " + v.e + ";");
+        line({gname(g), " = ", v.e, ";"});
         release(v);
         return true;
       }
@@ -1063,7 +1096,8 @@ class FuncWriter {
   std::vector<Val> stack_;
   std::vector<Label> labels_;
   int next_label_ = 0;
-  std::ostringstream body_;
+  std::string body_;
+  std::vector<std::string> lnames_, tnames_, gnames_;
   std::vector<Type> temp_types_;
   std::map<Type, std::vector<int>> free_;
   std::vector<std::pair<int, Type>> block_vars_;
