@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <mutex>
 
 #include "ledger/storage_internal.h"
@@ -54,7 +55,26 @@ constexpr Prepared kStatements[] = {
     {"flip_transfer", "UPDATE transfers SET record = $2 WHERE id = $1", 2},
     {"flip_journal_entry", "UPDATE journal SET entry = $2 WHERE seq = $1", 2},
     {"flip_journal_hash", "UPDATE journal SET entry_hash = $2 WHERE seq = $1", 2},
+    // Set-at-a-time forms: one statement per table per batch, rows as binary arrays.
+    {"get_accounts_any", "SELECT id, record FROM accounts WHERE id = ANY($1::bytea[])", 1},
+    {"get_transfers_any", "SELECT id, record FROM transfers WHERE id = ANY($1::bytea[])", 1},
+    {"journal_by_key_any", "SELECT seq, key, entry, entry_hash, chain FROM journal WHERE key = ANY($1::bytea[])", 1},
+    {"upsert_accounts",
+     "INSERT INTO accounts(id, record) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
+     "ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+     2},
+    {"upsert_transfers",
+     "INSERT INTO transfers(id, record, deadline) SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int8[]) "
+     "ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record, deadline = EXCLUDED.deadline",
+     3},
+    {"append_journal",
+     "INSERT INTO journal(seq, key, entry, entry_hash, chain) "
+     "SELECT * FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[])",
+     5},
 };
+
+constexpr uint32_t kByteaOid = 17;
+constexpr uint32_t kInt8Oid = 20;
 
 std::string be64(uint64_t v) {
   std::string s(8, '\0');
@@ -66,6 +86,29 @@ std::string be32(uint32_t v) {
   for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (24 - 8 * i));
   return s;
 }
+// A one-dimensional array in PostgreSQL's binary format: ndim, has_null, element oid,
+// length, lower bound, then each element as a length (-1 = NULL) and its bytes.
+std::string pg_array(uint32_t oid, const std::vector<std::optional<std::string>>& elems) {
+  std::string out;
+  bool has_null = false;
+  size_t size = 20;
+  for (const auto& e : elems) {
+    has_null = has_null || !e;
+    size += 4 + (e ? e->size() : 0);
+  }
+  out.reserve(size);
+  out += be32(1);
+  out += be32(has_null ? 1 : 0);
+  out += be32(oid);
+  out += be32(static_cast<uint32_t>(elems.size()));
+  out += be32(1);
+  for (const auto& e : elems) {
+    out += be32(e ? static_cast<uint32_t>(e->size()) : 0xffffffffu);
+    if (e) out += *e;
+  }
+  return out;
+}
+
 template <size_t N>
 std::string_view view(const std::array<uint8_t, N>& a) {
   return {reinterpret_cast<const char*>(a.data()), N};
@@ -299,43 +342,46 @@ class PgTxn final : public StorageTxn {
 
   Result<std::vector<std::optional<std::string>>> get_many(Table table, const std::vector<Id128Bytes>& ids) override {
     COVENANT_RETURN_IF_ERROR(flush_writes());
-    std::vector<Conn::Query> qs;
-    qs.reserve(ids.size());
-    for (const Id128Bytes& id : ids)
-      qs.push_back({table == Table::kAccounts ? "get_account" : "get_transfer", {std::string(view(id))}});
-    auto rs = c_.pipeline(qs);
-    if (!rs.is_ok()) return rs.status();
+    std::vector<std::optional<std::string>> elems;
+    elems.reserve(ids.size());
+    for (const Id128Bytes& id : ids) elems.emplace_back(std::string(view(id)));
+    auto r = c_.run(table == Table::kAccounts ? "get_accounts_any" : "get_transfers_any", {pg_array(kByteaOid, elems)});
+    if (!r.is_ok()) return r.status();
+    std::map<Id128Bytes, std::string> found;
+    for (int i = 0; i < r->rows(); ++i) {
+      Id128Bytes id;
+      if (!r->fixed(i, 0, &id)) return Status::corruption(std::string(table_name(table)) + ": an id has the wrong size");
+      found[id] = std::string(r->bytes(i, 1));
+    }
     std::vector<std::optional<std::string>> out(ids.size());
     for (size_t i = 0; i < ids.size(); ++i)
-      if ((*rs)[i].rows() > 0) out[i] = std::string((*rs)[i].bytes(0, 0));
+      if (auto it = found.find(ids[i]); it != found.end()) out[i] = it->second;
     return out;
   }
 
   Result<std::vector<std::optional<JournalRow>>> journal_by_keys(const std::vector<Hash32>& keys) override {
     COVENANT_RETURN_IF_ERROR(flush_writes());
-    std::vector<Conn::Query> qs;
-    qs.reserve(keys.size());
-    for (const Hash32& k : keys) qs.push_back({"journal_by_key", {std::string(view(k))}});
-    auto rs = c_.pipeline(qs);
-    if (!rs.is_ok()) return rs.status();
-    std::vector<std::optional<JournalRow>> out(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if ((*rs)[i].rows() == 0) continue;
+    std::vector<std::optional<std::string>> elems;
+    elems.reserve(keys.size());
+    for (const Hash32& k : keys) elems.emplace_back(std::string(view(k)));
+    auto r = c_.run("journal_by_key_any", {pg_array(kByteaOid, elems)});
+    if (!r.is_ok()) return r.status();
+    std::map<Hash32, JournalRow> found;
+    for (int i = 0; i < r->rows(); ++i) {
       JournalRow row;
-      COVENANT_RETURN_IF_ERROR(Conn::read_row((*rs)[i], 0, &row));
-      out[i] = std::move(row);
+      COVENANT_RETURN_IF_ERROR(Conn::read_row(*r, i, &row));
+      found[row.key] = std::move(row);
     }
+    std::vector<std::optional<JournalRow>> out(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (auto it = found.find(keys[i]); it != found.end()) out[i] = it->second;
     return out;
   }
 
   Status put(Table table, const Id128Bytes& id, std::string_view record, std::optional<uint64_t> deadline_ns) override {
-    if (table == Table::kAccounts) {
-      pending_.push_back({"put_account", {std::string(view(id)), std::string(record)}});
-    } else {
-      std::optional<std::string> d;
-      if (deadline_ns) d = be64(*deadline_ns);
-      pending_.push_back({"put_transfer", {std::string(view(id)), std::string(record), d}});
-    }
+    // Last write per id wins: one statement must not touch a row twice.
+    if (table == Table::kAccounts) accounts_[id] = std::string(record);
+    else transfers_[id] = {std::string(record), deadline_ns};
     return Status::ok();
   }
 
@@ -358,9 +404,7 @@ class PgTxn final : public StorageTxn {
     return c_.journal_one("journal_by_key", {view(key)});
   }
   Status journal_append(const JournalRow& r) override {
-    pending_.push_back({"journal_append",
-                        {be64(r.seq), std::string(view(r.key)), r.entry, std::string(view(r.entry_hash)),
-                         std::string(view(r.chain))}});
+    journal_.push_back(r);
     return Status::ok();
   }
 
@@ -373,18 +417,54 @@ class PgTxn final : public StorageTxn {
   }
 
  private:
-  // Sends the deferred writes in one pipeline.
+  // Sends the deferred writes: one statement per table, pipelined into one round trip.
   Status flush_writes() {
-    if (pending_.empty()) return Status::ok();
-    auto r = c_.pipeline(pending_);
-    pending_.clear();
-    return r.status();
+    std::vector<Conn::Query> qs;
+    if (!accounts_.empty()) {
+      std::vector<std::optional<std::string>> ids, recs;
+      for (auto& [id, rec] : accounts_) {
+        ids.emplace_back(std::string(view(id)));
+        recs.emplace_back(std::move(rec));
+      }
+      qs.push_back({"upsert_accounts", {pg_array(kByteaOid, ids), pg_array(kByteaOid, recs)}});
+    }
+    if (!transfers_.empty()) {
+      std::vector<std::optional<std::string>> ids, recs, deadlines;
+      for (auto& [id, v] : transfers_) {
+        ids.emplace_back(std::string(view(id)));
+        recs.emplace_back(std::move(v.first));
+        deadlines.emplace_back(v.second ? std::optional<std::string>(be64(*v.second)) : std::nullopt);
+      }
+      qs.push_back({"upsert_transfers",
+                    {pg_array(kByteaOid, ids), pg_array(kByteaOid, recs), pg_array(kInt8Oid, deadlines)}});
+    }
+    if (!journal_.empty()) {
+      std::vector<std::optional<std::string>> seqs, keys, entries, hashes, chains;
+      for (const JournalRow& r : journal_) {
+        seqs.emplace_back(be64(r.seq));
+        keys.emplace_back(std::string(view(r.key)));
+        entries.emplace_back(r.entry);
+        hashes.emplace_back(std::string(view(r.entry_hash)));
+        chains.emplace_back(std::string(view(r.chain)));
+      }
+      qs.push_back({"append_journal",
+                    {pg_array(kInt8Oid, seqs), pg_array(kByteaOid, keys), pg_array(kByteaOid, entries),
+                     pg_array(kByteaOid, hashes), pg_array(kByteaOid, chains)}});
+    }
+    accounts_.clear();
+    transfers_.clear();
+    journal_.clear();
+    if (qs.empty()) return Status::ok();
+    return c_.pipeline(qs).status();
   }
 
   Conn& c_;
   std::unique_lock<std::mutex> lock_;
   bool done_ = false;
-  std::vector<Conn::Query> pending_;
+  // Deferred writes, sent by flush_writes().
+  std::map<Id128Bytes, std::string> accounts_;
+  std::map<Id128Bytes, std::pair<std::string, std::optional<uint64_t>>> transfers_;
+  std::vector<JournalRow> journal_;
 };
 
 class PgStorage final : public Storage {
