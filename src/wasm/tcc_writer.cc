@@ -1,6 +1,7 @@
 #include "wasm/tcc_writer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cinttypes>
 #include <cstdlib>
 #include <cstring>
@@ -107,6 +108,9 @@ const char* ctype(Type t) {
   }
 }
 
+// Float constants of the unit: (is f64, bits) -> id of its `cvk<id>` union.
+using FConsts = std::map<std::pair<bool, uint64_t>, int>;
+
 struct Unsupported {
   std::string what;
 };
@@ -139,7 +143,7 @@ struct Label {
 class FuncWriter {
  public:
   FuncWriter(const wabt::Module& m, const wabt::Func& f, Index func_index, Index cvint_global,
-             std::map<std::string, int>& fconsts, std::map<std::vector<Type>, uint32_t>& type_ids)
+             FConsts& fconsts, std::map<std::vector<Type>, uint32_t>& type_ids)
       : m_(m), f_(f), func_index_(func_index), cvint_(cvint_global), fconsts_(fconsts), type_ids_(type_ids) {}
 
   std::string write() {
@@ -296,17 +300,9 @@ class FuncWriter {
   }
 
   std::string fconst(bool f64, uint64_t bits) {
-    char buf[48];
-    std::snprintf(buf, sizeof buf, "%s%016" PRIx64, f64 ? "D" : "F", bits);
-    auto it = fconsts_.find(buf);
-    int id;
-    if (it == fconsts_.end()) {
-      id = static_cast<int>(fconsts_.size());
-      fconsts_.emplace(buf, id);
-    } else {
-      id = it->second;
-    }
-    return "cvk" + std::to_string(id) + (f64 ? ".f" : ".f");
+    auto [it, added] = fconsts_.emplace(std::make_pair(f64, bits), static_cast<int>(fconsts_.size()));
+    (void)added;
+    return "cvk" + std::to_string(it->second) + ".f";
   }
 
   Val constant(const wabt::Const& c) {
@@ -1090,7 +1086,7 @@ class FuncWriter {
   const wabt::Func& f_;
   Index func_index_;
   Index cvint_;
-  std::map<std::string, int>& fconsts_;
+  FConsts& fconsts_;
   std::map<std::vector<Type>, uint32_t>& type_ids_;
   Type result_ = Type::Void;
   std::vector<Val> stack_;
@@ -1140,10 +1136,12 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   if (!m.data_segments.empty()) return Status::unsupported("tcc writer: data segments in the metered module");
 
   // Reserved exports of the metered module.
-  auto export_index = [&](const char* name, wabt::ExternalKind kind) -> Index {
-    for (const wabt::Export* ex : m.exports)
-      if (ex->kind == kind && ex->name == name) return ex->var.index();
-    return wabt::kInvalidIndex;
+  std::map<std::pair<int, std::string>, Index> exports_by_name;
+  for (const wabt::Export* ex : m.exports)
+    exports_by_name.emplace(std::make_pair(static_cast<int>(ex->kind), ex->name), ex->var.index());
+  auto export_index = [&](const std::string& name, wabt::ExternalKind kind) -> Index {
+    auto it = exports_by_name.find(std::make_pair(static_cast<int>(kind), name));
+    return it == exports_by_name.end() ? wabt::kInvalidIndex : it->second;
   };
   Index g_fuel = export_index(kFuelGlobal, wabt::ExternalKind::Global);
   Index g_bank = export_index(kBankGlobal, wabt::ExternalKind::Global);
@@ -1155,7 +1153,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
     return Status::internal("the metered module lacks its metering globals");
   Index start = export_index(kStartExport, wabt::ExternalKind::Func);
 
-  std::map<std::string, int> fconsts;
+  FConsts fconsts;
   std::map<std::vector<Type>, uint32_t> type_ids;
   std::ostringstream out;
 
@@ -1201,8 +1199,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
 
   // Float constants as bit patterns (exact; NaN payloads kept).
   for (auto& [key, id] : fconsts) {
-    bool f64 = key[0] == 'D';
-    uint64_t bits = std::strtoull(key.c_str() + 1, nullptr, 16);
+    auto [f64, bits] = key;
     if (f64)
       out << "static const cv_u64f cvk" << id << " = {" << bits << "ull};\n";
     else
@@ -1213,7 +1210,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   // Glue (the contract resolve_symbols expects).
   std::ostringstream g;
   for (size_t k = 0; k < prep.exports.size(); ++k) {
-    Index fi = export_index(("e" + std::to_string(k)).c_str(), wabt::ExternalKind::Func);
+    Index fi = export_index("e" + std::to_string(k), wabt::ExternalKind::Func);
     if (fi == wabt::kInvalidIndex) return Status::internal("the metered module lacks export e" + std::to_string(k));
     const auto& sig = m.funcs[fi]->decl.sig;
     if (sig.result_types.size() > 1) return Status::unsupported("multi-value exports are not supported by the C tiers");
@@ -1302,7 +1299,17 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   // The prelude plus the helpers the code names (and their dependencies).
   constexpr size_t kN = sizeof(kHelpers) / sizeof(kHelpers[0]);
   bool need[kN] = {};
-  for (size_t i = 0; i < kN; ++i) need[i] = code.find(std::string(kHelpers[i].name) + "(") != std::string::npos;
+  {
+    // One pass over the code: every identifier starting with cv_ that names a helper.
+    std::map<std::string_view, size_t> by_name;
+    for (size_t i = 0; i < kN; ++i) by_name.emplace(kHelpers[i].name, i);
+    for (size_t p = code.find("cv_"); p != std::string::npos; p = code.find("cv_", p + 3)) {
+      size_t e = p + 3;
+      while (e < code.size() && (std::isalnum(static_cast<unsigned char>(code[e])) || code[e] == '_')) ++e;
+      auto it = by_name.find(std::string_view(code).substr(p, e - p));
+      if (it != by_name.end()) need[it->second] = true;
+    }
+  }
   for (size_t i = kN; i-- > 0;) {
     if (!need[i]) continue;
     std::istringstream deps(kHelpers[i].deps);
