@@ -538,3 +538,49 @@ TEST(Budget, SpentTotalsLiveInKv) {
 
 }  // namespace
 }  // namespace covenant
+
+namespace covenant {
+namespace {
+
+// A guest fault in the canonical ABI is a trap the call reports, not a host error.
+TEST(AbiFaults, AreTraps) {
+  DeployOptions o;
+  o.tier = Tier::kBaseline;
+  o.wit = src("src/host/testdata/bad.wit");
+  auto c = Contract::deploy(engine(), read_wasm("bad.wasm"), o).value();
+  struct Row {
+    const char* fn;
+    json args;
+    const char* message;
+  } rows[] = {
+      {"bad-pointer", json::array(), "guest trap (out-of-bounds)"},
+      {"bad-utf8", json::array(), "guest trap (invalid-utf8)"},
+      {"bad-return-area", json::array(), "guest trap (out-of-bounds)"},
+      {"takes-string", json::array({"hello"}), "guest trap (realloc-failed)"},
+  };
+  for (const Row& r : rows) {
+    auto out = c->call_json(r.fn, r.args);
+    ASSERT_TRUE(out) << r.fn << ": " << out.status().message();
+    EXPECT_EQ(out->trap.kind, TrapKind::kHost) << r.fn;
+    EXPECT_NE(out->trap.message.find(r.message), std::string::npos) << r.fn << ": " << out->trap.message;
+    EXPECT_EQ(out->result, nullptr);
+  }
+  // The instance was reset after each trap and still answers.
+  EXPECT_EQ(c->call_json("bad-pointer", json::array())->trap.kind, TrapKind::kHost);
+}
+
+TEST(Isolation, ResetEveryCallStartsFresh) {
+  DeployOptions o;
+  o.tier = Tier::kBaseline;
+  o.reset_every_call = true;
+  auto c = Contract::deploy(engine(), read_wasm("seed_c.wasm"), o).value();
+  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", 1u}};
+  for (int i = 0; i < 20; ++i) {
+    auto r = call(*c, "approve", json::array({intent}));
+    EXPECT_EQ(r.result["reason"], "ok");
+    EXPECT_EQ(r.fuel_used, 664u);
+  }
+}
+
+}  // namespace
+}  // namespace covenant

@@ -15,7 +15,11 @@ CABI_EXPORT("kv-get") struct ch_opt_bytes* kv_get(const char* k, uint32_t kn) {
   return &opt_ret;
 }
 
-CABI_EXPORT("kv-delete") int32_t kv_delete(const char* k, uint32_t kn) { return ch_kv_delete(k, kn); }
+CABI_EXPORT("kv-delete") int32_t kv_delete(const char* k, uint32_t kn) {
+  int32_t r = ch_kv_delete(k, kn);
+  cabi_reset();
+  return r;
+}
 
 CABI_EXPORT("kv-list") struct ch_list* kv_list(const char* p, uint32_t pn) {
   ch_kv_list_keys(p, pn, &list_ret);
@@ -45,6 +49,7 @@ CABI_EXPORT("log-flood") uint32_t log_flood(uint32_t n) {
     ch_log_write(CH_LOG_DEBUG, "debug line", 10);
     ch_log_write(CH_LOG_INFO, "info line", 9);
   }
+  cabi_reset();
   return n;
 }
 
@@ -72,7 +77,9 @@ CABI_EXPORT("sha256") struct ch_list* sha256(const uint8_t* d, uint32_t n) {
 
 CABI_EXPORT("verify")
 int32_t verify(const uint8_t* pk, uint32_t pkn, const uint8_t* m, uint32_t mn, const uint8_t* s, uint32_t sn) {
-  return ch_crypto_ed25519_verify(pk, pkn, m, mn, s, sn);
+  int32_t r = ch_crypto_ed25519_verify(pk, pkn, m, mn, s, sn);
+  cabi_reset();
+  return r;
 }
 
 CABI_EXPORT("stamp") uint64_t stamp(const char* k, uint32_t kn) {
@@ -88,3 +95,17 @@ CABI_EXPORT("stamp") uint64_t stamp(const char* k, uint32_t kn) {
   cabi_reset();
   return v;
 }
+
+// Results that point into the heap or the host result arena are freed once
+// the host has lifted them.
+#define POST(name, fn) \
+  CABI_EXPORT("cabi_post_" name) void fn(void* ret) { \
+    (void)ret;                                        \
+    cabi_reset();                                     \
+  }
+POST("kv-get", post_kv_get)
+POST("kv-list", post_kv_list)
+POST("clock", post_clock)
+POST("random", post_random)
+POST("random-bytes", post_random_bytes)
+POST("sha256", post_sha256)
