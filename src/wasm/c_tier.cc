@@ -397,8 +397,11 @@ Result<std::shared_ptr<CCode>> compile_baseline(const PreparedModule& prep, cons
   uint64_t t0 = now_us();
   // Covenant's own translator (C shaped for tcc, no system headers); wasm2c's
   // output is the fallback for what it refuses (multi-value, bulk memory).
+  // COVENANT_BASELINE_WASM2C=1 forces the fallback (to test it on any corpus).
   int layout = 1;
-  auto c = generate_tcc_c(prep, config.features);
+  static const bool force_wasm2c = std::getenv("COVENANT_BASELINE_WASM2C") != nullptr;
+  auto c = force_wasm2c ? Result<std::string>(Status::unsupported("forced by COVENANT_BASELINE_WASM2C"))
+                        : generate_tcc_c(prep, config.features);
   if (!c && c.status().code() == Code::kUnsupported) {
     layout = 0;
     if (std::getenv("COVENANT_DUMP_BASELINE_C")) std::fprintf(stderr, "covenant: baseline falls back to wasm2c: %s\n", c.status().message().c_str());
