@@ -100,6 +100,7 @@ struct Contract::Impl {
   std::optional<uint32_t> realloc_index;
   bool needs_arena = false;
   bool uses_kv = false;
+  bool uses_random = false;
   Linker linker;
   std::unique_ptr<host::KvStore> store;
   std::string kv_prefix;
@@ -205,6 +206,7 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
     if (!impl->linker.find(e->module, e->field)) impl->linker.define(e->module, e->field, e->type, e->fn);
     impl->needs_arena |= host::import_needs_arena(imp);
     impl->uses_kv |= host::import_is_kv(imp);
+    impl->uses_random |= imp.module.rfind("covenant:host/random@", 0) == 0;
   }
   if (!refused.empty()) return Status::invalid(name + ": " + refused);
 
@@ -320,7 +322,8 @@ Result<Contract::CallResult> Contract::Impl::run(std::string_view export_name, s
     rec.wall_ms = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     rec.monotonic_ns = t0;
-    randombytes_buf(rec.random_seed.data(), rec.random_seed.size());
+    // A seed only matters if the guest can draw from it (getrandom costs a syscall).
+    if (uses_random) randombytes_buf(rec.random_seed.data(), rec.random_seed.size());
   }
   CallState st;
   st.grants = &grants;
