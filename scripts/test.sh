@@ -14,6 +14,7 @@ cmake --build build -j"$JOBS"
 # A real PostgreSQL server for the ledger conformance suite (local socket only).
 if [ -f scripts/pg.sh ]; then
   eval "$(bash scripts/pg.sh start)"
+  export COVENANT_REQUIRE_PG=1  # PostgreSQL cases fail, never skip, if the server is missing
   echo "PostgreSQL: $COVENANT_PG_URL"
   trap 'bash scripts/pg.sh stop >/dev/null 2>&1 || true' EXIT
 fi
