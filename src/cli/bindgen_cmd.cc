@@ -1,5 +1,7 @@
 // covenant bindgen: writes guest bindings for a WIT world (src/abi/bindgen/bindgen.h).
-//   covenant bindgen --lang c|cpp|assemblyscript|rust FILE.wit [--world W] [--out DIR]
+//   covenant bindgen --lang c|cpp|assemblyscript|rust FILE.wit [--world W] [--out DIR] [--deps DEP.wit]...
+// --deps names a package that defines foreign interfaces the world imports
+// (e.g. src/host/wit/host.wit for `import covenant:host/kv@0.1.0;`).
 // Exit codes: 0 written, 1 usage/parse/generation error.
 #include <cstdio>
 #include <cstring>
@@ -7,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "abi/bindgen/bindgen.h"
 #include "cli/command.h"
@@ -17,6 +20,7 @@ namespace {
 
 int bindgen_main(int argc, char** argv) {
   std::string lang_name, world, out_dir = ".", wit_path;
+  std::vector<std::string> dep_paths;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](std::string& dst) {
@@ -28,6 +32,11 @@ int bindgen_main(int argc, char** argv) {
     if (a == "--lang") ok = value(lang_name);
     else if (a == "--world") ok = value(world);
     else if (a == "--out") ok = value(out_dir);
+    else if (a == "--deps") {
+      std::string d;
+      ok = value(d);
+      dep_paths.push_back(d);
+    }
     else if (!a.empty() && a[0] != '-' && wit_path.empty()) wit_path = a;
     else ok = false;
     if (!ok) {
@@ -36,7 +45,7 @@ int bindgen_main(int argc, char** argv) {
     }
   }
   if (lang_name.empty() || wit_path.empty()) {
-    std::fprintf(stderr, "usage: covenant bindgen --lang c|cpp|assemblyscript|rust FILE.wit [--world W] [--out DIR]\n");
+    std::fprintf(stderr, "usage: covenant bindgen --lang c|cpp|assemblyscript|rust FILE.wit [--world W] [--out DIR] [--deps DEP.wit]...\n");
     return kExitError;
   }
   auto lang = bindgen::parse_lang(lang_name);
@@ -44,23 +53,36 @@ int bindgen_main(int argc, char** argv) {
     std::fprintf(stderr, "covenant bindgen: %s\n", lang.status().message().c_str());
     return kExitError;
   }
-  std::ifstream in(wit_path, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "covenant bindgen: cannot open %s: %s\n", wit_path.c_str(), std::strerror(errno));
-    return kExitError;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string name = std::filesystem::path(wit_path).filename().string();
-  auto pkg = wit::parse_wit(text.str(), {.file_name = wit_path});
+  auto load = [](const std::string& path) -> Result<wit::Package> {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::io("covenant bindgen: cannot open " + path + ": " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    auto pkg = wit::parse_wit(text.str(), {.file_name = path});
+    if (pkg)
+      for (const auto& w : pkg->warnings) std::fprintf(stderr, "%s\n", w.to_string().c_str());
+    return pkg;
+  };
+  auto pkg = load(wit_path);
   if (!pkg) {
     std::fprintf(stderr, "%s\n", pkg.status().message().c_str());
     return kExitError;
   }
-  for (const auto& w : pkg->warnings) std::fprintf(stderr, "%s\n", w.to_string().c_str());
-  auto files = bindgen::generate(*pkg, {.lang = *lang, .world = world, .source_name = name});
+  std::vector<wit::Package> deps;
+  deps.reserve(dep_paths.size());
+  for (const auto& d : dep_paths) {
+    auto dep = load(d);
+    if (!dep) {
+      std::fprintf(stderr, "%s\n", dep.status().message().c_str());
+      return kExitError;
+    }
+    deps.push_back(std::move(dep).value());
+  }
+  bindgen::Options options{.lang = *lang, .world = world, .source_name = std::filesystem::path(wit_path).filename().string()};
+  for (const auto& d : deps) options.deps.push_back(&d);
+  auto files = bindgen::generate(*pkg, options);
   if (!files) {
-    std::fprintf(stderr, "covenant bindgen: %s\n", files.status().message().c_str());
+    std::fprintf(stderr, "covenant %s\n", files.status().message().c_str());
     return kExitError;
   }
   std::error_code ec;
@@ -80,6 +102,6 @@ int bindgen_main(int argc, char** argv) {
 
 }  // namespace
 
-COVENANT_COMMAND("bindgen", "bindgen --lang c|cpp|assemblyscript|rust FILE.wit [--world W] [--out DIR]", bindgen_main);
+COVENANT_COMMAND("bindgen", "bindgen --lang c|cpp|assemblyscript|rust FILE.wit [--world W] [--out DIR] [--deps DEP.wit]...", bindgen_main);
 
 }  // namespace covenant::cli

@@ -20,6 +20,9 @@ namespace covenant::bindgen {
 namespace {
 
 using ::covenant::Engine;
+using ::covenant::FuncType;
+using ::covenant::HostCall;
+using ::covenant::HostResult;
 using ::covenant::Instance;
 using ::covenant::Linker;
 using ::covenant::Tier;
@@ -117,9 +120,14 @@ TEST(Bindgen, WorldSelection) {
   EXPECT_FALSE(generate(two, {.lang = Lang::kC}).is_ok());
   EXPECT_TRUE(generate(two, {.lang = Lang::kC, .world = "y"}).is_ok());
   wit::Package imports = parse("package a:b; world x { import log: func(m: string); export f: func(); }");
-  auto refused = generate(imports, {.lang = Lang::kC});
+  EXPECT_TRUE(generate(imports, {.lang = Lang::kC}).is_ok());
+  auto refused = generate(imports, {.lang = Lang::kRust});
   ASSERT_FALSE(refused.is_ok());
-  EXPECT_NE(refused.status().message().find("imports function log"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("imports are generated for c and cpp only"), std::string::npos);
+  wit::Package foreign = parse("package a:b; world x { import covenant:host/kv@0.1.0; export f: func(); }");
+  auto unresolved = generate(foreign, {.lang = Lang::kC});
+  ASSERT_FALSE(unresolved.is_ok());
+  EXPECT_NE(unresolved.status().message().find("no --deps package defines"), std::string::npos);
 }
 
 TEST(Bindgen, SeedNamesInEveryLanguage) {
@@ -205,8 +213,8 @@ TEST(Bindgen, ExampleBindingsAreFresh) {
     for (const auto& f : *files) {
       fs::path p = root / "contracts/examples" / dir / f.path;
       if (update) write_text(p, f.content);
-      EXPECT_EQ(read_text(p), f.content) << p << " is stale: run covenant bindgen --lang " << dir
-                                         << " tests/wit/seed.wit --out contracts/examples/" << dir;
+      EXPECT_TRUE(read_text(p) == f.content) << p << " is stale: run covenant bindgen --lang " << dir
+                                             << " tests/wit/seed.wit --out contracts/examples/" << dir;
     }
   }
 }
@@ -368,6 +376,245 @@ TEST(Bindgen, GeneratedCodeRoundTripsEveryType) {
     std::cout << lang << ": echo/named/gated/run round-trip\n";
   }
   if (ran == 0) GTEST_SKIP() << "no guest toolchain";
+}
+
+// Structurally equal anonymous types get distinct TypeIds from the parser but
+// one name in C and AssemblyScript: each is defined once.
+TEST(Bindgen, RepeatedAnonymousTypesAreDefinedOnce) {
+  const std::string text =
+      "package a:dup;\n"
+      "interface i {\n"
+      "  record r { x: list<u8>, y: option<string>, z: list<u8> }\n"
+      "  f: func(a: list<u8>, b: option<string>, c: r) -> list<u8>;\n"
+      "  g: func(a: option<string>) -> option<string>;\n"
+      "}\n"
+      "world w { export i; }\n";
+  std::string clang = COVENANT_TEST_CLANG;
+  if (!clang.empty()) {
+    fs::path dir = generate_into("dup_c", text, Lang::kCpp);
+    write_text(dir / "use.cc", "#include \"w.hpp\"\n");
+    EXPECT_EQ(sh(clang + " --target=wasm32 -O2 -nostdlib -ffreestanding -fno-builtin -Wall -Wextra -Werror -c " +
+                 (dir / "w.c").string() + " -o " + (dir / "w.o").string()),
+              0);
+    EXPECT_EQ(sh(clang + " --target=wasm32 -O2 -ffreestanding -fno-exceptions -fno-rtti -std=c++20 -Wall -Wextra -Werror -c " +
+                 (dir / "use.cc").string() + " -o " + (dir / "use.o").string()),
+              0);
+  }
+  std::string asc = COVENANT_TEST_ASC;
+  if (!asc.empty() && fs::exists(asc)) {
+    fs::path dir = generate_into("dup_as", text, Lang::kAssemblyScript);
+    write_text(dir / "w_impl.ts",
+               "import { R, OptionString } from \"./w_types\";\n"
+               "export function iF(a: Array<u8>, b: OptionString, c: R): Array<u8> { return a; }\n"
+               "export function iG(a: OptionString): OptionString { return a; }\n");
+    EXPECT_EQ(sh(asc + " " + (dir / "w.ts").string() + " -o " + (dir / "w.wasm").string() +
+                 " --runtime stub --use abort= --disable bulk-memory -O2 --noAssert"),
+              0);
+  }
+  std::string rustc = COVENANT_TEST_RUSTC;
+  if (!rustc.empty()) {
+    fs::path dir = generate_into("dup_rust", text, Lang::kRust);
+    write_text(dir / "lib.rs",
+               "mod w;\nuse w::*;\npub struct Component;\nimpl IGuest for Component {\n"
+               "    fn f(a: Vec<u8>, _b: Option<String>, _c: R) -> Vec<u8> { a }\n"
+               "    fn g(a: Option<String>) -> Option<String> { a }\n}\n");
+    EXPECT_EQ(sh(rustc + " --edition=2021 --target wasm32-unknown-unknown --crate-type=cdylib -O -D warnings " +
+                 (dir / "lib.rs").string() + " -o " + (dir / "w.wasm").string()),
+              0);
+  }
+}
+
+// Imports (C): the guest calls functions of its own package (flat params with
+// a variant join and a return-area result; 20 flat values spilled into a
+// params tuple), of a foreign package resolved through Options::deps, and a
+// world-level function; the host side lifts the params and lowers the results
+// with the canonical ABI and checks every value.
+class HostCallMemory final : public abi::GuestMemory {
+ public:
+  explicit HostCallMemory(HostCall& call) : call_(call) {}
+  uint8_t* data() override { return call_.memory().data(); }
+  uint64_t size() override { return call_.memory().size(); }
+  Result<uint32_t> realloc(uint32_t, uint32_t, uint32_t, uint32_t) override {
+    return Status::unsupported("no cabi_realloc from inside a host call in this test");
+  }
+
+ private:
+  HostCall& call_;
+};
+
+FuncType core_type(const abi::CoreSignature& sig) {
+  FuncType t;
+  for (auto c : sig.params) t.params.push_back(static_cast<ValType>(c));
+  for (auto c : sig.results) t.results.push_back(static_cast<ValType>(c));
+  return t;
+}
+
+TEST(Bindgen, CImportsCallTheHost) {
+  std::string clang = COVENANT_TEST_CLANG;
+  if (clang.empty()) GTEST_SKIP() << "clang not found";
+  fs::path wit_dir = fs::path(COVENANT_SOURCE_DIR) / "tests/contracts/wit";
+  wit::Package guest = parse(read_text(wit_dir / "imports.wit"));
+  wit::Package host = parse(read_text(wit_dir / "host_fns.wit"));
+  auto files = generate(guest, {.lang = Lang::kC, .source_name = "imports.wit", .deps = {&host}});
+  ASSERT_TRUE(files.is_ok()) << files.status().message();
+  fs::path dir = fs::path(COVENANT_BINARY_DIR) / "bindgen_test/imports_c";
+  fs::remove_all(dir);
+  for (const auto& f : *files) write_text(dir / f.path, f.content);
+  write_text(dir / "impl.c", R"C(#include "imports_test.h"
+static uint32_t nums[3] = {1, 2, 3};
+uint64_t exports_imports_test_run(imports_test_string_t s) {
+  local_pair_t p;
+  p.a = s;
+  p.b = 5;
+  local_pick_t x;
+  x.tag = LOCAL_PICK_TEXT;
+  x.val.text = s;
+  local_summary_t a = imports_local_summarize(p, x, true);
+  local_pick_t y;
+  y.tag = LOCAL_PICK_SMALL;
+  y.val.small = 2.5f;
+  local_summary_t b = imports_local_summarize(p, y, false);
+  local_pick_t z;
+  z.tag = LOCAL_PICK_NUM;
+  z.val.num = 1000000000000ull;
+  local_summary_t c = imports_local_summarize(p, z, false);
+  local_pick_t w;
+  w.tag = LOCAL_PICK_NOTHING;
+  local_summary_t d = imports_local_summarize(p, w, false);
+  imports_test_list_u32_t m;
+  m.ptr = nums;
+  m.len = 3;
+  uint32_t many = imports_local_many(1, 2, 3, 4, -5, -6, -7, -8, 1.5f, 2.5, 0x1F600, s, m, true, 11, 12);
+  uint64_t bumped = imports_counter_bump(COUNTER_MODE_ADD, 7);
+  bumped = imports_counter_bump(COUNTER_MODE_SUB, 2);
+  uint64_t t = imports_imports_test_tick();
+  imports_test_string_free(&s);
+  return a.total + a.tag * 10 + (uint64_t)(int64_t)(a.o.is_some ? a.o.val : 0) + b.tag * 100 + (uint64_t)b.f +
+         (b.o.is_some ? 1000000 : 0) + c.total + d.tag * 7 + many + bumped * 1000 + t;
+}
+)C");
+  fs::path wasm = dir / "imports_test.wasm";
+  ASSERT_EQ(sh(clang + " --target=wasm32 -O2 -nostdlib -ffreestanding -fno-builtin -Wall -Wextra -Werror -Wl,--no-entry "
+                       "-Wl,--gc-sections " + (dir / "imports_test.c").string() + " " +
+               (dir / "impl.c").string() + " -o " + wasm.string()),
+            0);
+
+  abi::Abi gabi(guest), habi(host);
+  const wit::Function* summarize = guest.find_function("local", "summarize");
+  const wit::Function* many = guest.find_function("local", "many");
+  const wit::Function* bump = host.find_function("counter", "bump");
+  const wit::World* world = guest.find_world("imports-test");
+  ASSERT_TRUE(summarize && many && bump && world);
+  const wit::Function* tick = nullptr;
+  const wit::Function* run = nullptr;
+  for (const auto& i : world->imports)
+    if (i.kind == wit::WorldItem::Kind::kFunction) tick = &i.function;
+  for (const auto& e : world->exports)
+    if (e.kind == wit::WorldItem::Kind::kFunction) run = &e.function;
+  ASSERT_TRUE(tick && run);
+
+  const std::string s = "h\xc3\xa9llo";
+  uint64_t counter = 100;
+  std::vector<std::string> calls;
+  Linker linker;
+  auto serve = [&](const abi::Abi& a, const wit::Function& fn, std::function<std::vector<abi::WitValue>(const std::vector<abi::WitValue>&)> body) {
+    return [&a, &fn, body, &calls](HostCall& call, std::span<const Value> args, std::span<Value> results) -> HostResult {
+      HostCallMemory mem(call);
+      abi::CallContext cx(a, mem);
+      std::vector<abi::CoreValue> flat;
+      for (const auto& v : args) flat.push_back(abi::CoreValue{static_cast<abi::CoreType>(v.type), v.bits});
+      auto params = cx.lift_params(fn, flat);
+      if (!params) return HostResult::trap(params.status().message());
+      calls.push_back(fn.name.written);
+      std::vector<abi::WitValue> out = body(*params);
+      std::vector<abi::CoreValue> flat_results;
+      if (Status st = cx.lower_results(fn, out, flat, &flat_results); !st.is_ok()) return HostResult::trap(st.message());
+      for (size_t i = 0; i < flat_results.size(); ++i) results[i] = Value{static_cast<ValType>(flat_results[i].type), flat_results[i].bits};
+      return HostResult::ok();
+    };
+  };
+  using W = abi::WitValue;
+  linker.define("test:guest/local@0.1.0", "summarize", core_type(gabi.core_signature(*summarize, abi::Direction::kImport)),
+                serve(gabi, *summarize, [&](const std::vector<W>& p) {
+                  const auto& pair = p[0].items();
+                  EXPECT_EQ(pair[0].as_string(), s);
+                  EXPECT_EQ(pair[1].as_unsigned(), 5u);
+                  const W& pick = p[1];
+                  uint64_t extra = 0;
+                  double f = 0.5;
+                  if (pick.case_index() == 0) extra = pick.payload()->as_unsigned();
+                  if (pick.case_index() == 1) {
+                    extra = pick.payload()->as_string().size();
+                    EXPECT_EQ(pick.payload()->as_string(), s);
+                  }
+                  if (pick.case_index() == 2) {
+                    f = pick.payload()->as_f32() * 2;
+                    EXPECT_EQ(pick.payload()->as_f32(), 2.5f);
+                  }
+                  if (pick.case_index() == 3) {
+                    EXPECT_EQ(pick.payload(), nullptr);
+                  }
+                  W o = p[2].as_bool() ? W::some(W::s8(-3)) : W::none();
+                  return std::vector<W>{W::record({W::u64(pair[1].as_unsigned() + pair[0].as_string().size() + extra),
+                                                   W::u32(pick.case_index()), W::f64(f), o})};
+                }));
+  uint32_t many_sum = 0;
+  linker.define("test:guest/local@0.1.0", "many", core_type(gabi.core_signature(*many, abi::Direction::kImport)),
+                serve(gabi, *many, [&](const std::vector<W>& p) {
+                  EXPECT_EQ(p[0].as_unsigned(), 1u);
+                  EXPECT_EQ(p[1].as_unsigned(), 2u);
+                  EXPECT_EQ(p[2].as_unsigned(), 3u);
+                  EXPECT_EQ(p[3].as_unsigned(), 4u);
+                  EXPECT_EQ(p[4].as_signed(), -5);
+                  EXPECT_EQ(p[5].as_signed(), -6);
+                  EXPECT_EQ(p[6].as_signed(), -7);
+                  EXPECT_EQ(p[7].as_signed(), -8);
+                  EXPECT_EQ(p[8].as_f32(), 1.5f);
+                  EXPECT_EQ(p[9].as_f64(), 2.5);
+                  EXPECT_EQ(p[10].as_char(), 0x1F600u);
+                  EXPECT_EQ(p[11].as_string(), s);
+                  EXPECT_EQ(p[12], W::list({W::u32(1), W::u32(2), W::u32(3)}));
+                  EXPECT_TRUE(p[13].as_bool());
+                  EXPECT_EQ(p[14].as_unsigned(), 11u);
+                  EXPECT_EQ(p[15].as_unsigned(), 12u);
+                  many_sum = 1 + 2 + 3 + 4 + 0x1F600 + static_cast<uint32_t>(s.size()) + 6 + 1 + 11 + 12;
+                  return std::vector<W>{W::u32(many_sum)};
+                }));
+  linker.define("test:host/counter@0.1.0", "bump", core_type(habi.core_signature(*bump, abi::Direction::kImport)),
+                serve(habi, *bump, [&](const std::vector<W>& p) {
+                  if (p[0].case_index() == 0) {
+                    counter += p[1].as_unsigned();
+                  } else {
+                    counter -= p[1].as_unsigned();
+                  }
+                  return std::vector<W>{W::u64(counter)};
+                }));
+  linker.define("$root", "tick", core_type(gabi.core_signature(*tick, abi::Direction::kImport)),
+                serve(gabi, *tick, [&](const std::vector<W>&) { return std::vector<W>{W::u64(41)}; }));
+
+  auto engine = Engine::create({.cache_dir = (fs::path(COVENANT_BINARY_DIR) / "bindgen_test/cache").string()});
+  ASSERT_TRUE(engine.is_ok());
+  std::ifstream f(wasm, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
+  auto module = (*engine)->load(bytes, {.tier = Tier::kInterp, .name = "imports_test"});
+  ASSERT_TRUE(module.is_ok()) << module.status().message();
+  EXPECT_EQ((*module)->imports().size(), 4u);
+  auto inst = (*module)->instantiate(linker);
+  ASSERT_TRUE(inst.is_ok()) << inst.status().message();
+  InstanceMemory mem(**inst, *(*module)->export_index(abi::kReallocExport));
+  abi::CallContext cx(gabi, mem);
+  std::vector<abi::CoreValue> flat;
+  W arg = W::string(s);
+  ASSERT_TRUE(cx.lower_params(*run, std::span<const W>(&arg, 1), &flat).is_ok());
+  std::vector<Value> core;
+  for (const auto& c : flat) core.push_back(Value{static_cast<ValType>(c.type), c.bits});
+  auto out = (*inst)->call("run", core);
+  ASSERT_TRUE(out.is_ok()) << out.status().message();
+  ASSERT_TRUE(out->ok()) << out->trap.message;
+  EXPECT_EQ(calls, (std::vector<std::string>{"summarize", "summarize", "summarize", "summarize", "many", "bump", "bump", "tick"}));
+  uint64_t a_total = 5 + s.size() + s.size(), c_total = 5 + s.size() + 1000000000000ull;
+  uint64_t want = a_total + 1 * 10 + static_cast<uint64_t>(int64_t{-3}) + 2 * 100 + 5 + c_total + 3 * 7 + many_sum + 105 * 1000 + 41;
+  EXPECT_EQ(out->results.at(0).bits, want);
 }
 
 }  // namespace

@@ -109,6 +109,18 @@ __attribute__((unused)) static float __cov_f32_from_bits(uint32_t b) {
   union { uint32_t b; float f; } u = {b};
   return u.f;
 }
+__attribute__((unused)) static uint32_t __cov_f32_bits(float f) {
+  union { float f; uint32_t b; } u = {f};
+  return u.b;
+}
+__attribute__((unused)) static uint64_t __cov_f64_bits(double f) {
+  union { double f; uint64_t b; } u = {f};
+  return u.b;
+}
+__attribute__((unused)) static void __cov_lower_string(const escrow_string_t *s, int32_t *p, int32_t *n) {
+  *p = (int32_t)(uintptr_t)s->ptr;
+  *n = (int32_t)s->len;
+}
 __attribute__((unused)) static double __cov_f64_from_bits(uint64_t b) {
   union { uint64_t b; double f; } u = {b};
   return u.f;
@@ -123,17 +135,24 @@ void escrow_string_free(escrow_string_t *s) { escrow_free(s->ptr); }
 
 // ---- layout checks: the C types are the canonical memory layout.
 _Static_assert(sizeof(escrow_string_t) == 8 && _Alignof(escrow_string_t) == 4, "string is a pointer and a length");
+
+// ---- per type: layout checks, lifting flat core values, freeing, lowering
 _Static_assert(sizeof(policy_intent_t) == 32 && _Alignof(policy_intent_t) == 8, "canonical ABI layout of intent");
 _Static_assert(offsetof(policy_intent_t, agent_id) == 0, "field offset");
 _Static_assert(offsetof(policy_intent_t, task_type) == 8, "field offset");
 _Static_assert(offsetof(policy_intent_t, max_units) == 16, "field offset");
 _Static_assert(offsetof(policy_intent_t, expires_at_ms) == 24, "field offset");
+void policy_intent_free(policy_intent_t *v) {
+  escrow_string_free(&v->agent_id);
+  escrow_string_free(&v->task_type);
+}
 _Static_assert(sizeof(policy_decision_t) == 24 && _Alignof(policy_decision_t) == 8, "canonical ABI layout of decision");
 _Static_assert(offsetof(policy_decision_t, approved) == 0, "field offset");
 _Static_assert(offsetof(policy_decision_t, ceiling) == 8, "field offset");
 _Static_assert(offsetof(policy_decision_t, reason) == 16, "field offset");
-
-// ---- lifting flat core values and freeing, per type
+void policy_decision_free(policy_decision_t *v) {
+  escrow_string_free(&v->reason);
+}
 __attribute__((unused)) static policy_intent_t __cov_lift_t13(int32_t p0, int32_t p1, int32_t p2, int32_t p3, int64_t p4, int64_t p5) {
   policy_intent_t r;
   __builtin_memset(&r, 0, sizeof r);
@@ -143,10 +162,6 @@ __attribute__((unused)) static policy_intent_t __cov_lift_t13(int32_t p0, int32_
   r.expires_at_ms = (uint64_t)p5;
   return r;
 }
-void policy_intent_free(policy_intent_t *v) {
-  escrow_string_free(&v->agent_id);
-  escrow_string_free(&v->task_type);
-}
 __attribute__((unused)) static policy_decision_t __cov_lift_t14(int32_t p0, int64_t p1, int32_t p2, int32_t p3) {
   policy_decision_t r;
   __builtin_memset(&r, 0, sizeof r);
@@ -154,9 +169,6 @@ __attribute__((unused)) static policy_decision_t __cov_lift_t14(int32_t p0, int6
   r.ceiling = (uint64_t)p1;
   r.reason = __cov_lift_string(p2, p3);
   return r;
-}
-void policy_decision_free(policy_decision_t *v) {
-  escrow_string_free(&v->reason);
 }
 
 // ---- export trampolines

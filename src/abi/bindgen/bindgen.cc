@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -104,21 +105,61 @@ struct ExportFn {
   std::vector<TypeId> results;
   TupleLayout params_tuple;   // when params spill
   TupleLayout results_tuple;  // when results spill
+  std::string module, field;  // imports: the core import's module and field
 };
 
 class Gen {
  public:
   Gen(const wit::Package& pkg, const wit::World& world, const Options& opts)
-      : pkg_(pkg), abi_(pkg), world_(world), opts_(opts), w_(snake(world.name.kebab)) {}
+      : pkg_(pkg), abi_(pkg), world_(world), opts_(opts), w_(snake(world.name.kebab)), anon_prefix_(w_) {}
+  // A dependency package's generator: only the imports the main world takes from it.
+  Gen(const wit::Package& pkg, const Gen& main, std::string tag)
+      : pkg_(pkg), abi_(pkg), world_(main.world_), opts_(main.opts_), w_(main.w_), tag_(std::move(tag)),
+        anon_prefix_(w_ + "_" + snake(pkg.ns) + "_" + snake(pkg.name)) {}
 
   Status collect() {
     for (const auto& item : world_.imports) {
-      if (item.kind == wit::WorldItem::Kind::kFunction)
-        return Status::unsupported("bindgen: world " + world_.name.written + " imports function " + item.function.name.written +
-                                   "; imported functions are not generated yet");
-      if (item.interface_index >= 0 && !pkg_.interfaces[static_cast<size_t>(item.interface_index)].functions.empty())
-        return Status::unsupported("bindgen: world " + world_.name.written + " imports interface " + item.name +
-                                   " with functions; imported functions are not generated yet");
+      if (item.kind == wit::WorldItem::Kind::kFunction) {
+        add_import(item.function, "", w_);
+        continue;
+      }
+      std::string core = abi::interface_core_name(pkg_, item);
+      if (item.interface_index >= 0) {
+        const auto& iface = pkg_.interfaces[static_cast<size_t>(item.interface_index)];
+        for (const auto& fn : iface.functions) add_import(fn, core, snake(iface.name.kebab));
+        continue;
+      }
+      // A foreign interface (`import covenant:host/kv@0.1.0;`): resolved in Options::deps.
+      bool found = false;
+      for (size_t d = 0; d < opts_.deps.size() && !found; ++d) {
+        const wit::Package& dep = *opts_.deps[d];
+        for (const auto& iface : dep.interfaces) {
+          if (dep.qualified_interface(iface) != item.name) continue;
+          found = true;
+          if (iface.functions.empty()) break;
+          Gen* g = dep_gen(dep, d);
+          for (const auto& fn : iface.functions) g->add_import(fn, core, snake(iface.name.kebab));
+          break;
+        }
+      }
+      if (!found)
+        return Status::not_found("bindgen: world " + world_.name.written + " imports " + item.name +
+                                 ", which no --deps package defines");
+    }
+    for (auto& d : deps_) {
+      for (auto& e : d->imports_) {
+        for (auto t : e.params) d->visit(t);
+        for (auto t : e.results) d->visit(t);
+      }
+    }
+    bool imports = !imports_.empty();
+    for (auto& d : deps_) imports = imports || !d->imports_.empty();
+    if (imports && opts_.lang != Lang::kC && opts_.lang != Lang::kCpp)
+      return Status::unsupported("bindgen: world " + world_.name.written +
+                                 " imports functions; imports are generated for c and cpp only so far");
+    for (auto& e : imports_) {
+      for (auto t : e.params) visit(t);
+      for (auto t : e.results) visit(t);
     }
     for (const auto& item : world_.exports) {
       if (item.kind == wit::WorldItem::Kind::kFunction) {
@@ -172,6 +213,28 @@ class Gen {
     }
     tl.size = align_to(off, tl.align);
     return tl;
+  }
+
+  Gen* dep_gen(const wit::Package& dep, size_t index) {
+    for (auto& d : deps_)
+      if (&d->pkg_ == &dep) return d.get();
+    deps_.push_back(std::make_unique<Gen>(dep, *this, "d" + std::to_string(index) + "_"));
+    return deps_.back().get();
+  }
+
+  void add_import(const wit::Function& fn, const std::string& core, const std::string& owner) {
+    ExportFn e;
+    e.fn = &fn;
+    e.owner = owner;
+    auto name = abi::import_name(core, fn);
+    e.module = name.module;
+    e.field = name.field;
+    e.sig = abi_.core_signature(fn, abi::Direction::kImport);
+    for (const auto& p : fn.params) e.params.push_back(p.type);
+    for (const auto& r : fn.results) e.results.push_back(r.type);
+    e.params_tuple = tuple_layout(e.params);
+    e.results_tuple = tuple_layout(e.results);
+    imports_.push_back(std::move(e));
   }
 
   void add_export(const wit::Function& fn, const std::string& core, const std::string& owner, const std::string& owner_kebab) {
@@ -328,7 +391,7 @@ class Gen {
       default: break;
     }
     if (!y.name.kebab.empty()) return snake(y.interface.empty() ? w_ : y.interface) + "_" + snake(y.name.kebab) + "_t";
-    return w_ + "_" + anon(t) + "_t";
+    return anon_prefix_ + "_" + anon(t) + "_t";
   }
   static std::string strip_t(const std::string& n) { return n.substr(0, n.size() - 2); }
   static const char* c_uint(uint32_t bytes) {
@@ -427,7 +490,7 @@ class Gen {
       case TypeKind::kString: return "__cov_lift_string(" + join(a) + ")";
       default:
         if (is_scalar(y.kind) || y.kind == TypeKind::kEnum || y.kind == TypeKind::kFlags) return "(" + c_name(t) + ")" + a[0];
-        return "__cov_lift_t" + std::to_string(t) + "(" + join(a) + ")";
+        return "__cov_lift_" + tag_ + "t" + std::to_string(t) + "(" + join(a) + ")";
     }
   }
   std::string c_lift_fn(TypeId t) const {
@@ -439,7 +502,7 @@ class Gen {
     std::string params;
     for (size_t i = 0; i < a.size(); ++i) params += (i ? ", " : "") + std::string(c_core(l.flat[i])) + " " + a[i];
     std::string n = c_name(t);
-    std::string s = "__attribute__((unused)) static " + n + " __cov_lift_t" + std::to_string(t) + "(" + params + ") {\n  " + n +
+    std::string s = "__attribute__((unused)) static " + n + " __cov_lift_" + tag_ + "t" + std::to_string(t) + "(" + params + ") {\n  " + n +
                     " r;\n  __builtin_memset(&r, 0, sizeof r);\n";
     switch (y.kind) {
       case TypeKind::kList:
@@ -514,6 +577,197 @@ class Gen {
     return s + "}\n";
   }
 
+  // ---- C imports: lowering host-bound values to flat core values
+  std::string c_scalar_core(TypeId t, const std::string& v) const {
+    const auto& y = ty(t);
+    if (y.kind == TypeKind::kBool) return "(int32_t)(" + v + " ? 1 : 0)";
+    if (y.kind == TypeKind::kF32 || y.kind == TypeKind::kF64) return v;
+    if (y.kind == TypeKind::kS64 || y.kind == TypeKind::kU64) return "(int64_t)" + v;
+    return "(int32_t)" + v;
+  }
+  bool c_is_flat_scalar(TypeId t) const {
+    auto k = ty(t).kind;
+    return is_scalar(k) || k == TypeKind::kEnum || k == TypeKind::kFlags;
+  }
+  // Statements storing the flat values of `v` (an lvalue of type t) into the out lvalues.
+  std::string c_lower_stmts(TypeId t, const std::string& v, const std::vector<std::string>& outs, const std::string& ind) const {
+    if (c_is_flat_scalar(t)) return ind + outs[0] + " = " + c_scalar_core(t, v) + ";\n";
+    std::string args;
+    for (const auto& o : outs) args += ", &" + o;
+    if (ty(t).kind == TypeKind::kString) return ind + "__cov_lower_string(&" + v + args + ");\n";
+    return ind + "__cov_lower_" + tag_ + "t" + std::to_string(t) + "(&" + v + args + ");\n";
+  }
+  std::string c_lower_fn(TypeId t) const {
+    const auto& y = ty(t);
+    const auto& l = lay(t);
+    if (c_is_flat_scalar(t) || l.flat_overflow) return "";
+    std::string n = c_name(t);
+    auto o = pnames(l.flat.size(), "o");
+    std::string params;
+    std::vector<std::string> outs;
+    for (size_t i = 0; i < o.size(); ++i) {
+      params += ", " + std::string(c_core(l.flat[i])) + " *" + o[i];
+      outs.push_back("*" + o[i]);
+    }
+    std::string s = "__attribute__((unused)) static void __cov_lower_" + tag_ + "t" + std::to_string(t) + "(const " + n + " *v" + params + ") {\n";
+    switch (y.kind) {
+      case TypeKind::kList: s += "  *o0 = (int32_t)(uintptr_t)v->ptr;\n  *o1 = (int32_t)v->len;\n"; break;
+      case TypeKind::kRecord:
+      case TypeKind::kTuple: {
+        size_t at = 0;
+        for (size_t i = 0; i < y.fields.size(); ++i) {
+          size_t k = lay(y.fields[i].type).flat.size();
+          s += c_lower_stmts(y.fields[i].type, "v->" + c_field(t, i), slice(outs, at, k), "  ");
+          at += k;
+        }
+        break;
+      }
+      default: {  // variant-like: discriminant, then the case's values coerced into the joined slots
+        for (const auto& x : outs) s += "  " + x + " = 0;\n";
+        std::string tagf = y.kind == TypeKind::kOption ? "is_some" : y.kind == TypeKind::kResult ? "is_err" : "tag";
+        s += "  *o0 = (int32_t)v->" + tagf + ";\n  switch (*o0) {\n";
+        for (size_t c = 0; c < l.cases.size(); ++c) {
+          TypeId p = l.cases[c];
+          if (p == wit::kNoType) continue;
+          std::string member = y.kind == TypeKind::kOption ? "val" : y.kind == TypeKind::kResult ? (c ? "val.err" : "val.ok")
+                                                                   : "val." + ident(snake(y.fields[c].name.kebab));
+          const auto& pf = lay(p).flat;
+          s += "    case " + std::to_string(c) + ": {\n";
+          std::vector<std::string> tmps;
+          for (size_t i = 0; i < pf.size(); ++i) {
+            tmps.push_back("t" + std::to_string(i));
+            s += "      " + std::string(c_core(pf[i])) + " t" + std::to_string(i) + ";\n";
+          }
+          s += c_lower_stmts(p, "v->" + member, tmps, "      ");
+          for (size_t i = 0; i < pf.size(); ++i) {
+            CoreType have = l.flat[1 + i], want = pf[i];
+            std::string x = tmps[i];
+            if (have != want) {
+              if (want == CoreType::kI32) x = "(int64_t)(uint32_t)" + x;
+              else if (want == CoreType::kF32) x = have == CoreType::kI32 ? "(int32_t)__cov_f32_bits(" + x + ")" : "(int64_t)__cov_f32_bits(" + x + ")";
+              else if (want == CoreType::kF64) x = "(int64_t)__cov_f64_bits(" + x + ")";
+            }
+            s += "      " + outs[1 + i] + " = " + x + ";\n";
+          }
+          s += "      break;\n    }\n";
+        }
+        s += "    default:\n      break;\n  }\n";
+      }
+    }
+    return s + "}\n";
+  }
+  std::string c_import_fn(const ExportFn& e) const { return "imports_" + e.owner + "_" + snake(e.fn->name.kebab); }
+  std::string c_import_result_type(const ExportFn& e) const {
+    if (e.results.empty()) return "void";
+    if (e.results.size() == 1) return c_name(e.results[0]);
+    return "imports_" + e.owner + "_" + snake(e.fn->name.kebab) + "_results_t";
+  }
+  std::string c_import_proto(const ExportFn& e) const {
+    std::string s = hex_comment_line("// ", e.fn->docs);
+    s += "// Import " + e.module + " " + e.field + ". Strings and lists in the result are the caller's (*_free).\n";
+    s += c_import_result_type(e) + " " + c_import_fn(e) + "(";
+    for (size_t i = 0; i < e.params.size(); ++i) s += (i ? ", " : "") + c_name(e.params[i]) + " " + ident(snake(e.fn->params[i].name.kebab));
+    if (e.params.empty()) s += "void";
+    return s + ")";
+  }
+  std::string c_import_results_typedef(const ExportFn& e) const {
+    if (e.results.size() < 2) return "";
+    std::string n = c_import_result_type(e);
+    std::string s = "typedef struct " + n + " {\n";
+    for (size_t i = 0; i < e.results.size(); ++i) s += "  " + c_name(e.results[i]) + " " + ident(snake(e.fn->results[i].name.kebab)) + ";\n";
+    return s + "} " + n + ";\n";
+  }
+  std::string c_import_def(const ExportFn& e, size_t idx) const {
+    const auto& sig = e.sig;
+    std::string id = tag_ + std::to_string(idx);
+    std::string core_params;
+    for (size_t i = 0; i < sig.params.size(); ++i) core_params += (i ? ", " : "") + std::string(c_core(sig.params[i]));
+    if (core_params.empty()) core_params = "void";
+    std::string ret = sig.results.empty() ? "void" : c_core(sig.results[0]);
+    std::string s = "__attribute__((import_module(" + quote(e.module) + "), import_name(" + quote(e.field) + ")))\nextern " + ret +
+                    " __cov_import_" + id + "(" + core_params + ");\n";
+    s += c_import_proto(e) + " {\n";
+    std::vector<std::string> args;
+    if (sig.params_spilled) {
+      s += "  static _Alignas(" + std::to_string(e.params_tuple.align) + ") uint8_t in[" + std::to_string(std::max<uint32_t>(e.params_tuple.size, 1)) + "];\n";
+      for (size_t i = 0; i < e.params.size(); ++i)
+        s += "  memcpy(in + " + std::to_string(e.params_tuple.offsets[i]) + ", &" + ident(snake(e.fn->params[i].name.kebab)) + ", sizeof(" +
+             c_name(e.params[i]) + "));\n";
+      args.push_back("(int32_t)(uintptr_t)in");
+    } else {
+      size_t at = 0;
+      for (size_t i = 0; i < e.params.size(); ++i) {
+        const auto& f = lay(e.params[i]).flat;
+        std::vector<std::string> outs;
+        for (size_t k = 0; k < f.size(); ++k) {
+          std::string v = "p" + std::to_string(at + k);
+          s += "  " + std::string(c_core(f[k])) + " " + v + ";\n";
+          outs.push_back(v);
+          args.push_back(v);
+        }
+        s += c_lower_stmts(e.params[i], ident(snake(e.fn->params[i].name.kebab)), outs, "  ");
+        at += f.size();
+      }
+    }
+    std::string rt = c_import_result_type(e);
+    if (sig.results_spilled) {
+      s += "  _Alignas(" + std::to_string(e.results_tuple.align) + ") uint8_t ret_area[" + std::to_string(std::max<uint32_t>(e.results_tuple.size, 1)) + "];\n";
+      args.push_back("(int32_t)(uintptr_t)ret_area");
+      s += "  __cov_import_" + id + "(" + join(args) + ");\n  " + rt + " r;\n  memcpy(&r, ret_area, sizeof r);\n  return r;\n";
+    } else if (!sig.results.empty()) {
+      s += "  " + ret + " x = __cov_import_" + id + "(" + join(args) + ");\n  return " + c_lift_expr(e.results[0], {"x"}) + ";\n";
+    } else {
+      s += "  __cov_import_" + id + "(" + join(args) + ");\n";
+    }
+    return s + "}\n\n";
+  }
+
+  // Structurally equal anonymous types (two `list<u8>`) have distinct TypeIds
+  // but one name: each named definition is emitted once.
+  std::vector<TypeId> c_distinct() const {
+    std::vector<TypeId> out;
+    std::set<std::string> names;
+    for (TypeId t : types_)
+      if (names.insert(c_name(t)).second) out.push_back(t);
+    return out;
+  }
+  std::vector<TypeId> as_distinct() const {
+    std::vector<TypeId> out;
+    std::set<std::string> names;
+    for (TypeId t : types_)
+      if (names.insert(as_name(t)).second) out.push_back(t);
+    return out;
+  }
+
+  // Header and source pieces of a dependency package's imports.
+  std::string c_header_types() const {
+    std::string s;
+    for (TypeId t : c_distinct()) s += c_typedef(t) + "\n";
+    return s;
+  }
+  std::string c_header_imports() const {
+    std::string s;
+    for (const auto& e : imports_) s += c_import_results_typedef(e) + c_import_proto(e) + ";\n\n";
+    return s;
+  }
+  std::string c_header_frees() const {
+    std::string s;
+    for (TypeId t : c_distinct())
+      if (needs_free(t)) s += "void " + strip_t(c_name(t)) + "_free(" + c_name(t) + " *v);\n";
+    return s;
+  }
+  std::string c_source_helpers() const {
+    std::string s;
+    for (TypeId t : c_distinct()) s += c_asserts(t) + c_free_fn(t);
+    for (TypeId t : types_) s += c_lift_fn(t) + (imports_.empty() ? "" : c_lower_fn(t));
+    return s;
+  }
+  std::string c_source_imports() const {
+    std::string s;
+    for (size_t i = 0; i < imports_.size(); ++i) s += c_import_def(imports_[i], i);
+    return s;
+  }
+
   std::string c_user_fn(const ExportFn& e) const { return "exports_" + e.owner + "_" + snake(e.fn->name.kebab); }
   std::string c_result_type(const ExportFn& e) const {
     if (e.results.empty()) return "void";
@@ -542,7 +796,8 @@ class Gen {
     s += "#ifndef " + g + "\n#define " + g + "\n\n#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n";
     s += "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
     s += "typedef struct " + w_ + "_string_t {\n  uint8_t *ptr;  // UTF-8, not NUL-terminated\n  size_t len;\n} " + w_ + "_string_t;\n\n";
-    for (TypeId t : types_) s += c_typedef(t) + "\n";
+    for (const auto& d : deps_) s += d->c_header_types();
+    for (TypeId t : c_distinct()) s += c_typedef(t) + "\n";
     for (const auto& e : exports_) {
       if (e.results.size() > 1) {
         std::string n = c_result_type(e);
@@ -560,9 +815,10 @@ class Gen {
     s += "// Copies a NUL-terminated string into memory from " + w_ + "_malloc.\nvoid " + w_ + "_string_dup(" + w_ +
          "_string_t *ret, const char *s);\n";
     s += "// Frees the strings and lists a value owns (not the value itself).\nvoid " + w_ + "_string_free(" + w_ + "_string_t *s);\n";
-    for (TypeId t : types_)
-      if (needs_free(t)) s += "void " + strip_t(c_name(t)) + "_free(" + c_name(t) + " *v);\n";
-    s += "\n";
+    for (const auto& d : deps_) s += d->c_header_frees();
+    s += c_header_frees() + "\n";
+    for (const auto& d : deps_) s += d->c_header_imports();
+    s += c_header_imports();
     for (const auto& e : exports_) s += c_user_proto(e) + "\n";
     s += "#ifdef __cplusplus\n}\n#endif\n\n#endif  // " + g + "\n";
     return s;
@@ -679,6 +935,18 @@ __attribute__((unused)) static float __cov_f32_from_bits(uint32_t b) {
   union { uint32_t b; float f; } u = {b};
   return u.f;
 }
+__attribute__((unused)) static uint32_t __cov_f32_bits(float f) {
+  union { float f; uint32_t b; } u = {f};
+  return u.b;
+}
+__attribute__((unused)) static uint64_t __cov_f64_bits(double f) {
+  union { double f; uint64_t b; } u = {f};
+  return u.b;
+}
+__attribute__((unused)) static void __cov_lower_string(const )" + w_ + R"(_string_t *s, int32_t *p, int32_t *n) {
+  *p = (int32_t)(uintptr_t)s->ptr;
+  *n = (int32_t)s->len;
+}
 __attribute__((unused)) static double __cov_f64_from_bits(uint64_t b) {
   union { uint64_t b; double f; } u = {b};
   return u.f;
@@ -694,9 +962,14 @@ void )" + w_ + R"(_string_free()" + w_ + R"(_string_t *s) { )" + w_ + R"(_free(s
 // ---- layout checks: the C types are the canonical memory layout.
 _Static_assert(sizeof()" + w_ + R"(_string_t) == 8 && _Alignof()" + w_ + R"(_string_t) == 4, "string is a pointer and a length");
 )";
-    for (TypeId t : types_) s += c_asserts(t);
-    s += "\n// ---- lifting flat core values and freeing, per type\n";
-    for (TypeId t : types_) s += c_lift_fn(t) + c_free_fn(t);
+    s += "\n// ---- per type: layout checks, lifting flat core values, freeing, lowering\n";
+    for (const auto& d : deps_) s += d->c_source_helpers();
+    s += c_source_helpers();
+    if (!imports_.empty() || !deps_.empty()) {
+      s += "\n// ---- imports\n";
+      for (const auto& d : deps_) s += d->c_source_imports();
+      s += c_source_imports();
+    }
     s += "\n// ---- export trampolines\n";
     for (size_t i = 0; i < exports_.size(); ++i) s += c_trampoline(exports_[i], i);
     return s;
@@ -826,7 +1099,7 @@ class Span {
     s += "// A string result copied into the guest heap (freed after the host read it).\n";
     s += "inline String copy(StringView v) {\n  String s{static_cast<uint8_t *>(" + w_ +
          "_malloc(v.size())), v.size()};\n  for (size_t i = 0; i < v.size(); ++i) s.ptr[i] = static_cast<uint8_t>(v[i]);\n  return s;\n}\n\n";
-    for (TypeId t : types_) {
+    for (TypeId t : c_distinct()) {
       const auto& y = ty(t);
       if (!y.name.kebab.empty()) s += "using " + camel(y.name.kebab) + " = " + c_name(t) + ";\n";
       if (y.kind == TypeKind::kList)
@@ -1605,7 +1878,7 @@ function __cov_string_store(ptr: usize, s: string): void {
     as_prefix_ = "";
     std::string s = header_comment("//");
     s += "// The WIT types of world " + world_.name.written + " for AssemblyScript; the contract imports them.\n\n";
-    for (TypeId t : types_) s += as_typedef(t);
+    for (TypeId t : as_distinct()) s += as_typedef(t);
     for (const auto& e : exports_) {
       if (e.results.size() < 2) continue;
       s += "export class " + as_results_class(e) + " {\n";
@@ -1683,6 +1956,10 @@ function __cov_string_store(ptr: usize, s: string): void {
   std::vector<TypeId> types_;
   std::set<TypeId> seen_;
   mutable std::string as_prefix_;
+  std::string tag_;          // prefix of per-type helper names ("" main, "d0_" a dependency)
+  std::string anon_prefix_;  // prefix of anonymous C type names
+  std::vector<ExportFn> imports_;
+  std::vector<std::unique_ptr<Gen>> deps_;
 };
 
 }  // namespace

@@ -15,7 +15,11 @@
 // (`agent:settlement/policy@0.1.0#approve`), lifting params from flat values
 // or the spilled params tuple, lowering the result into a static return area,
 // `cabi_post_*` freeing what the result allocated, and `cabi_realloc`.
-// Imports are not generated yet: a world that imports functions is refused.
+// Per imported function (C and C++ only so far; other languages refuse such a
+// world): the core import with its module/field names and a wrapper
+// `imports_<iface>_<fn>` that lowers the params (flat, or spilled into a
+// params tuple) and lifts the result (from the flat value or a return area);
+// strings and lists in the result are the caller's (free with *_free).
 #pragma once
 
 #include <string>
@@ -38,6 +42,9 @@ struct Options {
   std::string world;
   // Shown in the generated files' header comment.
   std::string source_name = "<input>";
+  // Packages that define the foreign interfaces the world imports (e.g.
+  // src/host/wit/host.wit for `import covenant:host/kv@0.1.0;`). Borrowed.
+  std::vector<const wit::Package*> deps;
 };
 
 struct GeneratedFile {
