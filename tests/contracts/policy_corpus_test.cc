@@ -5,8 +5,8 @@
 // `agent:settlement/policy@0.1.0#approve`, lift the decision from the return
 // area, call `cabi_post_…`. One instance per contract serves the whole corpus
 // (no reset), so the guests' allocators and post-return frees are exercised.
-// (The Contract API / `covenant approve` were not on main when this was
-// written; this drives the same layers they do.)
+// ContractApiAgrees then runs the same corpus through the public embedding
+// API (Contract::deploy + call_json, include/covenant/contract.h), JSON in and out.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -19,6 +19,9 @@
 #include <vector>
 
 #include "covenant/abi.h"
+#ifdef COVENANT_HAVE_CONTRACT
+#include "covenant/contract.h"
+#endif
 #include "covenant/engine.h"
 #include "covenant/wit.h"
 #include "covenant/wit_json.h"
@@ -265,6 +268,39 @@ TEST_F(PolicyCorpus, FourLanguagesAgreeWithTheReference) {
   }
   EXPECT_EQ(checked, rows.size() * guests.size());
 }
+
+#ifdef COVENANT_HAVE_CONTRACT
+TEST(PolicyCorpusContract, ContractApiAgrees) {
+  auto engine = Engine::create({.cache_dir = (fs::path(COVENANT_BINARY_DIR) / "policy_corpus_cache").string()});
+  ASSERT_TRUE(engine.is_ok()) << engine.status().message();
+  auto rows = read_corpus();
+  ASSERT_GE(rows.size(), 200u);
+  int deployed = 0;
+  for (const char* lang : {"c", "cpp", "assemblyscript", "rust"}) {
+    fs::path path = fs::path(COVENANT_BINARY_DIR) / "contracts/examples" / (std::string("policy_") + lang + ".wasm");
+    std::ifstream f(path, std::ios::binary);
+    if (!f) continue;  // toolchain missing: not built
+    std::vector<uint8_t> wasm((std::istreambuf_iterator<char>(f)), {});
+    DeployOptions opts;
+    opts.tier = Tier::kInterp;
+    opts.name = std::string("policy_") + lang;  // seed world, no grants
+    auto contract = Contract::deploy(**engine, wasm, opts);
+    ASSERT_TRUE(contract.is_ok()) << lang << ": " << contract.status().message();
+    ++deployed;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const json& row = rows[i];
+      Decision want = reference_approve(row["agent_id"], row["task_type"], std::stoull(row["max_units"].get<std::string>()),
+                                        std::stoull(row["expires_at_ms"].get<std::string>()));
+      auto r = (*contract)->call_json("approve", json::array({row}));
+      ASSERT_TRUE(r.is_ok()) << lang << " row " << i << ": " << r.status().message();
+      ASSERT_EQ(r->trap.kind, TrapKind::kNone) << lang << " row " << i << ": " << r->trap.message;
+      json expected = {{"approved", want.approved}, {"ceiling", std::to_string(want.ceiling)}, {"reason", want.reason}};
+      EXPECT_EQ(r->result, expected) << lang << " row " << i;
+    }
+  }
+  if (deployed == 0) GTEST_SKIP() << "no example contract built";
+}
+#endif
 
 }  // namespace
 }  // namespace covenant
