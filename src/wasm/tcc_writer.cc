@@ -187,12 +187,10 @@ class FuncWriter {
  private:
   // ---- emission helpers
   void line(std::string_view s) {
-    body_ += "  ";
     body_ += s;
     body_ += '\n';
   }
   void line(std::initializer_list<std::string_view> parts) {
-    body_ += "  ";
     for (std::string_view p : parts) body_ += p;
     body_ += '\n';
   }
@@ -602,7 +600,9 @@ class FuncWriter {
         push(std::move(r));
         return;
       } else if (t == Type::I32 || t == Type::I64) {
-        e = cat({"(", ctype(t), ")(", a.e, " ", o, " ", b.e, ")"});
+        // Every i32 value is a u32 (unsigned int) and every i64 a u64 in the
+        // C: their arithmetic neither promotes nor overflows, no cast needed.
+        e = cat({"(", a.e, " ", o, " ", b.e, ")"});
       } else {
         e = cat({"(", a.e, " ", o, " ", b.e, ")"});
       }
@@ -621,7 +621,7 @@ class FuncWriter {
     auto cnt = [&](const Val& v) { return kshift >= 0 ? std::to_string(kshift) : "(" + v.e + " & " + mask + ")"; };
     switch (op) {
       case Opcode::I32Shl: case Opcode::I64Shl:
-        push(combine(a.t, std::string("(") + ut + ")(" + a.e + " << " + cnt(b) + ")", {&a, &b}));
+        push(combine(a.t, cat({"(", a.e, " << ", cnt(b), ")"}), {&a, &b}));
         return;
       case Opcode::I32ShrU: case Opcode::I64ShrU:
         push(combine(a.t, "(" + a.e + " >> " + cnt(b) + ")", {&a, &b}));
