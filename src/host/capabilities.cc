@@ -224,9 +224,9 @@ Outcome kv_list_keys(CallState& st, std::vector<WitValue>& a) {
   }
   st.record->kv_lists.push_back({prefix, keys});
   std::vector<std::string> merged;
-  for (std::string& k : keys) {
+  for (const std::string& k : keys) {
     auto j = st.journal.find(k);
-    if (j == st.journal.end() || j->second) merged.push_back(std::move(k));
+    if (j == st.journal.end() || j->second) merged.push_back(k);
   }
   for (const auto& [k, v] : st.journal)
     if (v && k.compare(0, prefix.size(), prefix) == 0 && !std::binary_search(keys.begin(), keys.end(), k))

@@ -285,6 +285,11 @@ TEST(Kv, ListKeysByPrefixSeesTheCallsOwnWrites) {
   EXPECT_EQ(call(*c, "kv-list", {"user/"}).result, json({"user/a", "user/b"}));
   EXPECT_EQ(call(*c, "kv-list", {"user"}).result, json({"user/a", "user/b", "users"}));
   EXPECT_EQ(call(*c, "kv-list", {""}).result.size(), 4u);
+  // Within one call: a key set again is listed once, a new key appears, a deleted one vanishes.
+  EXPECT_EQ(call(*c, "kv-set-and-list", {"user/a", "y", "user/"}).result, json({"user/a", "user/b"}));
+  EXPECT_EQ(call(*c, "kv-set-and-list", {"user/c", "y", "user/"}).result, json({"user/a", "user/b", "user/c"}));
+  EXPECT_EQ(call(*c, "kv-delete-and-list", {"user/b", "user/"}).result, json({"user/a", "user/c"}));
+  EXPECT_EQ(call(*c, "kv-list", {"user/"}).result, json({"user/a", "user/c"}));
 }
 
 TEST(Kv, BadKeysTrapAndWriteNothing) {

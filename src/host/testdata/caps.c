@@ -26,6 +26,19 @@ CABI_EXPORT("kv-list") struct ch_list* kv_list(const char* p, uint32_t pn) {
   return &list_ret;
 }
 
+CABI_EXPORT("kv-set-and-list")
+struct ch_list* kv_set_and_list(const char* k, uint32_t kn, const char* v, uint32_t vn, const char* p, uint32_t pn) {
+  ch_kv_set(k, kn, v, vn);
+  ch_kv_list_keys(p, pn, &list_ret);
+  return &list_ret;
+}
+
+CABI_EXPORT("kv-delete-and-list") struct ch_list* kv_delete_and_list(const char* k, uint32_t kn, const char* p, uint32_t pn) {
+  ch_kv_delete(k, kn);
+  ch_kv_list_keys(p, pn, &list_ret);
+  return &list_ret;
+}
+
 CABI_EXPORT("kv-set-then-trap") void kv_set_then_trap(const char* k, uint32_t kn, const char* v, uint32_t vn) {
   ch_kv_set(k, kn, v, vn);
   __builtin_trap();
@@ -105,6 +118,8 @@ CABI_EXPORT("stamp") uint64_t stamp(const char* k, uint32_t kn) {
   }
 POST("kv-get", post_kv_get)
 POST("kv-list", post_kv_list)
+POST("kv-set-and-list", post_kv_set_and_list)
+POST("kv-delete-and-list", post_kv_delete_and_list)
 POST("clock", post_clock)
 POST("random", post_random)
 POST("random-bytes", post_random_bytes)
