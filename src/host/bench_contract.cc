@@ -38,7 +38,7 @@ Engine& engine() {
 const json kIntent = {{"agent-id", "agent-7"},
                       {"task-type", "compute"},
                       {"max-units", 5u},
-                      {"expires-at-ms", "1767225600000"}};
+                      {"expires-at-ms", "1767225600001"}};
 
 std::unique_ptr<Contract> seed(bool reset_every_call) {
   DeployOptions o;

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -192,15 +194,20 @@ struct SeedRow {
   const char* ceiling;
   const char* reason;
 };
+constexpr uint64_t kLater = 1767225600001ull;  // just after the reference policy's fixed "now"
 const SeedRow kSeedRows[] = {
-    {"agent-7", "compute", 5, 1, true, "1000", "ok"},
-    {"agent-7", "compute", 1000, 1, true, "1000", "ok"},
-    {"agent-7", "compute", 1001, 1, false, "1000", "over ceiling"},
-    {"agent-7", "transfer", 10000, 1, true, "10000", "ok"},
-    {"agent-7", "storage", 18446744073709551615ull, 1, false, "500", "over ceiling"},
-    {"agent-7", "inference", 1, 0, false, "2000", "expired"},
-    {"agent-7", "mining", 1, 1, false, "0", "unknown task type"},
-    {"", "compute", 1, 1, false, "0", "empty agent id"},
+    {"agent-7", "compute", 5, kLater, true, "250000", "approved"},
+    {"agent-7", "search", 1000, kLater, true, "1000", "approved"},
+    {"agent-7", "search", 1001, kLater, false, "1000", "over-ceiling"},
+    {"agent-7", "transfer", 1000000, kLater, true, "1000000", "approved"},
+    {"agent-7", "storage", 18446744073709551615ull, kLater, false, "50000", "over-ceiling"},
+    {"agent-7", "inference", 1, kLater - 1, false, "10000", "expired"},
+    {"agent-7", "inference", 0, kLater, false, "10000", "zero-units"},
+    {"agent-7", "mining", 1, kLater, false, "0", "unknown-task-type"},
+    {"", "compute", 1, kLater, false, "250000", "empty-agent-id"},
+    {"agent 7", "compute", 1, kLater, false, "250000", "agent-id-not-printable-ascii"},
+    {"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "compute", 1, kLater, false, "250000",
+     "agent-id-too-long"},
 };
 
 void check_seed(Tier tier) {
@@ -219,6 +226,42 @@ void check_seed(Tier tier) {
   }
 }
 
+// The guest SDK examples' shared corpus (tests/contracts/intents.jsonl) against
+// the reference policy, which seed_c implements too.
+TEST(Seed, AgreesWithTheSharedCorpus) {
+  static const std::map<std::string, uint64_t> kCeilings = {
+      {"inference", 10000}, {"search", 1000}, {"storage", 50000}, {"transfer", 1000000}, {"compute", 250000}};
+  DeployOptions o;
+  o.tier = Tier::kBaseline;
+  auto c = Contract::deploy(engine(), read_wasm("seed_c.wasm"), o).value();
+  std::istringstream lines(src("tests/contracts/intents.jsonl"));
+  std::string line;
+  size_t rows = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    json row = json::parse(line);
+    std::string agent = row["agent_id"], task = row["task_type"];
+    uint64_t units = std::stoull(row["max_units"].get<std::string>());
+    uint64_t expires = std::stoull(row["expires_at_ms"].get<std::string>());
+    auto it = kCeilings.find(task);
+    uint64_t ceiling = it == kCeilings.end() ? 0 : it->second;
+    bool printable = true;
+    for (unsigned char ch : agent) printable &= ch >= 0x21 && ch <= 0x7e;
+    std::string reason = agent.empty()         ? "empty-agent-id"
+                         : agent.size() > 64   ? "agent-id-too-long"
+                         : !printable          ? "agent-id-not-printable-ascii"
+                         : ceiling == 0        ? "unknown-task-type"
+                         : expires <= kLater - 1 ? "expired"
+                         : units == 0          ? "zero-units"
+                         : units > ceiling     ? "over-ceiling"
+                                               : "approved";
+    json want = {{"approved", reason == "approved"}, {"ceiling", std::to_string(ceiling)}, {"reason", reason}};
+    EXPECT_EQ(call(*c, "approve", json::array({row})).result, want) << line;
+    ++rows;
+  }
+  EXPECT_GE(rows, 200u);
+}
+
 TEST(Seed, ApprovesOnBaseline) { check_seed(Tier::kBaseline); }
 TEST(Seed, ApprovesOnOptimized) { check_seed(Tier::kOptimized); }
 TEST(Seed, ApprovesOnInterp) { check_seed(Tier::kInterp); }
@@ -227,9 +270,9 @@ TEST(Seed, ExportNamesAndErrors) {
   DeployOptions o;
   o.tier = Tier::kBaseline;
   auto c = Contract::deploy(engine(), read_wasm("seed_c.wasm"), o).value();
-  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", 1u}};
+  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", "1767225600001"}};
   for (const char* name : {"approve", "policy.approve", "agent:settlement/policy@0.1.0#approve"})
-    EXPECT_EQ(call(*c, name, json::array({intent})).result["reason"], "ok") << name;
+    EXPECT_EQ(call(*c, name, json::array({intent})).result["reason"], "approved") << name;
   auto r = c->call_json("refuse", json::array({intent}));
   ASSERT_FALSE(r);
   EXPECT_NE(r.status().message().find("no exported function \"refuse\" (exports: policy.approve)"), std::string::npos);
@@ -244,14 +287,14 @@ TEST(Seed, InstanceReuseWithoutResetAndAfterATrap) {
   o.tier = Tier::kBaseline;
   o.reset_every_call = false;
   auto c = Contract::deploy(engine(), read_wasm("seed_c.wasm"), o).value();
-  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", 1u}};
-  for (int i = 0; i < 2000; ++i) ASSERT_EQ(call(*c, "approve", json::array({intent})).result["reason"], "ok") << i;
+  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", "1767225600001"}};
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(call(*c, "approve", json::array({intent})).result["reason"], "approved") << i;
   // Out of fuel in the middle, then the instance is reset and works again.
   CallOptions tiny;
   tiny.fuel = 10;
   auto r = c->call_json("approve", json::array({intent}), tiny).value();
   EXPECT_EQ(r.trap.kind, TrapKind::kOutOfFuel);
-  EXPECT_EQ(call(*c, "approve", json::array({intent})).result["reason"], "ok");
+  EXPECT_EQ(call(*c, "approve", json::array({intent})).result["reason"], "approved");
 }
 
 // ---------------------------------------------------------------------------
@@ -579,11 +622,12 @@ TEST(Isolation, ResetEveryCallStartsFresh) {
   o.tier = Tier::kBaseline;
   o.reset_every_call = true;
   auto c = Contract::deploy(engine(), read_wasm("seed_c.wasm"), o).value();
-  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", 1u}};
+  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", "1767225600001"}};
+  uint64_t fuel = call(*c, "approve", json::array({intent})).fuel_used;
   for (int i = 0; i < 20; ++i) {
     auto r = call(*c, "approve", json::array({intent}));
-    EXPECT_EQ(r.result["reason"], "ok");
-    EXPECT_EQ(r.fuel_used, 664u);
+    EXPECT_EQ(r.result["reason"], "approved");
+    EXPECT_EQ(r.fuel_used, fuel);
   }
 }
 

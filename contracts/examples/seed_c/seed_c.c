@@ -2,23 +2,31 @@
 // freestanding C with hand-written canonical ABI glue. WIT: the built-in seed
 // world (covenant::wit::seed_policy_wit(), also seed.wit beside this file).
 //
-// Rules (checked in this order, first failure decides):
-//   agent-id empty              -> denied, ceiling 0, "empty agent id"
-//   task-type unknown           -> denied, ceiling 0, "unknown task type"
-//   expires-at-ms == 0          -> denied, ceiling of the task, "expired"
-//   max-units > task ceiling    -> denied, ceiling of the task, "over ceiling"
-//   otherwise                   -> approved, ceiling of the task, "ok"
-// Task ceilings: compute 1000, inference 2000, storage 500, transfer 10000.
-// The seed world imports nothing, so "expired" can only mean a zero expiry;
-// a contract that wants the time imports covenant:host/clock (see ../budget).
+// The project's reference policy (contracts/examples/README.md, the same rules
+// as the guest SDK examples and tests/contracts/intents.jsonl); the first
+// failing check decides the reason:
+//   agent-id empty                        -> "empty-agent-id"
+//   agent-id over 64 bytes                -> "agent-id-too-long"
+//   agent-id byte outside 0x21..0x7e      -> "agent-id-not-printable-ascii"
+//   task-type unknown (ceiling 0)         -> "unknown-task-type"
+//   expires-at-ms <= 2026-01-01T00:00:00Z -> "expired" (a fixed "now": the seed
+//                                            world imports no clock)
+//   max-units == 0                        -> "zero-units"
+//   max-units > the task's ceiling        -> "over-ceiling"
+//   otherwise approved, reason "approved".
+// Ceilings: inference 10000, search 1000, storage 50000, transfer 1000000,
+// compute 250000; the decision carries the task's ceiling (0 if unknown).
 #include "cabi.h"
+
+#define POLICY_NOW_MS 1767225600000ull
+#define AGENT_ID_BYTES_MAX 64u
 
 struct task {
   const char* name;
   uint64_t ceiling;
 };
 static const struct task kTasks[] = {
-    {"compute", 1000}, {"inference", 2000}, {"storage", 500}, {"transfer", 10000},
+    {"inference", 10000}, {"search", 1000}, {"storage", 50000}, {"transfer", 1000000}, {"compute", 250000},
 };
 
 // decision { approved: bool, ceiling: u64, reason: string }: size 24, align 8.
@@ -43,15 +51,20 @@ static uint8_t* decide(int approved, uint64_t ceiling, const char* reason) {
 CABI_EXPORT("agent:settlement/policy@0.1.0#approve")
 uint8_t* approve(const char* agent, uint32_t agent_len, const char* task, uint32_t task_len, uint64_t max_units,
                  uint64_t expires_at_ms) {
-  (void)agent;
-  if (agent_len == 0) return decide(0, 0, "empty agent id");
-  const struct task* t = 0;
+  uint64_t ceiling = 0;
   for (uint32_t i = 0; i < sizeof kTasks / sizeof kTasks[0]; i++)
-    if (cabi_eq(task, task_len, kTasks[i].name)) t = &kTasks[i];
-  if (!t) return decide(0, 0, "unknown task type");
-  if (expires_at_ms == 0) return decide(0, t->ceiling, "expired");
-  if (max_units > t->ceiling) return decide(0, t->ceiling, "over ceiling");
-  return decide(1, t->ceiling, "ok");
+    if (cabi_eq(task, task_len, kTasks[i].name)) ceiling = kTasks[i].ceiling;
+  if (agent_len == 0) return decide(0, ceiling, "empty-agent-id");
+  if (agent_len > AGENT_ID_BYTES_MAX) return decide(0, ceiling, "agent-id-too-long");
+  for (uint32_t i = 0; i < agent_len; i++) {
+    uint8_t c = (uint8_t)agent[i];
+    if (c < 0x21 || c > 0x7e) return decide(0, ceiling, "agent-id-not-printable-ascii");
+  }
+  if (ceiling == 0) return decide(0, 0, "unknown-task-type");
+  if (expires_at_ms <= POLICY_NOW_MS) return decide(0, ceiling, "expired");
+  if (max_units == 0) return decide(0, ceiling, "zero-units");
+  if (max_units > ceiling) return decide(0, ceiling, "over-ceiling");
+  return decide(1, ceiling, "approved");
 }
 
 // The host is done with the decision: free the intent's strings.
