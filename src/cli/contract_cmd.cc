@@ -16,6 +16,7 @@
 #include "cli/command.h"
 #include "covenant/contract.h"
 #include "covenant/engine.h"
+#include "settle/settle.h"
 
 namespace covenant::cli {
 namespace {
@@ -27,7 +28,8 @@ constexpr const char* kCallUsage =
     "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite] [--json]";
 constexpr const char* kApproveUsage =
     "approve CONTRACT.wasm --intent FILE.json|- [--wit FILE.wit] [--world W] [--grants FILE] "
-    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite] [--json]";
+    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite] [--json] "
+    "[--ledger PATH|URL] [--keys-dir DIR] [--replay-out PKG] [--checkpoint-every N] (docs/settlement.md)";
 
 int fail(const std::string& msg, const char* usage = nullptr) {
   std::fprintf(stderr, "covenant: %s\n", msg.c_str());
@@ -54,6 +56,7 @@ struct Args {
   Tier tier = Tier::kOptimized;
   uint64_t fuel = 1'000'000'000;  // CLI default: generous, still bounded (as covenant run)
   bool as_json = false;
+  settle::ApproveFlags settle;  // --ledger, --keys-dir, --replay-out, ... (docs/settlement.md)
 };
 
 // Returns an error message, or empty.
@@ -95,6 +98,9 @@ std::string parse_args(int argc, char** argv, bool approve, Args& a) {
       errno = 0;
       a.fuel = std::strtoull(v.c_str(), &end, 10);
       if (errno || *end) return "--fuel needs a non-negative integer";
+    } else if (approve && settle::ApproveFlags::takes(s)) {
+      if (!value(v)) return s + " needs a value";
+      if (std::string e = a.settle.set(s, v); !e.empty()) return e;
     } else if (s.rfind("--", 0) == 0) {
       return "unknown option " + s;
     } else if (a.contract.empty()) {
@@ -168,6 +174,12 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   if (r->record.logs_dropped) std::fprintf(stderr, "log: %u lines dropped\n", r->record.logs_dropped);
 
   bool trapped = r->trap.kind != TrapKind::kNone;
+  json settled;  // approve --ledger / --replay-out: receipt (and hold) ids, src/settle
+  if (approve && a.settle.enabled() && !trapped) {
+    auto s = a.settle.apply(c, {wasm, opts.wit, a.world, "", export_name, text, a.fuel, a.tier}, *r, a.grants);
+    if (!s) return fail(s.status().message());
+    settled = std::move(*s);
+  }
   auto lt = c.module().load_timings();
   if (a.as_json) {
     json j;
@@ -181,6 +193,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
                        {"execute", us(r->timings.execute_ns)},
                        {"lift", us(r->timings.lift_ns)},
                        {"call", us(r->timings.total_ns)}};
+    for (auto& [k, v] : settled.items()) j[k] = v;
     std::printf("%s\n", j.dump().c_str());
   } else if (trapped) {
     std::printf("trap: %s: %s\nfuel used: %llu\n", trap_kind_name(r->trap.kind), r->trap.message.c_str(),
@@ -188,6 +201,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   } else {
     std::printf("%s: %s\nfuel used: %llu\n", approve ? "decision" : "result", r->result.dump().c_str(),
                 (unsigned long long)r->fuel_used);
+    for (auto& [k, v] : settled.items()) std::printf("%s: %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
   }
   return trapped ? kExitTrap : kExitOk;
 }

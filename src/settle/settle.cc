@@ -1,0 +1,378 @@
+// Receipts from calls, the escrow mapping and the ledger wiring (docs/settlement.md).
+#include "settle/settle.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+
+#include "evidence/cbor.h"
+
+namespace covenant::settle {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::span<const uint8_t> as_bytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+void write_opt_bytes(cbor::Writer& w, const std::optional<std::string>& v) {
+  if (v) w.bytes(as_bytes(*v));
+  else w.null();
+}
+
+Hash32 tagged_hash(std::string_view tag, std::span<const uint8_t> prefix, std::span<const uint8_t> body) {
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, reinterpret_cast<const uint8_t*>(tag.data()), tag.size());
+  if (!prefix.empty()) crypto_hash_sha256_update(&st, prefix.data(), prefix.size());
+  crypto_hash_sha256_update(&st, body.data(), body.size());
+  Hash32 h;
+  crypto_hash_sha256_final(&st, h.data());
+  return h;
+}
+
+Status json_to_cbor(const json& j, cbor::Writer& w, int depth) {
+  if (depth > cbor::kCborDepthMax - 2) return Status::invalid("decision nests too deeply");
+  switch (j.type()) {
+    case json::value_t::null: w.null(); return Status::ok();
+    case json::value_t::boolean: w.boolean(j.get<bool>()); return Status::ok();
+    case json::value_t::number_unsigned: w.uint(j.get<uint64_t>()); return Status::ok();
+    case json::value_t::number_integer: w.int64(j.get<int64_t>()); return Status::ok();
+    case json::value_t::string: w.text(j.get_ref<const std::string&>()); return Status::ok();
+    case json::value_t::array:
+    case json::value_t::object:  // values in key order (nlohmann keeps objects sorted)
+      w.array(j.size());
+      for (const json& v : j) COVENANT_RETURN_IF_ERROR(json_to_cbor(v, w, depth + 1));
+      return Status::ok();
+    default: return Status::invalid("decision holds a float or binary value, which receipts do not carry");
+  }
+}
+
+// A field of a JSON object in any spelling: "max-units", "max_units".
+const json* field(const json& obj, std::string_view kebab) {
+  if (!obj.is_object()) return nullptr;
+  std::string snake(kebab);
+  for (char& c : snake)
+    if (c == '-') c = '_';
+  for (const std::string& name : {std::string(kebab), snake}) {
+    auto it = obj.find(name);
+    if (it != obj.end()) return &*it;
+  }
+  return nullptr;
+}
+
+std::optional<uint64_t> as_u64(const json* v) {
+  if (!v) return std::nullopt;
+  if (v->is_number_unsigned()) return v->get<uint64_t>();
+  if (v->is_number_integer() && v->get<int64_t>() >= 0) return static_cast<uint64_t>(v->get<int64_t>());
+  if (v->is_string()) {
+    const std::string& s = v->get_ref<const std::string&>();
+    if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    errno = 0;
+    unsigned long long x = std::strtoull(s.c_str(), nullptr, 10);
+    if (errno) return std::nullopt;
+    return x;
+  }
+  return std::nullopt;
+}
+
+Id128 id_from(std::span<const uint8_t> bytes16) {
+  Id128Bytes b;
+  std::memcpy(b.data(), bytes16.data(), b.size());
+  return Id128::from_bytes(b);
+}
+
+std::string covenant_home() {
+  if (const char* h = std::getenv("COVENANT_HOME"); h && *h) return h;
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.covenant";
+}
+
+Status write_file_atomic(const std::string& path, std::string_view data) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return Status::io("cannot write " + tmp + ": " + std::strerror(errno));
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    f.flush();
+    if (!f) return Status::io("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::io("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  return Status::ok();
+}
+
+}  // namespace
+
+Hash32 state_root_before(const CallRecord& r) {
+  std::vector<uint8_t> buf;
+  cbor::Writer w(&buf);
+  w.array(3);
+  if (r.kv_usage) {
+    w.array(2);
+    w.uint(r.kv_usage->keys);
+    w.uint(r.kv_usage->bytes);
+  } else {
+    w.null();
+  }
+  w.array(r.kv_reads.size());
+  for (const KvRead& k : r.kv_reads) {
+    w.array(2);
+    w.bytes(as_bytes(k.key));
+    write_opt_bytes(w, k.value);
+  }
+  w.array(r.kv_lists.size());
+  for (const KvList& l : r.kv_lists) {
+    w.array(2);
+    w.bytes(as_bytes(l.prefix));
+    w.array(l.keys.size());
+    for (const std::string& k : l.keys) w.bytes(as_bytes(k));
+  }
+  return tagged_hash("covenant/kv-before/v1", {}, buf);
+}
+
+Hash32 state_root_after(const Hash32& before, const CallRecord& r) {
+  std::vector<uint8_t> buf;
+  cbor::Writer w(&buf);
+  w.array(r.kv_writes.size());
+  for (const KvWrite& k : r.kv_writes) {
+    w.array(2);
+    w.bytes(as_bytes(k.key));
+    write_opt_bytes(w, k.value);
+  }
+  return tagged_hash("covenant/kv-after/v1", before, buf);
+}
+
+Result<std::vector<uint8_t>> decision_cbor(const json& result) {
+  std::vector<uint8_t> buf;
+  cbor::Writer w(&buf);
+  COVENANT_RETURN_IF_ERROR(json_to_cbor(result, w, 0));
+  if (buf.size() > kReceiptDecisionBytesMax)
+    return Status::invalid("decision is " + std::to_string(buf.size()) + " bytes encoded; receipts hold at most " +
+                                    std::to_string(kReceiptDecisionBytesMax));
+  return buf;
+}
+
+Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, const json& result,
+                              const CallRecord& record, uint64_t fuel_used) {
+  Receipt r;
+  r.contract_hash = sha256(std::span<const uint8_t>(in.module));
+  const wit::Function* fn = contract.find_export(in.export_name);
+  if (!fn) return Status::invalid("the world exports no " + in.export_name);
+  r.entry = contract.world().name.written + "#" + fn->name.written;
+  if (r.entry.size() > kReceiptEntryBytesMax) return Status::invalid("world#export is longer than receipts allow");
+  r.intent_hash = sha256(as_bytes(in.intent));
+  auto d = decision_cbor(result);
+  if (!d) return d.status();
+  r.decision = std::move(*d);
+  r.fuel_used = fuel_used;
+  r.state_root_before = state_root_before(record);
+  r.state_root_after = state_root_after(r.state_root_before, record);
+  r.time_unix_ms = record.wall_ms;
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Escrow
+
+Id128 derived_id(std::string_view text) {
+  Hash32 h = sha256(as_bytes(text));
+  return id_from(std::span(h).first(16));
+}
+Id128 agent_account_id(std::string_view agent_id) { return derived_id("covenant/agent/" + std::string(agent_id)); }
+Id128 escrow_account_id() { return derived_id("covenant/escrow"); }
+
+EscrowPlan plan_escrow(const json& intent, const json& result, uint64_t now_ms, const Hash32& receipt_id) {
+  EscrowPlan p;
+  const json* approved = field(result, "approved");
+  if (!approved || !approved->is_boolean() || !approved->get<bool>()) return p;
+  const json* agent = field(intent, "agent-id");
+  if (!agent || !agent->is_string() || agent->get_ref<const std::string&>().empty()) return p;
+  std::optional<uint64_t> amount = as_u64(field(intent, "amount"));
+  if (!amount) amount = as_u64(field(intent, "max-units"));
+  if (!amount || *amount == 0) return p;
+  p.hold = true;
+  p.agent_id = agent->get<std::string>();
+  p.agent_account = agent_account_id(p.agent_id);
+  p.escrow_account = escrow_account_id();
+  p.hold_id = id_from(std::span(receipt_id).first(16));
+  p.amount = *amount;
+  if (auto exp = as_u64(field(intent, "expires-at-ms")); exp && *exp) {
+    uint64_t s = *exp > now_ms ? (*exp - now_ms + 999) / 1000 : 1;
+    p.timeout_s = static_cast<uint32_t>(std::min<uint64_t>(s, std::numeric_limits<uint32_t>::max()));
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Ledger wiring
+
+Result<std::unique_ptr<Ledger>> open_ledger(const std::string& location, const std::string& pg_schema) {
+  LedgerOptions lo;
+  if (!pg_schema.empty()) lo.storage.pg_schema = pg_schema;
+  return Ledger::open(location, std::move(lo));
+}
+
+Result<MerkleTree> journal_tree(Ledger& ledger) {
+  MerkleTree t;
+  COVENANT_RETURN_IF_ERROR(ledger.journal_for_each(1, [&](const JournalRow& row) {
+    t.append_entry(as_bytes(row.entry));
+    return true;
+  }));
+  return t;
+}
+
+std::string default_checkpoint_dir(const std::string& location) {
+  if (is_postgres_location(location) || location == "memory:") return covenant_home() + "/checkpoints";
+  return location + ".checkpoints";
+}
+
+Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const std::string& origin,
+                                   const std::string& dir, uint64_t* tree_size) {
+  auto tree = journal_tree(ledger);
+  if (!tree) return tree.status();
+  Checkpoint cp{origin, tree->size(), tree->root()};
+  auto note = sign_checkpoint(cp, key);
+  if (!note) return note.status();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::io("cannot create " + dir + ": " + ec.message());
+  const std::string path = dir + "/checkpoint-" + std::to_string(cp.tree_size) + ".txt";
+  COVENANT_RETURN_IF_ERROR(write_file_atomic(path, *note));
+  COVENANT_RETURN_IF_ERROR(write_file_atomic(dir + "/latest.txt", *note));
+  if (tree_size) *tree_size = cp.tree_size;
+  return path;
+}
+
+Result<SettleOutcome> settle_call(const SettleOptions& opts, const Contract& contract, const CallInputs& in,
+                                  const Contract::CallResult& call) {
+  if (call.trap.kind != TrapKind::kNone) return Status::precondition("a trapped call has no receipt");
+  auto receipt = build_receipt(contract, in, call.result, call.record, call.fuel_used);
+  if (!receipt) return receipt.status();
+  auto keys = KeyStore::open(opts.keys_dir.empty() ? default_keys_dir() : opts.keys_dir);
+  if (!keys) return keys.status();
+  const SigningKey& key = (*keys)->active();
+  randombytes_buf(receipt->trace_id.data(), receipt->trace_id.size());
+
+  std::unique_ptr<Ledger> ledger;
+  if (!opts.ledger.empty()) {
+    auto l = open_ledger(opts.ledger, opts.pg_schema);
+    if (!l) return l.status();
+    ledger = std::move(*l);
+    auto n = ledger->journal_count();
+    if (!n) return n.status();
+    if (*n > 0) {
+      auto last = ledger->journal_at(*n);
+      if (!last) return last.status();
+      if (!*last) return Status::corruption("journal row " + std::to_string(*n) + " is missing");
+      receipt->prev_receipt_hash = (*last)->key;
+    }
+  }
+  SettleOutcome out;
+  COVENANT_RETURN_IF_ERROR(sign_receipt(*receipt, key, &out.cose));
+  const Hash32 id = receipt_id(out.cose);
+  out.receipt_id = to_hex(id);
+
+  if (ledger) {
+    json intent = json::parse(in.intent, nullptr, false);
+    EscrowPlan plan = plan_escrow(intent, call.result, call.record.wall_ms, id);
+    std::vector<LedgerOperation> ops;
+    ops.push_back(JournalAppend{id, std::string(out.cose.begin(), out.cose.end())});
+    if (plan.hold) {
+      ops.push_back(Account{.id = plan.agent_account, .ledger = kEscrowLedgerId, .code = kAgentAccountCode});
+      ops.push_back(Account{.id = plan.escrow_account, .ledger = kEscrowLedgerId, .code = kEscrowAccountCode});
+      Transfer t;
+      t.id = plan.hold_id;
+      t.debit_account_id = plan.agent_account;
+      t.credit_account_id = plan.escrow_account;
+      t.amount = plan.amount;
+      t.user_data = plan.hold_id;
+      t.timeout_s = plan.timeout_s;
+      t.ledger = kEscrowLedgerId;
+      t.code = kAgentAccountCode;
+      t.flags = kTransferPending;
+      ops.push_back(t);
+    }
+    auto replies = ledger->submit(ops);
+    if (!replies) return replies.status();
+    static const char* const kWhat[] = {"journal append", "agent account", "escrow account", "hold"};
+    for (size_t i = 0; i < replies->size(); ++i) {
+      if (!ledger_result_is_success((*replies)[i].result))
+        return Status::precondition(std::string("ledger refused the ") + kWhat[i] + ": " +
+                                           ledger_result_name((*replies)[i].result));
+    }
+    const uint64_t seq = (*replies)[0].journal_seq;
+    out.log_index = seq - 1;
+    if (plan.hold) out.hold_id = plan.hold_id.hex();
+    if (opts.checkpoint_every && seq % opts.checkpoint_every == 0) {
+      auto path = cut_checkpoint(*ledger, key, opts.origin,
+                                 opts.checkpoint_dir.empty() ? default_checkpoint_dir(opts.ledger) : opts.checkpoint_dir);
+      if (!path) return path.status();
+      out.checkpoint_path = *path;
+    }
+  }
+  if (!opts.replay_out.empty()) {
+    auto bytes = encode_replay_package(make_replay_package(in, call.record, out.cose, key.public_key()));
+    COVENANT_RETURN_IF_ERROR(
+        write_file_atomic(opts.replay_out, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// approve flags
+
+bool ApproveFlags::takes(const std::string& flag) {
+  return flag == "--ledger" || flag == "--keys-dir" || flag == "--replay-out" || flag == "--checkpoint-every" ||
+         flag == "--checkpoint-dir" || flag == "--origin" || flag == "--pg-schema";
+}
+
+std::string ApproveFlags::set(const std::string& flag, const std::string& value) {
+  if (flag == "--ledger") opts.ledger = value;
+  else if (flag == "--keys-dir") opts.keys_dir = value;
+  else if (flag == "--replay-out") opts.replay_out = value;
+  else if (flag == "--checkpoint-dir") opts.checkpoint_dir = value;
+  else if (flag == "--origin") opts.origin = value;
+  else if (flag == "--pg-schema") opts.pg_schema = value;
+  else if (flag == "--checkpoint-every") {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(value.c_str(), &end, 10);
+    if (value.empty() || value[0] == '-' || *end || errno) return "--checkpoint-every needs a non-negative integer";
+    opts.checkpoint_every = v;
+  } else {
+    return "unknown option " + flag;
+  }
+  return "";
+}
+
+Result<json> ApproveFlags::apply(const Contract& contract, CallInputs in, const Contract::CallResult& call,
+                                 const std::string& grants_path) const {
+  if (!grants_path.empty()) {
+    std::ifstream f(grants_path, std::ios::binary);
+    if (!f) return Status::io("cannot read " + grants_path + " again for the replay package");
+    in.grants.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  auto s = settle_call(opts, contract, in, call);
+  if (!s) return s.status();
+  json j;
+  j["receipt_id"] = s->receipt_id;
+  if (!opts.ledger.empty()) {
+    j["hold_id"] = s->hold_id ? json(*s->hold_id) : json(nullptr);
+    j["log_index"] = *s->log_index;
+    if (!s->checkpoint_path.empty()) j["checkpoint"] = s->checkpoint_path;
+  }
+  return j;
+}
+
+}  // namespace covenant::settle

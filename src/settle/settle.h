@@ -1,0 +1,174 @@
+// Settlement: what turns one contract call into durable evidence — a signed
+// receipt appended to the ledger's journal (the Merkle log's leaves), the
+// escrow transition its decision implies, signed checkpoints — and disputes:
+// replay packages that re-execute a call and confirm or refute its receipt.
+// Formats and rules: docs/settlement.md, docs/replay.md.
+// Thread-safety: free functions; no shared state.
+// Ownership: inputs borrowed, outputs by value.
+//
+//   settle::CallInputs in{...};                         // what the call ran
+//   auto r = settle::build_receipt(in, call.result, call.record, call.fuel_used);
+//   auto pkg = settle::make_replay_package(in, call.record, cose, key.public_key());
+//   auto verdict = settle::replay(*settle::decode_replay_package(bytes), Tier::kInterp);
+//   // verdict->confirmed, or verdict->field ("intent_hash", "state_root_before", ...)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "covenant/contract.h"
+#include "covenant/engine.h"
+#include "covenant/keys.h"
+#include "covenant/ledger.h"
+#include "covenant/merkle.h"
+#include "covenant/receipt.h"
+#include "covenant/status.h"
+
+namespace covenant::settle {
+
+// Everything a call ran with, as the approve CLI has it.
+struct CallInputs {
+  std::vector<uint8_t> module;  // the core Wasm module bytes
+  std::string wit;              // WIT source text; empty = the seed world
+  std::string world;            // world name; empty = the package's only world
+  std::string grants;           // grants manifest JSON text; empty = no grants
+  std::string export_name;      // as called ("policy.approve", "approve")
+  std::string intent;           // the raw intent bytes; args = [intent as JSON]
+  uint64_t fuel = 1'000'000'000;  // the call's fuel limit
+  Tier tier = Tier::kOptimized;   // the tier that produced the receipt (informational)
+};
+
+// Commitments to the kv state a call saw and left (docs/settlement.md):
+// before = SHA-256("covenant/kv-before/v1" || CBOR [usage, reads, lists]),
+// after  = SHA-256("covenant/kv-after/v1" || before || CBOR [writes]).
+Hash32 state_root_before(const CallRecord& record);
+Hash32 state_root_after(const Hash32& before, const CallRecord& record);
+
+// The receipt's decision item: the result JSON as deterministic CBOR, objects
+// written as arrays of their values in key order (names are in the WIT).
+// Floats are refused (kInvalidArgument).
+Result<std::vector<uint8_t>> decision_cbor(const nlohmann::json& result);
+
+// The payload fields a call determines (contract hash, world#function, intent
+// hash, decision, fuel, state roots, time = the recorded clock). trace id,
+// previous receipt hash and kid are the signer's. REQUIRES: the call did not trap.
+Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, const nlohmann::json& result,
+                              const CallRecord& record, uint64_t fuel_used);
+
+// ---------------------------------------------------------------------------
+// Replay packages (docs/replay.md)
+
+inline constexpr uint64_t kReplayFormatVersion = 1;
+inline constexpr size_t kReplayPackageBytesMax = 256u << 20;
+
+struct ReplayPackage {
+  CallInputs call;
+  CallRecord record;              // what the call read (clock, random seed, kv) and wrote
+  std::vector<uint8_t> receipt;   // the COSE_Sign1 bytes
+  PublicKey executor_key{};       // the signer's public key (kid must match the receipt's)
+};
+
+ReplayPackage make_replay_package(const CallInputs& in, const CallRecord& record, std::span<const uint8_t> receipt,
+                                  const PublicKey& executor_key);
+std::vector<uint8_t> encode_replay_package(const ReplayPackage& pkg);
+// Strict: deterministic CBOR, known version, every field present and typed.
+Result<ReplayPackage> decode_replay_package(std::span<const uint8_t> bytes);
+
+struct ReplayVerdict {
+  bool confirmed = false;
+  std::string field;   // refuted: the first differing field (docs/replay.md lists the order)
+  std::string detail;  // refuted: what differed
+};
+
+// Verifies the receipt's signature (with `keys`, or the package's key when
+// null), re-deploys the module on `tier`, re-executes the call with the
+// recorded clock, random seed and kv reads, rebuilds the payload and compares
+// it field by field. A host error that is not the package's fault (e.g. out of
+// memory) is an error Status; everything the package decides is a verdict.
+Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResolver* keys = nullptr);
+
+// ---------------------------------------------------------------------------
+// Escrow mapping (docs/settlement.md)
+
+inline constexpr uint32_t kEscrowLedgerId = 1;
+inline constexpr uint16_t kAgentAccountCode = 1;
+inline constexpr uint16_t kEscrowAccountCode = 2;
+
+// A 128-bit id: the first 16 bytes of SHA-256(text).
+Id128 derived_id(std::string_view text);
+Id128 agent_account_id(std::string_view agent_id);
+Id128 escrow_account_id();
+
+struct EscrowPlan {
+  bool hold = false;  // false: the decision implies no transition
+  std::string agent_id;
+  Id128 agent_account, escrow_account, hold_id;
+  uint64_t amount = 0;
+  uint32_t timeout_s = 0;
+};
+// An approved decision ("approved": true) on an intent with an agent id and a
+// positive amount ("amount", else "max-units") holds that amount from the
+// agent's account to the escrow account until the intent's "expires-at-ms"
+// (timeout 0 = never when there is none). Field names in any spelling
+// (kebab, snake); u64 as numbers or decimal strings. hold id = first 16 bytes
+// of the receipt id.
+EscrowPlan plan_escrow(const nlohmann::json& intent, const nlohmann::json& result, uint64_t now_ms,
+                       const Hash32& receipt_id);
+
+// ---------------------------------------------------------------------------
+// Ledger wiring
+
+struct SettleOptions {
+  std::string ledger;          // SQLite path or postgresql:// URL; empty = no ledger
+  std::string pg_schema;       // empty = the storage default
+  std::string keys_dir;        // empty = default_keys_dir()
+  uint64_t checkpoint_every = 16;  // cut a checkpoint when the journal size is a multiple; 0 = never
+  std::string checkpoint_dir;  // empty: <sqlite path>.checkpoints, or $COVENANT_HOME/checkpoints
+  std::string origin = "covenant.local/ledger";
+  std::string replay_out;      // write the replay package here; empty = none
+};
+
+struct SettleOutcome {
+  std::vector<uint8_t> cose;
+  std::string receipt_id;              // hex
+  std::optional<uint64_t> log_index;   // Merkle leaf index (journal seq - 1) when appended
+  std::optional<std::string> hold_id;  // hex, when a hold was created
+  std::string checkpoint_path;         // when one was cut
+};
+
+// Signs the receipt (prev hash = the journal's last key), and with a ledger
+// appends it, creates the accounts and the hold in one durable transaction,
+// and cuts a checkpoint when due; writes the replay package if asked.
+Result<SettleOutcome> settle_call(const SettleOptions& opts, const Contract& contract, const CallInputs& in,
+                                  const Contract::CallResult& call);
+
+Result<std::unique_ptr<Ledger>> open_ledger(const std::string& location, const std::string& pg_schema);
+// The Merkle tree over the journal entries (leaf i = journal seq i + 1).
+Result<MerkleTree> journal_tree(Ledger& ledger);
+std::string default_checkpoint_dir(const std::string& ledger_location);
+// Signs a checkpoint of the whole journal and writes <dir>/checkpoint-<size>.txt
+// and <dir>/latest.txt. Returns the path written.
+Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const std::string& origin,
+                                   const std::string& dir, uint64_t* tree_size = nullptr);
+
+// The approve CLI's settlement flags (src/cli/contract_cmd.cc).
+struct ApproveFlags {
+  SettleOptions opts;
+  bool enabled() const { return !opts.ledger.empty() || !opts.replay_out.empty(); }
+  static bool takes(const std::string& flag);
+  // Sets one flag's value; returns an error message or "".
+  std::string set(const std::string& flag, const std::string& value);
+  // Settles a successful call: the JSON fields to add ("receipt_id", "hold_id",
+  // "log_index", "checkpoint") and the plain-text lines.
+  // grants_path: the --grants file, read again into in.grants (empty: none).
+  Result<nlohmann::json> apply(const Contract& contract, CallInputs in, const Contract::CallResult& call,
+                               const std::string& grants_path) const;
+};
+
+}  // namespace covenant::settle

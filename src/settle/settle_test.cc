@@ -1,0 +1,323 @@
+// Settlement and replay as a library: receipts from calls, replay packages
+// (confirmed on another tier; refuted when intent, kv state or module is
+// altered or the receipt is tampered with), the escrow mapping, and the
+// ledger wiring on SQLite (and PostgreSQL when COVENANT_PG_URL is set).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "settle/settle.h"
+
+namespace covenant::settle {
+namespace {
+
+using json = nlohmann::json;
+
+const std::string kTestdata = HOST_TESTDATA_DIR;
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+
+std::string tmpdir(const std::string& name) {
+  std::string d = ::testing::TempDir() + "/settle_test_" + name + "_" + std::to_string(getpid());
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+const char* kSeedIntent = R"({"agent_id": "agent-7", "task_type": "compute", "max_units": 250, "expires_at_ms": 4102444800000})";
+const char* kBudgetGrants =
+    R"({"capabilities": {"kv": {"namespace": "budget"}, "log": {"level": "info"}, "clock": {}}})";
+
+CallInputs seed_inputs(Tier tier, const std::string& intent = kSeedIntent) {
+  CallInputs in;
+  in.module = read_file(kTestdata + "/seed_c.wasm");
+  in.export_name = "policy.approve";
+  in.intent = intent;
+  in.tier = tier;
+  return in;
+}
+
+CallInputs budget_inputs(Tier tier, const std::string& intent) {
+  CallInputs in;
+  in.module = read_file(kTestdata + "/budget.wasm");
+  in.wit = read_text(std::string(COVENANT_SOURCE_DIR) + "/contracts/examples/budget/budget.wit");
+  in.grants = kBudgetGrants;
+  in.export_name = "approve";
+  in.intent = intent;
+  in.tier = tier;
+  return in;
+}
+
+struct Produced {
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Contract> contract;
+  Contract::CallResult call;
+};
+
+// Deploys and calls (kv_path: SQLite kv file, or empty for memory).
+Produced produce(const CallInputs& in, const std::string& kv_path = "") {
+  Produced p;
+  p.engine = Engine::create({}).value();
+  DeployOptions o;
+  o.tier = in.tier;
+  o.wit = in.wit;
+  o.world = in.world;
+  o.kv_path = kv_path;
+  if (!in.grants.empty()) o.grants = parse_grants(in.grants).value();
+  auto c = Contract::deploy(*p.engine, in.module, o);
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  p.contract = std::move(*c);
+  CallOptions co;
+  co.fuel = in.fuel;
+  auto r = p.contract->call_json(in.export_name, json::array({json::parse(in.intent)}), co);
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  p.call = std::move(*r);
+  EXPECT_EQ(p.call.trap.kind, TrapKind::kNone) << p.call.trap.message;
+  return p;
+}
+
+std::vector<uint8_t> sign(const Produced& p, const CallInputs& in, const SigningKey& key) {
+  auto r = build_receipt(*p.contract, in, p.call.result, p.call.record, p.call.fuel_used);
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  std::vector<uint8_t> cose;
+  EXPECT_TRUE(sign_receipt(*r, key, &cose).is_ok());
+  return cose;
+}
+
+ReplayPackage package_for(const CallInputs& in, const SigningKey& key, const std::string& kv_path = "") {
+  Produced p = produce(in, kv_path);
+  auto cose = sign(p, in, key);
+  // Through the file format, as a disputant would receive it.
+  auto bytes = encode_replay_package(make_replay_package(in, p.call.record, cose, key.public_key()));
+  auto back = decode_replay_package(bytes);
+  EXPECT_TRUE(back.is_ok()) << back.status().to_string();
+  return std::move(*back);
+}
+
+void expect_refuted(const ReplayPackage& pkg, Tier tier, const std::string& field) {
+  auto v = replay(pkg, tier);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_FALSE(v->confirmed);
+  EXPECT_EQ(v->field, field) << v->detail;
+}
+
+TEST(Receipt, FromASeedCallFitsTheBudget) {
+  const SigningKey key = SigningKey::generate();
+  CallInputs in = seed_inputs(Tier::kBaseline);
+  Produced p = produce(in);
+  auto cose = sign(p, in, key);
+  auto r = verify_receipt(cose, PinnedKey(key.public_key()));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->entry, "escrow#approve");
+  EXPECT_EQ(r->fuel_used, p.call.fuel_used);
+  EXPECT_EQ(r->time_unix_ms, p.call.record.wall_ms);
+  EXPECT_EQ(r->intent_hash, sha256(std::span(reinterpret_cast<const uint8_t*>(in.intent.data()), in.intent.size())));
+  EXPECT_EQ(r->contract_hash, sha256(std::span<const uint8_t>(in.module)));
+  // {"approved":true,"ceiling":"1000","reason":"ok"} -> [true, "1000", "ok"]
+  EXPECT_EQ(r->decision, (std::vector<uint8_t>{0x83, 0xf5, 0x64, '1', '0', '0', '0', 0x62, 'o', 'k'}));
+  EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
+}
+
+TEST(Receipt, DecisionRefusesFloats) {
+  EXPECT_FALSE(decision_cbor(json::parse(R"({"x": 1.5})")).is_ok());
+  EXPECT_TRUE(decision_cbor(json::parse(R"({"x": -3, "y": [null, false]})")).is_ok());
+}
+
+TEST(ReplayPackage, RoundTripIsExactAndStrict) {
+  const SigningKey key = SigningKey::generate();
+  CallInputs in = seed_inputs(Tier::kInterp);
+  Produced p = produce(in);
+  auto cose = sign(p, in, key);
+  auto bytes = encode_replay_package(make_replay_package(in, p.call.record, cose, key.public_key()));
+  auto back = decode_replay_package(bytes);
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(encode_replay_package(*back), bytes);
+  EXPECT_EQ(back->call.tier, Tier::kInterp);
+  EXPECT_EQ(back->record.wall_ms, p.call.record.wall_ms);
+  // Truncated, trailing bytes, not CBOR: refused.
+  EXPECT_FALSE(decode_replay_package(std::span(bytes).first(bytes.size() - 1)).is_ok());
+  auto longer = bytes;
+  longer.push_back(0);
+  EXPECT_FALSE(decode_replay_package(longer).is_ok());
+  EXPECT_FALSE(decode_replay_package(std::vector<uint8_t>{0x01}).is_ok());
+}
+
+TEST(Replay, SeedOnAnotherTierConfirms) {
+  const SigningKey key = SigningKey::generate();
+  ReplayPackage pkg = package_for(seed_inputs(Tier::kBaseline), key);
+  for (Tier t : {Tier::kInterp, Tier::kBaseline}) {
+    auto v = replay(pkg, t);
+    ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+    EXPECT_TRUE(v->confirmed) << tier_name(t) << ": " << v->field << ": " << v->detail;
+  }
+}
+
+TEST(Replay, OptimizedReceiptConfirmsOnTheInterpreter) {
+  const SigningKey key = SigningKey::generate();
+  ReplayPackage pkg = package_for(seed_inputs(Tier::kOptimized), key);
+  auto v = replay(pkg, Tier::kInterp);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
+}
+
+TEST(Replay, AlteredIntentModuleOrReceiptIsRefuted) {
+  const SigningKey key = SigningKey::generate();
+  const ReplayPackage pkg = package_for(seed_inputs(Tier::kBaseline), key);
+
+  ReplayPackage intent = pkg;
+  intent.call.intent = R"({"agent_id": "agent-7", "task_type": "compute", "max_units": 2500, "expires_at_ms": 4102444800000})";
+  expect_refuted(intent, Tier::kInterp, "intent_hash");
+
+  ReplayPackage module = pkg;
+  module.call.module.back() ^= 1;
+  expect_refuted(module, Tier::kInterp, "contract_hash");
+
+  for (size_t at : {size_t{20}, pkg.receipt.size() / 2, pkg.receipt.size() - 1}) {
+    ReplayPackage tampered = pkg;
+    tampered.receipt[at] ^= 0x01;
+    expect_refuted(tampered, Tier::kInterp, "signature");
+  }
+  // Signed by another key than the one the verifier trusts.
+  const SigningKey other = SigningKey::generate();
+  PinnedKey pinned(other.public_key());
+  auto v = replay(pkg, Tier::kInterp, &pinned);
+  ASSERT_TRUE(v.is_ok());
+  EXPECT_EQ(v->field, "signature");
+  // A recorded clock that is not the one signed.
+  ReplayPackage clock = pkg;
+  clock.record.wall_ms += 1;
+  expect_refuted(clock, Tier::kInterp, "time");
+}
+
+TEST(Replay, BudgetKvStateAlteredIsRefuted) {
+  const SigningKey key = SigningKey::generate();
+  std::string dir = tmpdir("budget");
+  std::string kv = dir + "/kv.sqlite";
+  const std::string intent = R"({"agent_id": "agent-7", "amount": 300})";
+  // Two earlier calls leave spent/agent-7 = 600 in the store.
+  for (int i = 0; i < 2; ++i) produce(budget_inputs(Tier::kBaseline, intent), kv);
+  ReplayPackage pkg = package_for(budget_inputs(Tier::kBaseline, intent), key, kv);
+  ASSERT_FALSE(pkg.record.kv_reads.empty());
+  ASSERT_FALSE(pkg.record.kv_writes.empty());
+  auto v = replay(pkg, Tier::kInterp);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
+
+  // The spent total the call read, changed in the package.
+  ReplayPackage state = pkg;
+  bool changed = false;
+  for (KvRead& r : state.record.kv_reads) {
+    if (r.key.rfind("spent/", 0) == 0 && r.value) {
+      (*r.value)[0] ^= 0x01;
+      changed = true;
+    }
+  }
+  ASSERT_TRUE(changed);
+  expect_refuted(state, Tier::kInterp, "state_root_before");
+  // A read dropped from the record: the replay diverges.
+  ReplayPackage dropped = pkg;
+  dropped.record.kv_reads.pop_back();
+  expect_refuted(dropped, Tier::kInterp, "state_root_before");
+}
+
+TEST(Escrow, ApprovedIntentWithAmountHolds) {
+  Hash32 id{};
+  id[0] = 0xab;
+  json intent = json::parse(R"({"agent-id": "agent-7", "max-units": "250", "expires-at-ms": 10500})");
+  EscrowPlan p = plan_escrow(intent, json::parse(R"({"approved": true})"), 1000, id);
+  EXPECT_TRUE(p.hold);
+  EXPECT_EQ(p.amount, 250u);
+  EXPECT_EQ(p.timeout_s, 10u);
+  EXPECT_EQ(p.agent_account, agent_account_id("agent-7"));
+  EXPECT_EQ(p.escrow_account, escrow_account_id());
+  EXPECT_EQ(p.hold_id.hex().substr(0, 2), "ab");
+  // "amount" wins over max-units; no expiry = no timeout.
+  p = plan_escrow(json::parse(R"({"agent_id": "a", "amount": 7, "max_units": 9})"), json::parse(R"({"approved": true})"), 0, id);
+  EXPECT_TRUE(p.hold);
+  EXPECT_EQ(p.amount, 7u);
+  EXPECT_EQ(p.timeout_s, 0u);
+  // Denied, no agent, zero amount: nothing.
+  EXPECT_FALSE(plan_escrow(intent, json::parse(R"({"approved": false})"), 0, id).hold);
+  EXPECT_FALSE(plan_escrow(json::parse(R"({"amount": 5})"), json::parse(R"({"approved": true})"), 0, id).hold);
+  EXPECT_FALSE(plan_escrow(json::parse(R"({"agent_id": "a", "amount": 0})"), json::parse(R"({"approved": true})"), 0, id).hold);
+}
+
+void settle_cycle(const std::string& location, const std::string& pg_schema, const std::string& dir) {
+  SettleOptions o;
+  o.ledger = location;
+  o.pg_schema = pg_schema;
+  o.keys_dir = dir + "/keys";
+  o.checkpoint_every = 2;
+  o.checkpoint_dir = dir + "/cp";
+  o.replay_out = dir + "/last.replay";
+  std::vector<SettleOutcome> outs;
+  for (int i = 0; i < 3; ++i) {
+    std::string intent = R"({"agent_id": "agent-)" + std::to_string(i) +
+                         R"(", "task_type": "compute", "max_units": )" + std::to_string(100 + i) +
+                         R"(, "expires_at_ms": 4102444800000})";
+    CallInputs in = seed_inputs(Tier::kBaseline, intent);
+    Produced p = produce(in);
+    auto s = settle_call(o, *p.contract, in, p.call);
+    ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+    ASSERT_TRUE(s->hold_id.has_value());
+    EXPECT_EQ(*s->log_index, static_cast<uint64_t>(i));
+    EXPECT_EQ(s->checkpoint_path.empty(), i != 1) << i;
+    outs.push_back(*s);
+  }
+  auto keys = KeyStore::open(o.keys_dir, false).value();
+  auto ledger = open_ledger(location, pg_schema).value();
+  // Receipts chain through the journal.
+  auto second = verify_receipt(outs[1].cose, *keys).value();
+  EXPECT_EQ(to_hex(second.prev_receipt_hash), outs[0].receipt_id);
+  // Holds are pending from the agent to escrow.
+  auto hold = ledger->lookup_transfer(*Id128::parse(*outs[2].hold_id)).value();
+  ASSERT_TRUE(hold.has_value());
+  EXPECT_EQ(hold->hold_state, HoldState::kPending);
+  EXPECT_EQ(hold->amount, 102u);
+  EXPECT_EQ(hold->debit_account_id, agent_account_id("agent-2"));
+  EXPECT_GT(hold->timeout_s, 0u);
+  // The checkpoint at 2 entries verifies, and so does an inclusion proof of the first receipt.
+  auto cp = verify_checkpoint(read_text(dir + "/cp/checkpoint-2.txt"), keys->public_keys());
+  ASSERT_TRUE(cp.is_ok()) << cp.status().to_string();
+  EXPECT_EQ(cp->tree_size, 2u);
+  auto tree = journal_tree(*ledger).value();
+  EXPECT_EQ(tree.size(), 3u);
+  auto proof = tree.inclusion_proof(0, 2).value();
+  EXPECT_TRUE(verify_inclusion(merkle_leaf_hash(outs[0].cose), 0, 2, proof, cp->root).is_ok());
+  // The last call's replay package confirms.
+  auto pkg = decode_replay_package(read_file(o.replay_out)).value();
+  auto v = replay(pkg, Tier::kInterp, keys.get());
+  ASSERT_TRUE(v.is_ok());
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
+  EXPECT_EQ(receipt_id_hex(pkg.receipt), outs[2].receipt_id);
+  auto report = ledger->verify().value();
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.journal_entries, 3u);
+}
+
+TEST(Settle, CycleOnSqlite) {
+  std::string dir = tmpdir("sqlite");
+  settle_cycle(dir + "/ledger.db", "", dir);
+}
+
+TEST(Settle, CycleOnPostgres) {
+  const char* url = std::getenv("COVENANT_PG_URL");
+  if (!url || !*url) GTEST_SKIP() << "COVENANT_PG_URL not set";
+  std::string dir = tmpdir("pg");
+  std::string schema = "settle_test_" + std::to_string(getpid());
+  settle_cycle(url, schema, dir);
+}
+
+}  // namespace
+}  // namespace covenant::settle
