@@ -7,11 +7,15 @@
 #include <cstring>
 #include <cstdio>
 #include <map>
+#include <memory>
+#include <span>
 #include <sstream>
 #include <string_view>
 #include <vector>
 
 #include "wabt/binary-reader-ir.h"
+#include "wabt/binary-reader-nop.h"
+#include "wabt/binary-reader.h"
 #include "wabt/cast.h"
 #include "wabt/ir.h"
 #include "wabt/validator.h"
@@ -129,6 +133,15 @@ struct Val {
   // on it compiles to cmp + jcc instead of setcc, widen, test, jcc.
   std::string cond;
   bool atom = false;  // a bare local read: cheap and safe to use twice in one expression
+  // The fused metering update `(I->g -= k)`: has a side effect, so it is
+  // evaluated exactly once, before anything that follows it in Wasm order
+  // (only a constant, a comparison and the `if`/`br_if` consuming it may come
+  // between; anything else materialises it first).
+  bool once = false;
+  Index gread = wabt::kInvalidIndex;  // a bare global.get of this global
+  Index rmw_g = wabt::kInvalidIndex;  // value is `g OP k`: global.set g becomes `g OP= k`
+  const char* rmw_op = "";
+  std::string rmw_k;
 };
 
 struct Label {
@@ -138,53 +151,219 @@ struct Label {
   size_t height;
   bool used = false;
   bool function = false;
+  bool is_if = false;
+  bool in_else = false;
+  bool then_reach = false;
+};
+
+uint32_t type_id_of(std::map<std::vector<Type>, uint32_t>& ids, const wabt::FuncSignature& sig) {
+  std::vector<Type> key(sig.param_types.begin(), sig.param_types.end());
+  key.push_back(Type::Void);  // separator
+  key.insert(key.end(), sig.result_types.begin(), sig.result_types.end());
+  auto it = ids.find(key);
+  if (it != ids.end()) return it->second;
+  uint32_t id = static_cast<uint32_t>(ids.size() + 1);
+  ids.emplace(key, id);
+  return id;
+}
+
+std::string func_header(const wabt::Module& m, Index i) {
+  const auto& sig = m.funcs[i]->decl.sig;
+  std::ostringstream h;
+  h << "static " << ctype(sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0]) << " w" << i
+    << "(Inst* I";
+  for (Index p = 0; p < sig.param_types.size(); ++p) h << ", " << ctype(sig.param_types[p]) << " l" << p;
+  h << ")";
+  return h.str();
+}
+
+// One decoded instruction (not block/loop/if/else/end).
+struct Op {
+  ExprType kind = ExprType::Nop;
+  Opcode opcode = Opcode::Nop;
+  Index index = 0;     // local, global, function, type index, branch depth, br_table default
+  uint64_t imm = 0;    // constant bits, load/store offset
+  Type type = Type::Void;  // constant type
+  std::vector<Index> targets;  // br_table
 };
 
 class FuncWriter {
  public:
-  FuncWriter(const wabt::Module& m, const wabt::Func& f, Index func_index, Index cvint_global,
-             FConsts& fconsts, std::map<std::vector<Type>, uint32_t>& type_ids)
-      : m_(m), f_(f), func_index_(func_index), cvint_(cvint_global), fconsts_(fconsts), type_ids_(type_ids) {}
-
-  std::string write() {
-    const auto& sig = f_.decl.sig;
-    if (sig.result_types.size() > 1) throw Unsupported{"multi-value function results"};
-    result_ = sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0];
+  FuncWriter(const wabt::Module& m, Index func_index, Index cvint_global, FConsts& fconsts,
+             std::map<std::vector<Type>, uint32_t>& type_ids)
+      : m_(m), sig_(m.funcs[func_index]->decl.sig), func_index_(func_index), cvint_(cvint_global),
+        fconsts_(fconsts), type_ids_(type_ids) {
+    if (sig_.result_types.size() > 1) throw Unsupported{"multi-value function results"};
+    result_ = sig_.result_types.empty() ? Type(Type::Void) : sig_.result_types[0];
+    local_types_.assign(sig_.param_types.begin(), sig_.param_types.end());
     Label fl{next_label_++, false, result_, 0};
     fl.function = true;
     labels_.push_back(fl);
-    bool reachable = list(f_.exprs);
-    if (reachable) {
-      if (result_ != Type::Void) {
-        Val v = pop();
-        line("return " + v.e + ";");
-      } else {
-        line("return;");
-      }
-    }
+  }
+
+  void add_locals(Index count, Type t) {
+    if (t != Type::I32 && t != Type::I64 && t != Type::F32 && t != Type::F64) throw Unsupported{"local type"};
+    if (count > (1u << 20) || local_types_.size() + count > (1u << 20)) throw Unsupported{"too many locals"};
+    local_types_.insert(local_types_.end(), count, t);
+  }
+
+  bool ended() const { return labels_.empty(); }
+
+  std::string finish() {
+    if (!labels_.empty()) throw Unsupported{"function body ended early (internal)"};
     std::ostringstream out;
-    out << header() << " {\n";
-    Index np = f_.GetNumParams();
-    for (Index i = np; i < f_.GetNumParamsAndLocals(); ++i)
-      out << "  " << ctype(f_.GetLocalType(i)) << " l" << i << " = 0;\n";
-    if (uses_mem_) out << "  u8* M = I->mem.data;\n";
-    for (size_t i = 0; i < temp_types_.size(); ++i) out << "  " << ctype(temp_types_[i]) << " t" << i << ";\n";
-    for (auto& [id, t] : block_vars_) out << "  " << ctype(t) << " b" << id << ";\n";
+    out << func_header(m_, func_index_) << " {\n";
+    for (size_t i = sig_.param_types.size(); i < local_types_.size(); ++i)
+      out << ctype(local_types_[i]) << " l" << i << " = 0;\n";
+    if (uses_mem_) out << "u8* M = I->mem.data;\n";
+    for (size_t i = 0; i < temp_types_.size(); ++i) out << ctype(temp_types_[i]) << " t" << i << ";\n";
+    for (auto& [id, t] : block_vars_) out << ctype(t) << " b" << id << ";\n";
     out << body_ << "}\n";
     return out.str();
   }
 
-  std::string header() const {
-    std::ostringstream h;
-    const auto& sig = f_.decl.sig;
-    h << "static " << ctype(sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0]) << " w" << func_index_
-      << "(Inst* I";
-    for (Index i = 0; i < sig.param_types.size(); ++i) h << ", " << ctype(sig.param_types[i]) << " l" << i;
-    h << ")";
-    return h.str();
+  // ---- instruction events, in Wasm order. Code after an unconditional
+  // branch is skipped up to the `else`/`end` that closes its block.
+  enum Ev { kEvOther, kEvConst, kEvCompare, kEvCond, kEvGlobalGet };
+
+  bool dead() const { return dead_; }
+
+  void on_block(Type sig, bool loop) {
+    if (dead_) {
+      ++skip_depth_;
+      return;
+    }
+    pre(kEvOther);
+    Type rt = block_type(sig);
+    flush_all();
+    int id = next_label_++;
+    labels_.push_back(Label{id, loop, rt, stack_.size()});
+    if (rt != Type::Void) block_vars_.emplace_back(id, rt);
+    if (loop) body_ += cat({"L", std::to_string(id), ":;\n"});
+  }
+
+  void on_if(Type sig) {
+    if (dead_) {
+      ++skip_depth_;
+      return;
+    }
+    pre(kEvCond);
+    Type rt = block_type(sig);
+    Val c = pop();
+    flush_all();
+    int id = next_label_++;
+    Label l{id, false, rt, stack_.size()};
+    l.is_if = true;
+    labels_.push_back(l);
+    if (rt != Type::Void) block_vars_.emplace_back(id, rt);
+    line({"if (", cond(c), ") {"});
+    release(c);
+    once_live_ = false;
+  }
+
+  void on_else() {
+    if (dead_ && skip_depth_ > 0) return;
+    if (!dead_) pre(kEvOther);
+    if (labels_.empty() || !labels_.back().is_if || labels_.back().in_else) throw Unsupported{"else without if"};
+    Label& l = labels_.back();
+    bool r1 = !dead_;
+    if (r1 && l.result != Type::Void) assign_block(l.id);
+    truncate(l.height);
+    l.then_reach = r1;
+    l.in_else = true;
+    line("} else {");
+    dead_ = false;
+  }
+
+  void on_end() {
+    if (dead_ && skip_depth_ > 0) {
+      --skip_depth_;
+      return;
+    }
+    if (!dead_) pre(kEvOther);
+    if (labels_.empty()) throw Unsupported{"end without block (internal)"};
+    Label l = labels_.back();
+    bool reach = !dead_;
+    if (l.function) {
+      if (reach) {
+        if (result_ != Type::Void) {
+          Val v = pop();
+          line({"return ", v.e, ";"});
+        } else {
+          line("return;");
+        }
+      }
+      labels_.pop_back();
+      dead_ = true;
+      return;
+    }
+    if (reach && l.result != Type::Void) assign_block(l.id);
+    truncate(l.height);
+    if (l.is_if) {
+      bool r1 = l.in_else ? l.then_reach : reach;
+      bool r2 = l.in_else ? reach : true;
+      line("}");
+      labels_.pop_back();
+      if (l.used) body_ += cat({"E", std::to_string(l.id), ":;\n"});
+      reach = r1 || r2 || l.used;
+    } else {
+      labels_.pop_back();
+      if (!l.loop && l.used) body_ += cat({"E", std::to_string(l.id), ":;\n"});
+      reach = reach || (!l.loop && l.used);
+    }
+    dead_ = !reach;
+    if (reach && l.result != Type::Void) push(block_var(l.id, l.result));
   }
 
  private:
+  Type block_type(Type sig) {
+    if (sig.IsIndex()) throw Unsupported{"multi-value blocks"};
+    if (sig == Type::Void) return Type::Void;
+    if (sig != Type::I32 && sig != Type::I64 && sig != Type::F32 && sig != Type::F64)
+      throw Unsupported{"block type"};
+    return sig;
+  }
+
+  void assign_block(int id) {
+    Val v = pop();
+    line({"b", std::to_string(id), " = ", v.e, ";"});
+    release(v);
+  }
+
+  // Runs before every instruction: emits a deferred `g OP= k;` unless the
+  // instruction reads g back (then it becomes the once-value), and evaluates
+  // pending once-values unless the instruction may consume them in place.
+  // Returns true if the instruction was absorbed.
+  bool pre(Ev ev, Index g = wabt::kInvalidIndex) {
+    if (has_rmw_) {
+      has_rmw_ = false;
+      if (ev == kEvGlobalGet && g == rmw_g_) {
+        Val v;
+        v.t = m_.globals[g]->type;
+        v.e = "(" + rmw_stmt_ + ")";
+        v.glob = true;
+        v.once = true;
+        once_live_ = true;
+        push(std::move(v));
+        return true;
+      }
+      line({rmw_stmt_, ";"});
+    }
+    if (once_live_) {
+      if (ev == kEvOther || ev == kEvGlobalGet) {
+        flush_if([](const Val& v) { return v.once; });
+        once_live_ = false;
+      } else if (ev == kEvCond) {
+        // Only the condition itself (the top) may stay a once-value.
+        for (size_t i = 0; i + 1 < stack_.size(); ++i)
+          if (stack_[i].once) materialize(stack_[i]);
+      }
+    }
+    return false;
+  }
+
+ public:
+  // ---- emission helpers private:
   // ---- emission helpers
   void line(std::string_view s) {
     body_ += s;
@@ -283,6 +462,7 @@ class FuncWriter {
       r.mem |= p->mem;
       r.glob |= p->glob;
       r.locals |= p->locals;
+      r.once |= p->once;
       r.temps.insert(r.temps.end(), p->temps.begin(), p->temps.end());
       r.depth = std::max(r.depth, p->depth + 1);
     }
@@ -303,19 +483,28 @@ class FuncWriter {
     return "cvk" + std::to_string(it->second) + ".f";
   }
 
-  Val constant(const wabt::Const& c) {
+  Val constant(Type t, uint64_t bits) {
     char buf[64];
-    switch (c.type()) {
+    switch (t) {
       case Type::I32:
-        std::snprintf(buf, sizeof buf, "%uu", c.u32());
+        std::snprintf(buf, sizeof buf, "%uu", static_cast<uint32_t>(bits));
         return konst(Type::I32, buf);
       case Type::I64:
-        std::snprintf(buf, sizeof buf, "%" PRIu64 "ull", c.u64());
+        std::snprintf(buf, sizeof buf, "%" PRIu64 "ull", bits);
         return konst(Type::I64, buf);
-      case Type::F32: return konst(Type::F32, fconst(false, c.f32_bits()));
-      case Type::F64: return konst(Type::F64, fconst(true, c.f64_bits()));
+      case Type::F32: return konst(Type::F32, fconst(false, bits & 0xffffffffu));
+      case Type::F64: return konst(Type::F64, fconst(true, bits));
       default: throw Unsupported{"constant of a non-numeric type"};
     }
+  }
+
+  Type local_type(Index l) const {
+    if (l >= local_types_.size()) throw Unsupported{"local index"};
+    return local_types_[l];
+  }
+  Index global(Index g) const {
+    if (g >= m_.globals.size()) throw Unsupported{"global index"};
+    return g;
   }
 
   static std::string cond(const Val& c) { return c.cond.empty() ? c.e : c.cond; }
@@ -341,11 +530,6 @@ class FuncWriter {
     return s;
   }
 
-  Type block_result(const wabt::BlockDeclaration& d) {
-    if (!d.sig.param_types.empty() || d.sig.result_types.size() > 1) throw Unsupported{"multi-value blocks"};
-    return d.sig.result_types.empty() ? Type(Type::Void) : d.sig.result_types[0];
-  }
-
   Val block_var(int id, Type t) {
     Val v;
     v.kind = Val::kTemp;
@@ -354,141 +538,8 @@ class FuncWriter {
     return v;
   }
 
-  // Returns whether the end of the list is reachable.
-  bool list(const ExprList& exprs) {
-    for (auto it = exprs.begin(); it != exprs.end(); ++it) {
-      int m = counter_check(it, exprs.end());
-      if (m == 2) return false;
-      if (m == 1) continue;
-      if (!expr(*it)) return false;
-    }
-    return true;
-  }
-
-  // The metering idiom `g = g OP k; if (g CMP c) {...}` (fuel and depth, at
-  // every region and function entry) becomes `if ((g OP= k) CMP c) {...}`:
-  // one load and store of the counter instead of a store then a reload.
-  // On a match, advances `it` to the `if` and returns 1 (2 if the end of the
-  // `if` is unreachable); 0 otherwise.
-  int counter_check(ExprList::const_iterator& it, ExprList::const_iterator end) {
-    if (it->type() != ExprType::GlobalGet) return 0;
-    const Expr* e[8];
-    auto p = it;
-    for (int i = 0; i < 8; ++i, ++p) {
-      if (p == end) return 0;
-      e[i] = &*p;
-    }
-    if (e[0]->type() != ExprType::GlobalGet || e[1]->type() != ExprType::Const || e[2]->type() != ExprType::Binary ||
-        e[3]->type() != ExprType::GlobalSet || e[4]->type() != ExprType::GlobalGet ||
-        e[5]->type() != ExprType::Const || e[6]->type() != ExprType::Compare || e[7]->type() != ExprType::If)
-      return 0;
-    Index g = wabt::cast<wabt::GlobalGetExpr>(e[0])->var.index();
-    if (g == cvint_ || wabt::cast<wabt::GlobalSetExpr>(e[3])->var.index() != g ||
-        wabt::cast<wabt::GlobalGetExpr>(e[4])->var.index() != g)
-      return 0;
-    Opcode op = wabt::cast<wabt::BinaryExpr>(e[2])->opcode;
-    const char* aop = op == Opcode::I32Add || op == Opcode::I64Add   ? "+="
-                      : op == Opcode::I32Sub || op == Opcode::I64Sub ? "-="
-                                                                     : nullptr;
-    if (!aop) return 0;
-    Type gt = m_.globals[g]->type;
-    const char* cop = nullptr;
-    bool sgn = false;
-    switch (wabt::cast<wabt::CompareExpr>(e[6])->opcode) {
-      case Opcode::I32LtS: case Opcode::I64LtS: cop = "<"; sgn = true; break;
-      case Opcode::I32GtS: case Opcode::I64GtS: cop = ">"; sgn = true; break;
-      case Opcode::I32LeS: case Opcode::I64LeS: cop = "<="; sgn = true; break;
-      case Opcode::I32GeS: case Opcode::I64GeS: cop = ">="; sgn = true; break;
-      case Opcode::I32LtU: case Opcode::I64LtU: cop = "<"; break;
-      case Opcode::I32GtU: case Opcode::I64GtU: cop = ">"; break;
-      case Opcode::I32LeU: case Opcode::I64LeU: cop = "<="; break;
-      case Opcode::I32GeU: case Opcode::I64GeU: cop = ">="; break;
-      default: return 0;
-    }
-    const char* cast = !sgn ? "" : gt == Type::I64 ? "(s64)" : "(s32)";
-    // global.set: earlier loads run first, and pending reads of globals see the old value.
-    flush_mem_glob();
-    std::string gs = "I->g" + std::to_string(g);
-    std::string cond = std::string("(") + cast + "(" + gs + " " + aop + " " + constant(wabt::cast<wabt::ConstExpr>(e[1])->const_).e +
-                       ") " + cop + " " + cast + constant(wabt::cast<wabt::ConstExpr>(e[5])->const_).e + ")";
-    Val c;
-    c.t = Type::I32;
-    c.e = "(u32)" + cond;
-    c.cond = cond;
-    c.glob = true;
-    pending_cond_ = std::move(c);
-    has_pending_cond_ = true;
-    it = std::next(it, 7);
-    return if_(*wabt::cast<wabt::IfExpr>(&*it)) ? 1 : 2;
-  }
-
-  bool block(const wabt::Block& b, bool loop) {
-    Type rt = block_result(b.decl);
-    flush_all();
-    int id = next_label_++;
-    labels_.push_back(Label{id, loop, rt, stack_.size()});
-    if (rt != Type::Void) block_vars_.emplace_back(id, rt);
-    if (loop) body_ += cat({"L", std::to_string(id), ":;\n"});
-    bool reach = list(b.exprs);
-    Label l = labels_.back();
-    labels_.pop_back();
-    if (reach && rt != Type::Void) {
-      Val v = pop();
-      line("b" + std::to_string(id) + " = " + v.e + ";");
-      release(v);
-    }
-    truncate(l.height);
-    if (!loop && l.used) body_ += cat({"E", std::to_string(id), ":;\n"});
-    reach = reach || (!loop && l.used);
-    if (reach && rt != Type::Void) push(block_var(id, rt));
-    return reach;
-  }
-
   void truncate(size_t h) {
     while (stack_.size() > h) stack_.pop_back();  // unreachable leftovers: temps leak, harmless
-  }
-
-  bool if_(const wabt::IfExpr& e) {
-    Type rt = block_result(e.true_.decl);
-    Val c;
-    if (has_pending_cond_) {
-      c = std::move(pending_cond_);
-      has_pending_cond_ = false;
-    } else {
-      c = pop();
-    }
-    flush_all();
-    int id = next_label_++;
-    size_t h = stack_.size();
-    labels_.push_back(Label{id, false, rt, h});
-    if (rt != Type::Void) block_vars_.emplace_back(id, rt);
-    line("if (" + cond(c) + ") {");
-    release(c);
-    bool r1 = list(e.true_.exprs);
-    if (r1 && rt != Type::Void) {
-      Val v = pop();
-      line("b" + std::to_string(id) + " = " + v.e + ";");
-      release(v);
-    }
-    truncate(h);
-    bool r2 = true;
-    if (!e.false_.empty() || rt != Type::Void) {
-      line("} else {");
-      r2 = list(e.false_);
-      if (r2 && rt != Type::Void) {
-        Val v = pop();
-        line("b" + std::to_string(id) + " = " + v.e + ";");
-        release(v);
-      }
-      truncate(h);
-    }
-    line("}");
-    Label l = labels_.back();
-    labels_.pop_back();
-    if (l.used) body_ += cat({"E", std::to_string(id), ":;\n"});
-    bool reach = r1 || r2 || l.used;
-    if (reach && rt != Type::Void) push(block_var(id, rt));
-    return reach;
   }
 
   std::string addr(const Val& a, uint64_t offset) {
@@ -497,12 +548,12 @@ class FuncWriter {
     return cat({"(M + ", a.e, " + ", std::to_string(offset), "ull)"});
   }
 
-  void load(const wabt::LoadExpr& e) {
+  void load(Opcode opcode, uint64_t offset) {
     Val a = pop();
-    std::string p = addr(a, e.offset);
+    std::string p = addr(a, offset);
     const char* pre = "";
     Type t;
-    switch (e.opcode) {
+    switch (opcode) {
       case Opcode::I32Load: t = Type::I32; pre = "*(u32*)"; break;
       case Opcode::I64Load: t = Type::I64; pre = "*(u64*)"; break;
       case Opcode::F32Load: t = Type::F32; pre = "*(f32*)"; break;
@@ -517,21 +568,21 @@ class FuncWriter {
       case Opcode::I64Load16U: t = Type::I64; pre = "(u64)*(u16*)"; break;
       case Opcode::I64Load32S: t = Type::I64; pre = "(u64)(s64)*(s32*)"; break;
       case Opcode::I64Load32U: t = Type::I64; pre = "(u64)*(u32*)"; break;
-      default: throw Unsupported{std::string("load ") + e.opcode.GetName()};
+      default: throw Unsupported{std::string("load ") + opcode.GetName()};
     }
     Val r = combine(t, cat({"(", pre, p, ")"}), {&a});
     r.mem = true;
     push(std::move(r));
   }
 
-  void store(const wabt::StoreExpr& e) {
+  void store(Opcode opcode, uint64_t offset) {
     Val v = pop();
     Val a = pop();
     flush_mem();  // earlier loads first (their traps), and they must see the old contents
-    std::string p = addr(a, e.offset);
+    std::string p = addr(a, offset);
     const char* pre = "";
     const char* cast = "";
-    switch (e.opcode) {
+    switch (opcode) {
       case Opcode::I32Store: pre = "*(u32*)"; break;
       case Opcode::I64Store: pre = "*(u64*)"; break;
       case Opcode::F32Store: pre = "*(f32*)"; break;
@@ -539,7 +590,7 @@ class FuncWriter {
       case Opcode::I32Store8: case Opcode::I64Store8: pre = "*(u8*)"; cast = "(u8)"; break;
       case Opcode::I32Store16: case Opcode::I64Store16: pre = "*(u16*)"; cast = "(u16)"; break;
       case Opcode::I64Store32: pre = "*(u32*)"; cast = "(u32)"; break;
-      default: throw Unsupported{std::string("store ") + e.opcode.GetName()};
+      default: throw Unsupported{std::string("store ") + opcode.GetName()};
     }
     // Wasm evaluates the address and value before the store; an out-of-bounds
     // value load and an out-of-bounds store give the same trap.
@@ -603,6 +654,14 @@ class FuncWriter {
         // Every i32 value is a u32 (unsigned int) and every i64 a u64 in the
         // C: their arithmetic neither promotes nor overflows, no cast needed.
         e = cat({"(", a.e, " ", o, " ", b.e, ")"});
+        Val r = combine(t, e, {&a, &b});
+        if (a.gread != wabt::kInvalidIndex && b.kind == Val::kConst && (o[0] == '+' || o[0] == '-')) {
+          r.rmw_g = a.gread;
+          r.rmw_op = o;
+          r.rmw_k = b.e;
+        }
+        push(std::move(r));
+        return;
       } else {
         e = cat({"(", a.e, " ", o, " ", b.e, ")"});
       }
@@ -869,18 +928,32 @@ class FuncWriter {
     push(std::move(r));
   }
 
-  bool expr(const Expr& e) {
-    switch (e.type()) {
+  // One instruction (not block/loop/if/else/end). Sets dead_ after an
+  // unconditional transfer.
+  void on(const Op& o) {
+    if (dead_) return;
+    Ev ev = o.kind == ExprType::Const ? kEvConst
+            : o.kind == ExprType::Compare || (o.kind == ExprType::Convert && (o.opcode == Opcode::I32Eqz || o.opcode == Opcode::I64Eqz)) ? kEvCompare
+            : o.kind == ExprType::BrIf ? kEvCond
+            : o.kind == ExprType::GlobalGet ? kEvGlobalGet
+                                            : kEvOther;
+    if (pre(ev, o.index)) return;
+    if (!expr(o)) dead_ = true;
+  }
+
+ private:
+  bool expr(const Op& o) {
+    switch (o.kind) {
       case ExprType::Nop: return true;
       case ExprType::Unreachable:
         flush_mem();
         line("cv_trap(5);");
         return false;
-      case ExprType::Const: push(constant(wabt::cast<wabt::ConstExpr>(&e)->const_)); return true;
+      case ExprType::Const: push(constant(o.type, o.imm)); return true;
       case ExprType::LocalGet: {
-        Index l = wabt::cast<wabt::LocalGetExpr>(&e)->var.index();
+        Index l = o.index;
         Val v;
-        v.t = f_.GetLocalType(l);
+        v.t = local_type(l);
         v.e = lname(l);
         v.locals = 1ull << (l & 63);
         v.atom = true;
@@ -889,15 +962,16 @@ class FuncWriter {
       }
       case ExprType::LocalSet:
       case ExprType::LocalTee: {
-        bool tee = e.type() == ExprType::LocalTee;
-        Index l = tee ? wabt::cast<wabt::LocalTeeExpr>(&e)->var.index() : wabt::cast<wabt::LocalSetExpr>(&e)->var.index();
+        bool tee = o.kind == ExprType::LocalTee;
+        Index l = o.index;
+        local_type(l);
         Val v = pop();
         flush_if([&](const Val& x) { return reads_local(x, l); });
         line({lname(l), " = ", v.e, ";"});
         release(v);
         if (tee) {
           Val r;
-          r.t = f_.GetLocalType(l);
+          r.t = local_type(l);
           r.e = lname(l);
           r.locals = 1ull << (l & 63);
           r.atom = true;
@@ -906,25 +980,33 @@ class FuncWriter {
         return true;
       }
       case ExprType::GlobalGet: {
-        Index g = wabt::cast<wabt::GlobalGetExpr>(&e)->var.index();
+        Index g = global(o.index);
         Val v;
         v.t = m_.globals[g]->type;
         v.e = g == cvint_ ? "(*(volatile u32*)&" + gname(g) + ")" : gname(g);
         v.glob = true;
+        if (g != cvint_) v.gread = g;
         push(std::move(v));
         return true;
       }
       case ExprType::GlobalSet: {
-        Index g = wabt::cast<wabt::GlobalSetExpr>(&e)->var.index();
+        Index g = global(o.index);
         Val v = pop();
         flush_mem_glob();
-        line({gname(g), " = ", v.e, ";"});
+        if (v.rmw_g == g) {
+          // Deferred: fused with a following global.get g (see pre()).
+          has_rmw_ = true;
+          rmw_g_ = g;
+          rmw_stmt_ = cat({gname(g), " ", v.rmw_op, "= ", v.rmw_k});
+        } else {
+          line({gname(g), " = ", v.e, ";"});
+        }
         release(v);
         return true;
       }
       case ExprType::Drop: {
         Val v = pop();
-        if (v.mem) materialize(v);  // its load still runs (and may trap)
+        if (v.mem || v.once) materialize(v);  // its load still runs (and may trap)
         release(v);
         return true;
       }
@@ -945,12 +1027,12 @@ class FuncWriter {
         push(combine(a.t, "(" + cond(c) + " ? " + a.e + " : " + b.e + ")", {&a, &b, &c}));
         return true;
       }
-      case ExprType::Load: load(*wabt::cast<wabt::LoadExpr>(&e)); return true;
-      case ExprType::Store: store(*wabt::cast<wabt::StoreExpr>(&e)); return true;
-      case ExprType::Binary: binary(wabt::cast<wabt::BinaryExpr>(&e)->opcode); return true;
-      case ExprType::Compare: binary(wabt::cast<wabt::CompareExpr>(&e)->opcode); return true;
-      case ExprType::Unary: unary(wabt::cast<wabt::UnaryExpr>(&e)->opcode); return true;
-      case ExprType::Convert: convert(wabt::cast<wabt::ConvertExpr>(&e)->opcode); return true;
+      case ExprType::Load: load(o.opcode, o.imm); return true;
+      case ExprType::Store: store(o.opcode, o.imm); return true;
+      case ExprType::Binary: binary(o.opcode); return true;
+      case ExprType::Compare: binary(o.opcode); return true;
+      case ExprType::Unary: unary(o.opcode); return true;
+      case ExprType::Convert: convert(o.opcode); return true;
       case ExprType::MemorySize: {
         uses_mem_ = true;
         Val v;
@@ -975,7 +1057,8 @@ class FuncWriter {
         return true;
       }
       case ExprType::Call: {
-        Index fi = m_.GetFuncIndex(wabt::cast<wabt::CallExpr>(&e)->var);
+        Index fi = o.index;
+        if (fi >= m_.funcs.size()) throw Unsupported{"call index"};
         const auto& sig = m_.funcs[fi]->decl.sig;
         flush_mem_glob();
         std::string args = call_args(sig);
@@ -983,13 +1066,10 @@ class FuncWriter {
         return true;
       }
       case ExprType::CallIndirect: {
-        const auto* ci = wabt::cast<wabt::CallIndirectExpr>(&e);
-        wabt::FuncSignature sig = ci->decl.sig;
-        if (ci->decl.has_func_type) {
-          const wabt::FuncType* ft = m_.GetFuncType(ci->decl.type_var);
-          if (!ft) throw Unsupported{"call_indirect type"};
-          sig = ft->sig;
-        }
+        const wabt::FuncType* ft =
+            o.index < m_.types.size() ? wabt::dyn_cast<wabt::FuncType>(m_.types[o.index]) : nullptr;
+        if (!ft || m_.tables.empty()) throw Unsupported{"call_indirect type"};
+        const wabt::FuncSignature& sig = ft->sig;
         if (sig.result_types.size() > 1) throw Unsupported{"multi-value calls"};
         flush_mem_glob();
         Val x = pop();
@@ -1010,11 +1090,8 @@ class FuncWriter {
         release(x);
         return true;
       }
-      case ExprType::Block: return block(wabt::cast<wabt::BlockExpr>(&e)->block, false);
-      case ExprType::Loop: return block(wabt::cast<wabt::LoopExpr>(&e)->block, true);
-      case ExprType::If: return if_(*wabt::cast<wabt::IfExpr>(&e));
       case ExprType::Br: {
-        Label& l = target(wabt::cast<wabt::BrExpr>(&e)->var.index());
+        Label& l = target(o.index);
         flush_mem();
         if (!l.loop && l.result != Type::Void) {
           Val v = pop();
@@ -1025,7 +1102,7 @@ class FuncWriter {
         return false;
       }
       case ExprType::BrIf: {
-        Label& l = target(wabt::cast<wabt::BrIfExpr>(&e)->var.index());
+        Label& l = target(o.index);
         Val c = pop();
         flush_mem();
         if (!l.loop && l.result != Type::Void) {
@@ -1035,18 +1112,18 @@ class FuncWriter {
           line("if (" + cond(c) + ") { " + jump(l, nullptr) + " }");
         }
         release(c);
+        once_live_ = false;
         return true;
       }
       case ExprType::BrTable: {
-        const auto* bt = wabt::cast<wabt::BrTableExpr>(&e);
         Val x = pop();
         flush_mem();
-        Label& dl = target(bt->default_target.index());
+        Label& dl = target(o.index);
         const Val* v = nullptr;
         if (!dl.loop && dl.result != Type::Void) v = &simple(stack_.back());
         line("switch (" + x.e + ") {");
-        for (size_t i = 0; i < bt->targets.size(); ++i) {
-          Label& l = target(bt->targets[i].index());
+        for (size_t i = 0; i < o.targets.size(); ++i) {
+          Label& l = target(o.targets[i]);
           line("case " + std::to_string(i) + "u: " + jump(l, l.loop ? nullptr : v));
         }
         line("default: " + jump(dl, dl.loop ? nullptr : v));
@@ -1063,27 +1140,16 @@ class FuncWriter {
         }
         return false;
       }
-      default: throw Unsupported{std::string("instruction ") + wabt::GetExprTypeName(e.type())};
+      default: throw Unsupported{std::string("instruction ") + wabt::GetExprTypeName(o.kind)};
     }
   }
 
-  uint32_t type_id(const wabt::FuncSignature& sig) {
-    std::vector<Type> key(sig.param_types.begin(), sig.param_types.end());
-    key.push_back(Type::Void);  // separator
-    key.insert(key.end(), sig.result_types.begin(), sig.result_types.end());
-    auto it = type_ids_.find(key);
-    if (it != type_ids_.end()) return it->second;
-    uint32_t id = static_cast<uint32_t>(type_ids_.size() + 1);
-    type_ids_.emplace(key, id);
-    return id;
-  }
-
- public:
-  uint32_t type_id_public(const wabt::FuncSignature& sig) { return type_id(sig); }
+  uint32_t type_id(const wabt::FuncSignature& sig) { return type_id_of(type_ids_, sig); }
 
  private:
   const wabt::Module& m_;
-  const wabt::Func& f_;
+  const wabt::FuncSignature& sig_;
+  std::vector<Type> local_types_;
   Index func_index_;
   Index cvint_;
   FConsts& fconsts_;
@@ -1098,8 +1164,12 @@ class FuncWriter {
   std::map<Type, std::vector<int>> free_;
   std::vector<std::pair<int, Type>> block_vars_;
   bool uses_mem_ = false;
-  Val pending_cond_;
-  bool has_pending_cond_ = false;
+  bool dead_ = false;
+  int skip_depth_ = 0;
+  bool once_live_ = false;
+  bool has_rmw_ = false;
+  Index rmw_g_ = wabt::kInvalidIndex;
+  std::string rmw_stmt_;
 };
 
 std::string to_bits(Type t, const std::string& v) {
@@ -1120,6 +1190,248 @@ std::string from_bits(Type t, const std::string& s) {
   }
 }
 
+bool read_leb(std::span<const uint8_t> b, size_t& pos, uint32_t& out) {
+  uint64_t r = 0;
+  for (int shift = 0; shift < 35; shift += 7) {
+    if (pos >= b.size()) return false;
+    uint8_t byte = b[pos++];
+    r |= uint64_t(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) {
+      if (r > 0xffffffffu) return false;
+      out = static_cast<uint32_t>(r);
+      return true;
+    }
+  }
+  return false;
+}
+
+void write_leb(std::vector<uint8_t>& o, uint32_t v) {
+  do {
+    uint8_t byte = v & 0x7f;
+    v >>= 7;
+    o.push_back(byte | (v ? 0x80 : 0));
+  } while (v);
+}
+
+// The module with every function body replaced by an empty one: wabt's IR
+// (an allocation per instruction, as costly to free as to build) is only
+// wanted for the module-level sections; bodies are translated while decoding.
+bool strip_bodies(std::span<const uint8_t> in, std::vector<uint8_t>& out) {
+  if (in.size() < 8) return false;
+  out.assign(in.begin(), in.begin() + 8);
+  size_t pos = 8;
+  while (pos < in.size()) {
+    size_t start = pos;
+    uint8_t id = in[pos++];
+    uint32_t size;
+    if (!read_leb(in, pos, size) || pos + size > in.size()) return false;
+    if (id == 10) {
+      size_t p = pos;
+      uint32_t count;
+      if (!read_leb(in.subspan(0, pos + size), p, count)) return false;
+      std::vector<uint8_t> payload;
+      write_leb(payload, count);
+      for (uint32_t i = 0; i < count; ++i) payload.insert(payload.end(), {0x02, 0x00, 0x0b});
+      out.push_back(10);
+      write_leb(out, static_cast<uint32_t>(payload.size()));
+      out.insert(out.end(), payload.begin(), payload.end());
+    } else {
+      out.insert(out.end(), in.begin() + start, in.begin() + pos + size);
+    }
+    pos += size;
+  }
+  return true;
+}
+
+// Decodes the function bodies and feeds each instruction to a FuncWriter.
+class BodyTranslator : public wabt::BinaryReaderNop {
+ public:
+  BodyTranslator(const wabt::Module& m, Index cvint, FConsts& fconsts, std::map<std::vector<Type>, uint32_t>& type_ids,
+                 std::ostringstream& funcs)
+      : m_(m), cvint_(cvint), fconsts_(fconsts), type_ids_(type_ids), funcs_(funcs) {}
+
+  std::string error;
+  size_t bodies = 0;
+
+  using R = wabt::Result;
+  R BeginFunctionBody(Index index, wabt::Offset) override {
+    return guard([&] {
+      if (index < m_.num_func_imports || index >= m_.funcs.size()) throw Unsupported{"function body index"};
+      w_ = std::make_unique<FuncWriter>(m_, index, cvint_, fconsts_, type_ids_);
+    });
+  }
+  R OnLocalDecl(Index, Index count, Type type) override {
+    return guard([&] { w_->add_locals(count, type); });
+  }
+  R EndFunctionBody(Index) override {
+    return guard([&] {
+      funcs_ << w_->finish();
+      w_.reset();
+      ++bodies;
+    });
+  }
+  R OnBlockExpr(Type sig) override { return body([&] { w_->on_block(sig, false); }); }
+  R OnLoopExpr(Type sig) override { return body([&] { w_->on_block(sig, true); }); }
+  R OnIfExpr(Type sig) override { return body([&] { w_->on_if(sig); }); }
+  R OnElseExpr() override { return body([&] { w_->on_else(); }); }
+  R OnEndExpr() override { return body([&] { w_->on_end(); }); }
+
+  R OnBinaryExpr(Opcode op) override { return opc(ExprType::Binary, op); }
+  R OnCompareExpr(Opcode op) override { return opc(ExprType::Compare, op); }
+  R OnConvertExpr(Opcode op) override { return opc(ExprType::Convert, op); }
+  R OnUnaryExpr(Opcode op) override { return opc(ExprType::Unary, op); }
+  R OnNopExpr() override { return simple(ExprType::Nop); }
+  R OnUnreachableExpr() override { return simple(ExprType::Unreachable); }
+  R OnDropExpr() override { return simple(ExprType::Drop); }
+  R OnReturnExpr() override { return simple(ExprType::Return); }
+  R OnSelectExpr(Index result_count, Type* result_types) override {
+    if (result_count > 1) return fail("select with several results");
+    for (Index i = 0; i < result_count; ++i)
+      if (result_types[i] != Type::I32 && result_types[i] != Type::I64 && result_types[i] != Type::F32 &&
+          result_types[i] != Type::F64)
+        return fail("select on references");
+    return simple(ExprType::Select);
+  }
+  R OnMemorySizeExpr(Index) override { return simple(ExprType::MemorySize); }
+  R OnMemoryGrowExpr(Index) override { return simple(ExprType::MemoryGrow); }
+  R OnLocalGetExpr(Index i) override { return indexed(ExprType::LocalGet, i); }
+  R OnLocalSetExpr(Index i) override { return indexed(ExprType::LocalSet, i); }
+  R OnLocalTeeExpr(Index i) override { return indexed(ExprType::LocalTee, i); }
+  R OnGlobalGetExpr(Index i) override { return indexed(ExprType::GlobalGet, i); }
+  R OnGlobalSetExpr(Index i) override { return indexed(ExprType::GlobalSet, i); }
+  R OnCallExpr(Index i) override { return indexed(ExprType::Call, i); }
+  R OnCallIndirectExpr(Index sig, Index table) override {
+    if (table != 0) return fail("call_indirect on another table");
+    return indexed(ExprType::CallIndirect, sig);
+  }
+  R OnBrExpr(Index d) override { return indexed(ExprType::Br, d); }
+  R OnBrIfExpr(Index d) override { return indexed(ExprType::BrIf, d); }
+  R OnBrTableExpr(Index n, Index* targets, Index def) override {
+    op_ = Op{};
+    op_.kind = ExprType::BrTable;
+    op_.index = def;
+    op_.targets.assign(targets, targets + n);
+    return run();
+  }
+  R OnI32ConstExpr(uint32_t v) override { return konst(Type::I32, v); }
+  R OnI64ConstExpr(uint64_t v) override { return konst(Type::I64, v); }
+  R OnF32ConstExpr(uint32_t v) override { return konst(Type::F32, v); }
+  R OnF64ConstExpr(uint64_t v) override { return konst(Type::F64, v); }
+  R OnLoadExpr(Opcode op, Index memidx, wabt::Address, wabt::Address offset) override {
+    if (memidx != 0) return fail("multi-memory");
+    op_ = Op{};
+    op_.kind = ExprType::Load;
+    op_.opcode = op;
+    op_.imm = offset;
+    return run();
+  }
+  R OnStoreExpr(Opcode op, Index memidx, wabt::Address, wabt::Address offset) override {
+    if (memidx != 0) return fail("multi-memory");
+    op_ = Op{};
+    op_.kind = ExprType::Store;
+    op_.opcode = op;
+    op_.imm = offset;
+    return run();
+  }
+  // Everything else the profile may admit (bulk memory is an opt-in) goes to
+  // the wasm2c fallback.
+  R OnMemoryCopyExpr(Index, Index) override { return fail("memory.copy"); }
+  R OnMemoryFillExpr(Index) override { return fail("memory.fill"); }
+  R OnMemoryInitExpr(Index, Index) override { return fail("memory.init"); }
+  R OnDataDropExpr(Index) override { return fail("data.drop"); }
+  R OnTableCopyExpr(Index, Index) override { return fail("table.copy"); }
+  R OnElemDropExpr(Index) override { return fail("elem.drop"); }
+  R OnTableInitExpr(Index, Index) override { return fail("table.init"); }
+  R OnTableGetExpr(Index) override { return fail("table.get"); }
+  R OnTableSetExpr(Index) override { return fail("table.set"); }
+  R OnTableGrowExpr(Index) override { return fail("table.grow"); }
+  R OnTableSizeExpr(Index) override { return fail("table.size"); }
+  R OnTableFillExpr(Index) override { return fail("table.fill"); }
+  R OnRefFuncExpr(Index) override { return in_body() ? fail("ref.func") : R(R::Ok); }
+  R OnRefNullExpr(Type) override { return in_body() ? fail("ref.null") : R(R::Ok); }
+  R OnRefIsNullExpr() override { return fail("ref.is_null"); }
+  R OnReturnCallExpr(Index) override { return fail("return_call"); }
+  R OnReturnCallIndirectExpr(Index, Index) override { return fail("return_call_indirect"); }
+  R OnCallRefExpr() override { return fail("call_ref"); }
+  R OnTryExpr(Type) override { return fail("exceptions"); }
+  R OnThrowExpr(Index) override { return fail("exceptions"); }
+  R OnRethrowExpr(Index) override { return fail("exceptions"); }
+  R OnDelegateExpr(Index) override { return fail("exceptions"); }
+  R OnCatchExpr(Index) override { return fail("exceptions"); }
+  R OnCatchAllExpr() override { return fail("exceptions"); }
+  R OnTernaryExpr(Opcode) override { return fail("SIMD"); }
+  R OnV128ConstExpr(v128) override { return fail("SIMD"); }
+  R OnSimdLaneOpExpr(Opcode, uint64_t) override { return fail("SIMD"); }
+  R OnSimdShuffleOpExpr(Opcode, v128) override { return fail("SIMD"); }
+  R OnLoadSplatExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("SIMD"); }
+  R OnLoadZeroExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("SIMD"); }
+  R OnAtomicLoadExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("atomics"); }
+  R OnAtomicStoreExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("atomics"); }
+  R OnAtomicRmwExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("atomics"); }
+  R OnAtomicRmwCmpxchgExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("atomics"); }
+  R OnAtomicWaitExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("atomics"); }
+  R OnAtomicFenceExpr(uint32_t) override { return fail("atomics"); }
+  R OnAtomicNotifyExpr(Opcode, Index, wabt::Address, wabt::Address) override { return fail("atomics"); }
+
+ private:
+  bool in_body() const { return w_ != nullptr; }
+  R fail(const char* what) {
+    if (error.empty()) error = what;
+    return R::Error;
+  }
+  template <class F>
+  R guard(F&& f) {
+    try {
+      f();
+      return R::Ok;
+    } catch (const Unsupported& u) {
+      if (error.empty()) error = u.what;
+      return R::Error;
+    }
+  }
+  // Instruction callbacks also fire for constant expressions outside bodies.
+  template <class F>
+  R body(F&& f) {
+    if (!w_) return R::Ok;
+    return guard(f);
+  }
+  R run() {
+    return body([&] { w_->on(op_); });
+  }
+  R opc(ExprType k, Opcode op) {
+    op_ = Op{};
+    op_.kind = k;
+    op_.opcode = op;
+    return run();
+  }
+  R simple(ExprType k) {
+    op_ = Op{};
+    op_.kind = k;
+    return run();
+  }
+  R indexed(ExprType k, Index i) {
+    op_ = Op{};
+    op_.kind = k;
+    op_.index = i;
+    return run();
+  }
+  R konst(Type t, uint64_t bits) {
+    op_ = Op{};
+    op_.kind = ExprType::Const;
+    op_.type = t;
+    op_.imm = bits;
+    return run();
+  }
+
+  const wabt::Module& m_;
+  Index cvint_;
+  FConsts& fconsts_;
+  std::map<std::vector<Type>, uint32_t>& type_ids_;
+  std::ostringstream& funcs_;
+  std::unique_ptr<FuncWriter> w_;
+  Op op_;
+};
+
 }  // namespace
 
 Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& features) {
@@ -1127,7 +1439,9 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   wabt::Errors errors;
   wabt::Features wf = metered_features(features);
   wabt::ReadBinaryOptions ropts(wf, nullptr, false, true, false);
-  if (wabt::Failed(wabt::ReadBinaryIr("metered", prep.metered.data(), prep.metered.size(), ropts, &errors, &m)))
+  std::vector<uint8_t> stripped;
+  if (!strip_bodies(prep.metered, stripped) ||
+      wabt::Failed(wabt::ReadBinaryIr("metered", stripped.data(), stripped.size(), ropts, &errors, &m)))
     return Status::internal("the metered module does not re-read");
   // No second validation: prepare_module validated the user's module and
   // wrote the metered one (the reader still checks its structure), and the
@@ -1189,12 +1503,18 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
       funcs << "}\n";
     }
     for (Index i = m.num_func_imports; i < m.funcs.size(); ++i) {
-      FuncWriter w(m, *m.funcs[i], i, g_int, fconsts, type_ids);
-      protos << w.header() << ";\n";
-      funcs << w.write();
+      if (m.funcs[i]->decl.sig.result_types.size() > 1) throw Unsupported{"multi-value function results"};
+      protos << func_header(m, i) << ";\n";
     }
   } catch (const Unsupported& u) {
     return Status::unsupported("tcc writer: " + u.what);
+  }
+  {
+    BodyTranslator bt(m, g_int, fconsts, type_ids, funcs);
+    wabt::Result r = wabt::ReadBinary(prep.metered.data(), prep.metered.size(), &bt, ropts);
+    if (!bt.error.empty()) return Status::unsupported("tcc writer: " + bt.error);
+    if (wabt::Failed(r) || bt.bodies != m.funcs.size() - m.num_func_imports)
+      return Status::internal("the metered module's code does not re-read");
   }
 
   // Float constants as bit patterns (exact; NaN payloads kept).
@@ -1267,8 +1587,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
       const Expr& e = el.front();
       if (e.type() == ExprType::RefFunc) {
         Index fi = m.GetFuncIndex(wabt::cast<wabt::RefFuncExpr>(&e)->var);
-        FuncWriter tw(m, *m.funcs[fi], fi, g_int, fconsts, type_ids);
-        uint32_t tid = tw.type_id_public(m.funcs[fi]->decl.sig);
+        uint32_t tid = type_id_of(type_ids, m.funcs[fi]->decl.sig);
         g << "  I->tab.data[" << k << "].func_type = " << tid << "u; I->tab.data[" << k
           << "].func = (void (*)(void))w" << fi << "; I->tab.data[" << k << "].module_instance = I;\n";
       } else if (e.type() != ExprType::RefNull) {
