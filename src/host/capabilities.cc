@@ -362,7 +362,7 @@ Status kv_commit(CallState& st) {
     st.record->kv_writes.push_back({k, v});
   }
   if (st.replay) return Status::ok();
-  return st.store->commit(batch);
+  return st.store->commit(st.kv_prefix, batch);
 }
 
 bool import_needs_arena(const ImportDesc& import) {

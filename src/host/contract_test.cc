@@ -419,6 +419,30 @@ TEST(Kv, QuotaOverrunTrapsCleanly) {
   EXPECT_EQ(c->kv_dump().value().at("x"), "1");
 }
 
+TEST(Kv, QuotaCountersPersistInSqlite) {
+  std::string path = ::testing::TempDir() + "/kv_quota.sqlite";
+  std::remove(path.c_str());
+  Grants g = all_grants();
+  g.kv->max_keys = 3;
+  g.kv->max_bytes = 100;
+  {
+    auto c = deploy_caps(g, "q", path);
+    EXPECT_EQ(call(*c, "kv-fill", {"k", 3u, 10u}).trap.kind, TrapKind::kNone);  // 3 keys, 36 bytes
+    EXPECT_EQ(call(*c, "kv-fill", {"k", 2u, 20u}).trap.kind, TrapKind::kNone);  // overwrite: 56 bytes
+  }
+  auto c = deploy_caps(g, "q", path);  // a new Contract (and store handle) on the same file
+  auto r = call(*c, "kv-set", {"x", "1"});
+  EXPECT_NE(r.trap.message.find("4 keys > max_keys 3"), std::string::npos) << r.trap.message;
+  r = call(*c, "kv-fill", {"k", 1u, 70u});  // k0: 56 - 22 + 72
+  EXPECT_NE(r.trap.message.find("106 bytes > max_bytes 100"), std::string::npos) << r.trap.message;
+  EXPECT_EQ(call(*c, "kv-delete", {"k2"}).result, true);
+  EXPECT_EQ(call(*c, "kv-set", {"x", "1"}).trap.kind, TrapKind::kNone);
+  EXPECT_EQ(r.record.kv_usage, (KvUsage{3, 56}));
+  // Another deployment on the file has its own counters.
+  auto other = deploy_caps(g, "other", path);
+  EXPECT_EQ(call(*other, "kv-fill", {"k", 3u, 1u}).trap.kind, TrapKind::kNone);
+}
+
 // ---------------------------------------------------------------------------
 // log
 

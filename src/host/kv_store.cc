@@ -2,6 +2,7 @@
 // WAL, a batch per transaction).
 #include "host/kv_store.h"
 
+#include <cassert>
 #include <map>
 #include <mutex>
 
@@ -37,32 +38,54 @@ class MemoryKvStore final : public KvStore {
   }
   Result<KvUsage> usage(const std::string& prefix) override {
     std::lock_guard<std::mutex> lock(mu_);
-    KvUsage u;
-    for (auto it = map_.lower_bound(prefix); it != map_.end(); ++it) {
-      if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-      u.keys++;
-      u.bytes += it->first.size() - prefix.size() + it->second.size();
-    }
-    return u;
+    return usage_locked(prefix);
   }
-  Status commit(const KvBatch& batch) override {
+  Status commit(const std::string& prefix, const KvBatch& batch) override {
     std::lock_guard<std::mutex> lock(mu_);
+    KvUsage& u = usage_locked(prefix);
     for (const auto& [k, v] : batch) {
-      if (v) map_[k] = *v;
-      else map_.erase(k);
+      assert(k.compare(0, prefix.size(), prefix) == 0);
+      const uint64_t name_bytes = k.size() - prefix.size();
+      auto it = map_.find(k);
+      if (it != map_.end()) {
+        u.keys -= 1;
+        u.bytes -= name_bytes + it->second.size();
+      }
+      if (v) {
+        u.keys += 1;
+        u.bytes += name_bytes + v->size();
+        map_[k] = *v;
+      } else if (it != map_.end()) {
+        map_.erase(it);
+      }
     }
     return Status::ok();
   }
 
  private:
+  KvUsage& usage_locked(const std::string& prefix) {
+    auto [it, inserted] = usage_.try_emplace(prefix);
+    if (inserted) {
+      for (auto m = map_.lower_bound(prefix); m != map_.end(); ++m) {
+        if (m->first.compare(0, prefix.size(), prefix) != 0) break;
+        it->second.keys++;
+        it->second.bytes += m->first.size() - prefix.size() + m->second.size();
+      }
+    }
+    return it->second;
+  }
+
+ private:
   std::mutex mu_;
   std::map<std::string, std::string> map_;  // GUARDED_BY(mu_)
+  std::map<std::string, KvUsage> usage_;    // GUARDED_BY(mu_): per namespace prefix
 };
 
 class SqliteKvStore final : public KvStore {
  public:
   ~SqliteKvStore() override {
-    for (sqlite3_stmt* s : {get_, list_, list_open_, usage_, usage_open_, put_, del_}) sqlite3_finalize(s);
+    for (sqlite3_stmt* s : {get_, list_, list_open_, usage_, usage_open_, put_, del_, vlen_, uget_, uput_})
+      sqlite3_finalize(s);
     if (db_) sqlite3_close(db_);
   }
 
@@ -75,7 +98,14 @@ class SqliteKvStore final : public KvStore {
     COVENANT_RETURN_IF_ERROR(exec("PRAGMA journal_mode=WAL"));
     COVENANT_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL"));
     COVENANT_RETURN_IF_ERROR(exec("CREATE TABLE IF NOT EXISTS covenant_kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"));
+    COVENANT_RETURN_IF_ERROR(exec(
+        "CREATE TABLE IF NOT EXISTS covenant_kv_usage (prefix BLOB PRIMARY KEY, keys INTEGER NOT NULL, "
+        "bytes INTEGER NOT NULL) WITHOUT ROWID"));
     COVENANT_RETURN_IF_ERROR(prepare("SELECT v FROM covenant_kv WHERE k = ?1", &get_));
+    COVENANT_RETURN_IF_ERROR(prepare("SELECT length(v) FROM covenant_kv WHERE k = ?1", &vlen_));
+    COVENANT_RETURN_IF_ERROR(prepare("SELECT keys, bytes FROM covenant_kv_usage WHERE prefix = ?1", &uget_));
+    COVENANT_RETURN_IF_ERROR(
+        prepare("INSERT OR REPLACE INTO covenant_kv_usage (prefix, keys, bytes) VALUES (?1, ?2, ?3)", &uput_));
     COVENANT_RETURN_IF_ERROR(prepare("SELECT k FROM covenant_kv WHERE k >= ?1 AND k < ?2 ORDER BY k LIMIT ?3", &list_));
     COVENANT_RETURN_IF_ERROR(prepare("SELECT k FROM covenant_kv WHERE k >= ?1 ORDER BY k LIMIT ?2", &list_open_));
     COVENANT_RETURN_IF_ERROR(prepare(
@@ -114,36 +144,95 @@ class SqliteKvStore final : public KvStore {
 
   Result<KvUsage> usage(const std::string& prefix) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto end = prefix_successor(prefix);
-    sqlite3_stmt* s = end ? usage_ : usage_open_;
-    Reset r(s);
-    bind(s, 1, prefix);
-    if (end) bind(s, 2, *end);
-    if (sqlite3_step(s) != SQLITE_ROW) return error("usage");
-    KvUsage u;
-    u.keys = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
-    u.bytes = static_cast<uint64_t>(sqlite3_column_int64(s, 1)) - u.keys * prefix.size();
+    COVENANT_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+    auto u = usage_locked(prefix);
+    if (!u) {
+      (void)exec("ROLLBACK");
+      return u.status();
+    }
+    COVENANT_RETURN_IF_ERROR(exec("COMMIT"));
     return u;
   }
 
-  Status commit(const KvBatch& batch) override {
+  Status commit(const std::string& prefix, const KvBatch& batch) override {
     std::lock_guard<std::mutex> lock(mu_);
     COVENANT_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-    for (const auto& [k, v] : batch) {
-      sqlite3_stmt* s = v ? put_ : del_;
-      Reset r(s);
-      bind(s, 1, k);
-      if (v) bind(s, 2, *v);
-      if (sqlite3_step(s) != SQLITE_DONE) {
-        Status st = error("commit");
-        (void)exec("ROLLBACK");
-        return st;
-      }
+    Status st = commit_locked(prefix, batch);
+    if (!st) {
+      (void)exec("ROLLBACK");
+      return st;
     }
     return exec("COMMIT");
   }
 
  private:
+  // The counters of prefix, computed by a scan (and stored) the first time.
+  // REQUIRES: inside a transaction.
+  Result<KvUsage> usage_locked(const std::string& prefix) {
+    {
+      Reset r(uget_);
+      bind(uget_, 1, prefix);
+      int rc = sqlite3_step(uget_);
+      if (rc == SQLITE_ROW)
+        return KvUsage{static_cast<uint64_t>(sqlite3_column_int64(uget_, 0)),
+                       static_cast<uint64_t>(sqlite3_column_int64(uget_, 1))};
+      if (rc != SQLITE_DONE) return error("usage");
+    }
+    auto end = prefix_successor(prefix);
+    sqlite3_stmt* s = end ? usage_ : usage_open_;
+    KvUsage u;
+    {
+      Reset r(s);
+      bind(s, 1, prefix);
+      if (end) bind(s, 2, *end);
+      if (sqlite3_step(s) != SQLITE_ROW) return error("usage");
+      u.keys = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+      u.bytes = static_cast<uint64_t>(sqlite3_column_int64(s, 1)) - u.keys * prefix.size();
+    }
+    COVENANT_RETURN_IF_ERROR(put_usage(prefix, u));
+    return u;
+  }
+
+  Status put_usage(const std::string& prefix, const KvUsage& u) {
+    Reset r(uput_);
+    bind(uput_, 1, prefix);
+    sqlite3_bind_int64(uput_, 2, static_cast<sqlite3_int64>(u.keys));
+    sqlite3_bind_int64(uput_, 3, static_cast<sqlite3_int64>(u.bytes));
+    if (sqlite3_step(uput_) != SQLITE_DONE) return error("usage update");
+    return Status::ok();
+  }
+
+  Status commit_locked(const std::string& prefix, const KvBatch& batch) {
+    auto usage = usage_locked(prefix);
+    if (!usage) return usage.status();
+    KvUsage u = *usage;
+    for (const auto& [k, v] : batch) {
+      assert(k.compare(0, prefix.size(), prefix) == 0);
+      const uint64_t name_bytes = k.size() - prefix.size();
+      {
+        Reset r(vlen_);
+        bind(vlen_, 1, k);
+        int rc = sqlite3_step(vlen_);
+        if (rc == SQLITE_ROW) {
+          u.keys -= 1;
+          u.bytes -= name_bytes + static_cast<uint64_t>(sqlite3_column_int64(vlen_, 0));
+        } else if (rc != SQLITE_DONE) {
+          return error("commit");
+        }
+      }
+      sqlite3_stmt* s = v ? put_ : del_;
+      Reset r(s);
+      bind(s, 1, k);
+      if (v) {
+        bind(s, 2, *v);
+        u.keys += 1;
+        u.bytes += name_bytes + v->size();
+      }
+      if (sqlite3_step(s) != SQLITE_DONE) return error("commit");
+    }
+    return put_usage(prefix, u);
+  }
+
   struct Reset {
     explicit Reset(sqlite3_stmt* s) : s(s) {}
     ~Reset() {
@@ -181,7 +270,7 @@ class SqliteKvStore final : public KvStore {
   std::string path_;
   sqlite3* db_ = nullptr;
   sqlite3_stmt *get_ = nullptr, *list_ = nullptr, *list_open_ = nullptr, *usage_ = nullptr, *usage_open_ = nullptr,
-               *put_ = nullptr, *del_ = nullptr;
+               *put_ = nullptr, *del_ = nullptr, *vlen_ = nullptr, *uget_ = nullptr, *uput_ = nullptr;
 };
 
 }  // namespace

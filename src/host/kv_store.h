@@ -24,10 +24,12 @@ class KvStore {
   virtual Result<std::optional<std::string>> get(const std::string& key) = 0;
   // Keys starting with prefix, in byte order, at most max.
   virtual Result<std::vector<std::string>> list(const std::string& prefix, size_t max) = 0;
-  // Keys under prefix and the sum of their (key - prefix) + value bytes.
+  // Keys under a namespace prefix and the sum of their (key - prefix) + value
+  // bytes. Kept as counters beside the data (updated by commit in the same
+  // transaction), so this is O(1) after the first use of a prefix.
   virtual Result<KvUsage> usage(const std::string& prefix) = 0;
-  // All or nothing.
-  virtual Status commit(const KvBatch& batch) = 0;
+  // All or nothing. REQUIRES: every key of batch starts with prefix.
+  virtual Status commit(const std::string& prefix, const KvBatch& batch) = 0;
 };
 
 std::unique_ptr<KvStore> make_memory_kv_store();
