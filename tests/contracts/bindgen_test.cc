@@ -121,9 +121,10 @@ TEST(Bindgen, WorldSelection) {
   EXPECT_TRUE(generate(two, {.lang = Lang::kC, .world = "y"}).is_ok());
   wit::Package imports = parse("package a:b; world x { import log: func(m: string); export f: func(); }");
   EXPECT_TRUE(generate(imports, {.lang = Lang::kC}).is_ok());
-  auto refused = generate(imports, {.lang = Lang::kRust});
+  EXPECT_TRUE(generate(imports, {.lang = Lang::kRust}).is_ok());
+  auto refused = generate(imports, {.lang = Lang::kAssemblyScript});
   ASSERT_FALSE(refused.is_ok());
-  EXPECT_NE(refused.status().message().find("imports are generated for c and cpp only"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("imports are generated for c, cpp and rust only"), std::string::npos);
   wit::Package foreign = parse("package a:b; world x { import covenant:host/kv@0.1.0; export f: func(); }");
   auto unresolved = generate(foreign, {.lang = Lang::kC});
   ASSERT_FALSE(unresolved.is_ok());
@@ -424,7 +425,7 @@ TEST(Bindgen, RepeatedAnonymousTypesAreDefinedOnce) {
   }
 }
 
-// Imports (C): the guest calls functions of its own package (flat params with
+// Imports (C and Rust): the guest calls functions of its own package (flat params with
 // a variant join and a return-area result; 20 flat values spilled into a
 // params tuple), of a foreign package resolved through Options::deps, and a
 // world-level function; the host side lifts the params and lowers the results
@@ -449,7 +450,7 @@ FuncType core_type(const abi::CoreSignature& sig) {
   return t;
 }
 
-TEST(Bindgen, CImportsCallTheHost) {
+TEST(Bindgen, ImportsCallTheHost) {
   std::string clang = COVENANT_TEST_CLANG;
   if (clang.empty()) GTEST_SKIP() << "clang not found";
   fs::path wit_dir = fs::path(COVENANT_SOURCE_DIR) / "tests/contracts/wit";
@@ -592,9 +593,56 @@ uint64_t exports_imports_test_run(imports_test_string_t s) {
   linker.define("$root", "tick", core_type(gabi.core_signature(*tick, abi::Direction::kImport)),
                 serve(gabi, *tick, [&](const std::vector<W>&) { return std::vector<W>{W::u64(41)}; }));
 
+  std::vector<std::pair<std::string, fs::path>> guests = {{"c", wasm}};
+  std::string rustc = COVENANT_TEST_RUSTC;
+  if (!rustc.empty()) {
+    auto rs = generate(guest, {.lang = Lang::kRust, .source_name = "imports.wit", .deps = {&host}});
+    ASSERT_TRUE(rs.is_ok()) << rs.status().message();
+    fs::path rdir = fs::path(COVENANT_BINARY_DIR) / "bindgen_test/imports_rust";
+    fs::remove_all(rdir);
+    for (const auto& f : *rs) write_text(rdir / f.path, f.content);
+    write_text(rdir / "lib.rs", R"R(mod imports_test;
+use imports_test::*;
+pub struct Component;
+impl ImportsTestGuest for Component {
+    fn run(s: String) -> u64 {
+        let p = Pair { a: s.clone(), b: 5 };
+        let a = imports_local_summarize(&p, &Pick::Text(s.clone()), true);
+        let b = imports_local_summarize(&p, &Pick::Small(2.5), false);
+        let c = imports_local_summarize(&p, &Pick::Num(1_000_000_000_000), false);
+        let d = imports_local_summarize(&p, &Pick::Nothing, false);
+        let many = imports_local_many(1, 2, 3, 4, -5, -6, -7, -8, 1.5, 2.5, '\u{1F600}', &s, &vec![1, 2, 3], true, 11, 12);
+        let _ = imports_counter_bump(Mode::Add, 7);
+        let bumped = imports_counter_bump(Mode::Sub, 2);
+        let t = imports_imports_test_tick();
+        a.total
+            .wrapping_add(a.tag as u64 * 10)
+            .wrapping_add(a.o.unwrap_or(0) as i64 as u64)
+            .wrapping_add(b.tag as u64 * 100)
+            .wrapping_add(b.f as u64)
+            .wrapping_add(if b.o.is_some() { 1_000_000 } else { 0 })
+            .wrapping_add(c.total)
+            .wrapping_add(d.tag as u64 * 7)
+            .wrapping_add(many as u64)
+            .wrapping_add(bumped * 1000)
+            .wrapping_add(t)
+    }
+}
+)R");
+    ASSERT_EQ(sh(rustc + " --edition=2021 --target wasm32-unknown-unknown --crate-type=cdylib -O -D warnings " +
+                 (rdir / "lib.rs").string() + " -o " + (rdir / "imports_test.wasm").string()),
+              0);
+    guests.push_back({"rust", rdir / "imports_test.wasm"});
+  }
+
   auto engine = Engine::create({.cache_dir = (fs::path(COVENANT_BINARY_DIR) / "bindgen_test/cache").string()});
   ASSERT_TRUE(engine.is_ok());
-  std::ifstream f(wasm, std::ios::binary);
+  for (const auto& [lang, guest_wasm] : guests) {
+  SCOPED_TRACE(lang);
+  counter = 100;
+  calls.clear();
+  std::ifstream f(guest_wasm, std::ios::binary);
+
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
   auto module = (*engine)->load(bytes, {.tier = Tier::kInterp, .name = "imports_test"});
   ASSERT_TRUE(module.is_ok()) << module.status().message();
@@ -615,6 +663,7 @@ uint64_t exports_imports_test_run(imports_test_string_t s) {
   uint64_t a_total = 5 + s.size() + s.size(), c_total = 5 + s.size() + 1000000000000ull;
   uint64_t want = a_total + 1 * 10 + static_cast<uint64_t>(int64_t{-3}) + 2 * 100 + 5 + c_total + 3 * 7 + many_sum + 105 * 1000 + 41;
   EXPECT_EQ(out->results.at(0).bits, want);
+  }
 }
 
 }  // namespace

@@ -154,9 +154,9 @@ class Gen {
     }
     bool imports = !imports_.empty();
     for (auto& d : deps_) imports = imports || !d->imports_.empty();
-    if (imports && opts_.lang != Lang::kC && opts_.lang != Lang::kCpp)
+    if (imports && opts_.lang == Lang::kAssemblyScript)
       return Status::unsupported("bindgen: world " + world_.name.written +
-                                 " imports functions; imports are generated for c and cpp only so far");
+                                 " imports functions; imports are generated for c, cpp and rust only so far");
     for (auto& e : imports_) {
       for (auto t : e.params) visit(t);
       for (auto t : e.results) visit(t);
@@ -1206,7 +1206,7 @@ class Span {
       case TypeKind::kFlags: return "(" + a[0] + " as " + rs_name(t) + ")";
       default:
         if (is_scalar(y.kind)) return "(" + a[0] + " as " + rs_name(t) + ")";
-        return "lift_t" + std::to_string(t) + "(" + join(a) + ")";
+        return "lift_" + tag_ + "t" + std::to_string(t) + "(" + join(a) + ")";
     }
   }
   std::string rs_case_ctor(TypeId t, size_t c, const std::string& payload) const {
@@ -1235,7 +1235,7 @@ class Span {
       auto a = pnames(l.flat.size());
       std::string params;
       for (size_t i = 0; i < a.size(); ++i) params += (i ? ", " : "") + a[i] + ": " + rs_core(l.flat[i]);
-      s += "#[allow(unused_variables)]\nunsafe fn lift_t" + id + "(" + params + ") -> " + n + " {\n";
+      s += "#[allow(unused_variables)]\nunsafe fn lift_" + tag_ + "t" + id + "(" + params + ") -> " + n + " {\n";
       switch (y.kind) {
         case TypeKind::kList:
           s += "    let base = p0 as u32 as usize;\n    let len = p1 as u32 as usize;\n    let mut v = Vec::with_capacity(len);\n";
@@ -1280,10 +1280,10 @@ class Span {
     }
     // load (take ownership of what the host stored) from memory
     {
-      s += "#[allow(unused_variables)]\nunsafe fn load_t" + id + "(ptr: usize) -> " + n + " {\n";
+      s += "#[allow(unused_variables)]\nunsafe fn load_" + tag_ + "t" + id + "(ptr: usize) -> " + n + " {\n";
       switch (y.kind) {
         case TypeKind::kList:
-          s += "    lift_t" + id + "(*(ptr as *const i32), *((ptr + 4) as *const i32))\n";
+          s += "    lift_" + tag_ + "t" + id + "(*(ptr as *const i32), *((ptr + 4) as *const i32))\n";
           break;
         case TypeKind::kRecord:
         case TypeKind::kTuple: {
@@ -1317,7 +1317,7 @@ class Span {
     }
     // store into memory (allocating strings and lists with cabi_realloc)
     {
-      s += "#[allow(unused_variables)]\nunsafe fn store_t" + id + "(ptr: usize, v: &" + n + ") {\n";
+      s += "#[allow(unused_variables)]\nunsafe fn store_" + tag_ + "t" + id + "(ptr: usize, v: &" + n + ") {\n";
       switch (y.kind) {
         case TypeKind::kList: {
           std::string es = std::to_string(lay(y.elem).size);
@@ -1353,7 +1353,7 @@ class Span {
     }
     // free what store allocated
     if (needs_free(t)) {
-      s += "#[allow(unused_variables)]\nunsafe fn free_t" + id + "(ptr: usize) {\n";
+      s += "#[allow(unused_variables)]\nunsafe fn free_" + tag_ + "t" + id + "(ptr: usize) {\n";
       switch (y.kind) {
         case TypeKind::kList: {
           std::string es = std::to_string(lay(y.elem).size);
@@ -1388,7 +1388,7 @@ class Span {
       case TypeKind::kString: return "_rt::string_lift(*((" + ptr + ") as *const i32), *((" + ptr + " + 4) as *const i32))";
       default:
         if (is_scalar(y.kind)) return "*((" + ptr + ") as *const " + rs_name(t) + ")";
-        return "load_t" + std::to_string(t) + "(" + ptr + ")";
+        return "load_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ")";
     }
   }
   std::string rs_store_stmt(TypeId t, const std::string& ptr, const std::string& v) const {
@@ -1399,12 +1399,12 @@ class Span {
       case TypeKind::kString: return "_rt::string_store(" + ptr + ", " + v + ");";
       default:
         if (is_scalar(y.kind)) return "*((" + ptr + ") as *mut " + rs_name(t) + ") = *" + v + ";";
-        return "store_t" + std::to_string(t) + "(" + ptr + ", " + v + ");";
+        return "store_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ", " + v + ");";
     }
   }
   std::string rs_free_stmt(TypeId t, const std::string& ptr) const {
     if (ty(t).kind == TypeKind::kString) return "_rt::string_free(" + ptr + ");";
-    return "free_t" + std::to_string(t) + "(" + ptr + ");";
+    return "free_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ");";
   }
 
   std::string rust() const {
@@ -1412,7 +1412,7 @@ class Span {
     s += "// Guest side of the canonical ABI for Rust on wasm32-unknown-unknown (std, no crates).\n"
          "// In the crate root: `mod " + w_ + ";`, a `pub struct Component;` and one `impl " + w_ +
          "::<Interface>Guest for Component` per exported interface.\n";
-    s += "#![allow(dead_code, unused_imports, unused_unsafe, unused_parens, clippy::all)]\n\n";
+    s += "#![allow(dead_code, unused_imports, unused_unsafe, unused_parens, unused_mut, unused_variables, clippy::all)]\n\n";
     s += R"(mod _rt {
     use std::alloc::{alloc as sys_alloc, dealloc as sys_dealloc, realloc as sys_realloc, Layout};
 
@@ -1475,6 +1475,8 @@ class Span {
 }
 
 )";
+    for (const auto& d : deps_)
+      for (TypeId t : d->types_) s += d->rs_typedef(t);
     for (TypeId t : types_) s += rs_typedef(t);
     s += "\n";
     // one trait per owner
@@ -1491,10 +1493,126 @@ class Span {
       }
       s += "}\n\n";
     }
-    for (TypeId t : types_) s += rs_helpers(t);
+    for (const auto& d : deps_)
+      for (TypeId t : d->types_) s += d->rs_helpers(t) + d->rs_flat_fn(t);
+    for (TypeId t : types_) s += rs_helpers(t) + (imports_.empty() ? "" : rs_flat_fn(t));
     s += "\n";
+    for (const auto& d : deps_)
+      for (size_t i = 0; i < d->imports_.size(); ++i) s += d->rs_import(d->imports_[i], i);
+    for (size_t i = 0; i < imports_.size(); ++i) s += rs_import(imports_[i], i);
     for (size_t i = 0; i < exports_.size(); ++i) s += rs_trampoline(exports_[i], i);
     return s;
+  }
+
+  // ---- Rust imports: a value is stored into guest memory (store_t*), its flat
+  // values are read back as raw bits (so variant joins are only zero
+  // extension), the import is called, then the stored copy is freed.
+  std::string rs_flat_stmt(TypeId t, const std::string& ptr) const {
+    const auto& y = ty(t);
+    const auto& l = lay(t);
+    if (is_scalar(y.kind) || y.kind == TypeKind::kEnum || y.kind == TypeKind::kFlags) {
+      uint64_t bytes = y.kind == TypeKind::kEnum ? l.discriminant_bytes : l.size;
+      const char* u = bytes == 1 ? "u8" : bytes == 2 ? "u16" : bytes == 4 ? "u32" : "u64";
+      return "out.push(*((" + ptr + ") as *const " + u + ") as u64);";
+    }
+    if (y.kind == TypeKind::kString)
+      return "out.push(*((" + ptr + ") as *const u32) as u64); out.push(*((" + ptr + " + 4) as *const u32) as u64);";
+    return "flat_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ", out);";
+  }
+  std::string rs_flat_fn(TypeId t) const {
+    const auto& y = ty(t);
+    const auto& l = lay(t);
+    if (is_scalar(y.kind) || y.kind == TypeKind::kEnum || y.kind == TypeKind::kFlags || l.flat_overflow) return "";
+    std::string s = "#[allow(unused_variables)]\nunsafe fn flat_" + tag_ + "t" + std::to_string(t) + "(ptr: usize, out: &mut Vec<u64>) {\n";
+    switch (y.kind) {
+      case TypeKind::kList: s += "    out.push(*(ptr as *const u32) as u64);\n    out.push(*((ptr + 4) as *const u32) as u64);\n"; break;
+      case TypeKind::kRecord:
+      case TypeKind::kTuple:
+        for (size_t i = 0; i < y.fields.size(); ++i)
+          s += "    " + rs_flat_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
+        break;
+      default: {
+        std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+        s += "    let d = *(ptr as *const " + d + ") as u64;\n    out.push(d);\n    let start = out.len();\n    match d {\n";
+        for (size_t c = 0; c < l.cases.size(); ++c)
+          if (l.cases[c] != wit::kNoType)
+            s += "        " + std::to_string(c) + " => { " + rs_flat_stmt(l.cases[c], "ptr + " + std::to_string(l.payload_offset)) + " }\n";
+        s += "        _ => {}\n    }\n    while out.len() < start + " + std::to_string(l.flat.size() - 1) + " {\n        out.push(0);\n    }\n";
+      }
+    }
+    return s + "}\n";
+  }
+  static std::string rs_from_bits(CoreType c, const std::string& b) {
+    switch (c) {
+      case CoreType::kI32: return b + " as u32 as i32";
+      case CoreType::kI64: return b + " as i64";
+      case CoreType::kF32: return "f32::from_bits(" + b + " as u32)";
+      case CoreType::kF64: return "f64::from_bits(" + b + ")";
+    }
+    return b;
+  }
+  bool rs_by_value(TypeId t) const { return is_scalar(ty(t).kind) || ty(t).kind == TypeKind::kFlags || ty(t).kind == TypeKind::kEnum; }
+  std::string rs_import(const ExportFn& e, size_t idx) const {
+    const auto& sig = e.sig;
+    std::string id = tag_ + std::to_string(idx);
+    std::string core_params;
+    for (size_t i = 0; i < sig.params.size(); ++i) core_params += (i ? ", " : "") + std::string("p") + std::to_string(i) + ": " + rs_core(sig.params[i]);
+    std::string s = "#[link(wasm_import_module = " + quote(e.module) + ")]\nextern \"C\" {\n    #[link_name = " + quote(e.field) + "]\n    fn __cov_import_" +
+                    id + "(" + core_params + ")" + (sig.results.empty() ? "" : std::string(" -> ") + rs_core(sig.results[0])) + ";\n}\n";
+    s += hex_comment_line("/// ", e.fn->docs);
+    s += "/// Import " + e.module + " " + e.field + ".\npub fn imports_" + e.owner + "_" + snake(e.fn->name.kebab) + "(";
+    std::vector<std::string> pn;
+    for (size_t i = 0; i < e.params.size(); ++i) {
+      pn.push_back(ident(snake(e.fn->params[i].name.kebab)));
+      s += (i ? ", " : "") + pn[i] + ": " + (rs_by_value(e.params[i]) ? "" : "&") + rs_name(e.params[i]);
+    }
+    std::string ret = e.results.empty() ? "" : e.results.size() == 1 ? rs_name(e.results[0]) : "";
+    if (e.results.size() > 1) {
+      ret = "(";
+      for (auto r : e.results) ret += rs_name(r) + ", ";
+      ret += ")";
+    }
+    s += ")" + (ret.empty() ? "" : " -> " + ret) + " {\n    unsafe {\n        let mut bits: Vec<u64> = Vec::new();\n";
+    auto arg = [&](size_t i) { return rs_by_value(e.params[i]) ? "&" + pn[i] : pn[i]; };
+    std::string frees;
+    if (sig.params_spilled) {
+      s += "        let inp = _rt::alloc(" + std::to_string(e.params_tuple.size) + ", " + std::to_string(e.params_tuple.align) + ");\n";
+      for (size_t i = 0; i < e.params.size(); ++i) {
+        std::string at = "inp + " + std::to_string(e.params_tuple.offsets[i]);
+        s += "        " + rs_store_stmt(e.params[i], at, arg(i)) + "\n";
+        if (needs_free(e.params[i])) frees += "        " + rs_free_stmt(e.params[i], at) + "\n";
+      }
+      s += "        bits.push(inp as u64);\n";
+      frees += "        _rt::dealloc(inp, " + std::to_string(e.params_tuple.size) + ", " + std::to_string(e.params_tuple.align) + ");\n";
+    } else {
+      for (size_t i = 0; i < e.params.size(); ++i) {
+        std::string sc = "s" + std::to_string(i);
+        const auto& l = lay(e.params[i]);
+        s += "        let " + sc + " = _rt::alloc(" + std::to_string(l.size) + ", " + std::to_string(l.align) + ");\n";
+        s += "        " + rs_store_stmt(e.params[i], sc, arg(i)) + "\n";
+        s += "        { let out = &mut bits; " + rs_flat_stmt(e.params[i], sc) + " }\n";
+        if (needs_free(e.params[i])) frees += "        " + rs_free_stmt(e.params[i], sc) + "\n";
+        frees += "        _rt::dealloc(" + sc + ", " + std::to_string(l.size) + ", " + std::to_string(l.align) + ");\n";
+      }
+    }
+    if (sig.results_spilled) {
+      s += "        let ret = _rt::alloc(" + std::to_string(e.results_tuple.size) + ", " + std::to_string(e.results_tuple.align) + ");\n";
+      s += "        bits.push(ret as u64);\n";
+    }
+    std::vector<std::string> cargs;
+    for (size_t i = 0; i < sig.params.size(); ++i) cargs.push_back(rs_from_bits(sig.params[i], "bits[" + std::to_string(i) + "]"));
+    s += "        " + std::string(sig.results.empty() ? "" : "let r = ") + "__cov_import_" + id + "(" + join(cargs) + ");\n";
+    s += frees;
+    if (sig.results_spilled) {
+      std::vector<std::string> loads;
+      for (size_t i = 0; i < e.results.size(); ++i)
+        loads.push_back(rs_load_expr(e.results[i], "ret + " + std::to_string(e.results_tuple.offsets[i])));
+      s += "        let v = " + (e.results.size() == 1 ? loads[0] : "(" + join(loads) + ",)") + ";\n";
+      s += "        _rt::dealloc(ret, " + std::to_string(e.results_tuple.size) + ", " + std::to_string(e.results_tuple.align) + ");\n        v\n";
+    } else if (!sig.results.empty()) {
+      s += "        " + rs_lift_expr(e.results[0], {"r"}) + "\n";
+    }
+    return s + "    }\n}\n\n";
   }
   std::string rs_ret(const ExportFn& e) const {
     if (e.results.empty()) return "";

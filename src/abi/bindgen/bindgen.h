@@ -15,7 +15,7 @@
 // (`agent:settlement/policy@0.1.0#approve`), lifting params from flat values
 // or the spilled params tuple, lowering the result into a static return area,
 // `cabi_post_*` freeing what the result allocated, and `cabi_realloc`.
-// Per imported function (C and C++ only so far; other languages refuse such a
+// Per imported function (C, C++ and Rust so far; AssemblyScript refuses such a
 // world): the core import with its module/field names and a wrapper
 // `imports_<iface>_<fn>` that lowers the params (flat, or spilled into a
 // params tuple) and lifts the result (from the flat value or a return area);
