@@ -386,7 +386,23 @@ Result<Contract::CallResult> Contract::Impl::run(std::string_view export_name, s
   }
   for (size_t i = 0; i < flat.size(); ++i) slots[i] = flat[i].bits;
   uint64_t used = 0;
-  TrapKind k = p->inst->call_raw(e->core_index, slots, fuel_left, &used);
+  TrapKind k;
+  if (copts.deadline_ms == 0) {
+    k = p->inst->call_raw(e->core_index, slots, fuel_left, &used);
+  } else {
+    // call_raw has no deadline; the allocating call does.
+    std::vector<Value> vals;
+    for (const CoreValue& v : flat) vals.push_back({static_cast<ValType>(v.type), v.bits});
+    auto o = p->inst->call(e->core_index, vals, CallOptions{fuel_left, copts.deadline_ms});
+    if (!o) {
+      p->broken = true;
+      return o.status();
+    }
+    k = o->trap.kind;
+    used = o->fuel_used;
+    for (size_t i = 0; i < o->results.size(); ++i) slots[i] = o->results[i].bits;
+    if (k == TrapKind::kHost && st.trap_message.empty()) st.trap_message = o->trap.message;
+  }
   fuel_used += used;
   fuel_left -= std::min(used, fuel_left);
   const uint64_t t_lift = now_ns();

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -441,6 +443,39 @@ TEST(Kv, QuotaCountersPersistInSqlite) {
   // Another deployment on the file has its own counters.
   auto other = deploy_caps(g, "other", path);
   EXPECT_EQ(call(*other, "kv-fill", {"k", 3u, 1u}).trap.kind, TrapKind::kNone);
+}
+
+TEST(Kv, ConcurrentCallsOfOneContractAreSerialized) {
+  Grants g = parse_grants(R"({"capabilities": {"kv": {"namespace": "budget"}, "log": {}, "clock": {}}})").value();
+  DeployOptions o;
+  o.tier = Tier::kBaseline;
+  o.wit = src("contracts/examples/budget/budget.wit");
+  o.grants = g;
+  auto c = Contract::deploy(engine(), read_wasm("budget.wasm"), o).value();
+  call(*c, "set-limit", {"agent-7", 1000000u});
+  std::vector<std::thread> threads;
+  std::atomic<int> approved{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) {
+        auto r = c->call_json("approve", {{{"agent-id", "agent-7"}, {"amount", 1u}}});
+        if (r && r->result["approved"] == true) approved++;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(approved.load(), 400);
+  EXPECT_EQ(call(*c, "spent", {"agent-7"}).result, "400") << "no lost update";
+}
+
+TEST(Deadline, IsPassedToTheEngine) {
+  DeployOptions o;
+  o.tier = Tier::kBaseline;
+  auto c = Contract::deploy(engine(), read_wasm("seed_c.wasm"), o).value();
+  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", "1767225600001"}};
+  CallOptions opts;
+  opts.deadline_ms = 1000;
+  auto r = c->call_json("approve", json::array({intent}), opts).value();
+  EXPECT_EQ(r.result["reason"], "approved");
 }
 
 // ---------------------------------------------------------------------------
