@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cinttypes>
 #include <cstdlib>
 #include <cstring>
@@ -167,14 +168,32 @@ uint32_t type_id_of(std::map<std::vector<Type>, uint32_t>& ids, const wabt::Func
   return id;
 }
 
-std::string func_header(const wabt::Module& m, Index i) {
+void append_num(std::string& o, uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  o.append(buf, r.ptr);
+}
+
+void append_func_header(std::string& h, const wabt::Module& m, Index i) {
   const auto& sig = m.funcs[i]->decl.sig;
-  std::ostringstream h;
-  h << "static " << ctype(sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0]) << " w" << i
-    << "(Inst* I";
-  for (Index p = 0; p < sig.param_types.size(); ++p) h << ", " << ctype(sig.param_types[p]) << " l" << p;
-  h << ")";
-  return h.str();
+  h += "static ";
+  h += ctype(sig.result_types.empty() ? Type(Type::Void) : sig.result_types[0]);
+  h += " w";
+  append_num(h, i);
+  h += "(Inst* I";
+  for (Index p = 0; p < sig.param_types.size(); ++p) {
+    h += ", ";
+    h += ctype(sig.param_types[p]);
+    h += " l";
+    append_num(h, p);
+  }
+  h += ")";
+}
+
+std::string func_header(const wabt::Module& m, Index i) {
+  std::string h;
+  append_func_header(h, m, i);
+  return h;
 }
 
 // One decoded instruction (not block/loop/if/else/end).
@@ -209,17 +228,32 @@ class FuncWriter {
 
   bool ended() const { return labels_.empty(); }
 
-  std::string finish() {
+  // Appends the function's C to `out`.
+  void finish(std::string& out) {
     if (!labels_.empty()) throw Unsupported{"function body ended early (internal)"};
-    std::ostringstream out;
-    out << func_header(m_, func_index_) << " {\n";
-    for (size_t i = sig_.param_types.size(); i < local_types_.size(); ++i)
-      out << ctype(local_types_[i]) << " l" << i << " = 0;\n";
-    if (uses_mem_) out << "u8* M = I->mem.data;\n";
-    for (size_t i = 0; i < temp_types_.size(); ++i) out << ctype(temp_types_[i]) << " t" << i << ";\n";
-    for (auto& [id, t] : block_vars_) out << ctype(t) << " b" << id << ";\n";
-    out << body_ << "}\n";
-    return out.str();
+    append_func_header(out, m_, func_index_);
+    out += " {\n";
+    for (size_t i = sig_.param_types.size(); i < local_types_.size(); ++i) {
+      out += ctype(local_types_[i]);
+      out += " l";
+      append_num(out, i);
+      out += " = 0;\n";
+    }
+    if (uses_mem_) out += "u8* M = I->mem.data;\n";
+    for (size_t i = 0; i < temp_types_.size(); ++i) {
+      out += ctype(temp_types_[i]);
+      out += " t";
+      append_num(out, i);
+      out += ";\n";
+    }
+    for (auto& [id, t] : block_vars_) {
+      out += ctype(t);
+      out += " b";
+      append_num(out, id);
+      out += ";\n";
+    }
+    out += body_;
+    out += "}\n";
   }
 
   // ---- instruction events, in Wasm order. Code after an unconditional
@@ -486,12 +520,16 @@ class FuncWriter {
   Val constant(Type t, uint64_t bits) {
     char buf[64];
     switch (t) {
-      case Type::I32:
-        std::snprintf(buf, sizeof buf, "%uu", static_cast<uint32_t>(bits));
-        return konst(Type::I32, buf);
-      case Type::I64:
-        std::snprintf(buf, sizeof buf, "%" PRIu64 "ull", bits);
-        return konst(Type::I64, buf);
+      case Type::I32: {
+        auto r = std::to_chars(buf, buf + 40, static_cast<uint32_t>(bits));
+        *r.ptr++ = 'u';
+        return konst(Type::I32, std::string(buf, r.ptr));
+      }
+      case Type::I64: {
+        auto r = std::to_chars(buf, buf + 40, bits);
+        std::memcpy(r.ptr, "ull", 3);
+        return konst(Type::I64, std::string(buf, r.ptr + 3));
+      }
       case Type::F32: return konst(Type::F32, fconst(false, bits & 0xffffffffu));
       case Type::F64: return konst(Type::F64, fconst(true, bits));
       default: throw Unsupported{"constant of a non-numeric type"};
@@ -1247,7 +1285,7 @@ bool strip_bodies(std::span<const uint8_t> in, std::vector<uint8_t>& out) {
 class BodyTranslator : public wabt::BinaryReaderNop {
  public:
   BodyTranslator(const wabt::Module& m, Index cvint, FConsts& fconsts, std::map<std::vector<Type>, uint32_t>& type_ids,
-                 std::ostringstream& funcs)
+                 std::string& funcs)
       : m_(m), cvint_(cvint), fconsts_(fconsts), type_ids_(type_ids), funcs_(funcs) {}
 
   std::string error;
@@ -1265,7 +1303,7 @@ class BodyTranslator : public wabt::BinaryReaderNop {
   }
   R EndFunctionBody(Index) override {
     return guard([&] {
-      funcs_ << w_->finish();
+      w_->finish(funcs_);
       w_.reset();
       ++bodies;
     });
@@ -1427,7 +1465,7 @@ class BodyTranslator : public wabt::BinaryReaderNop {
   Index cvint_;
   FConsts& fconsts_;
   std::map<std::vector<Type>, uint32_t>& type_ids_;
-  std::ostringstream& funcs_;
+  std::string& funcs_;
   std::unique_ptr<FuncWriter> w_;
   Op op_;
 };
@@ -1481,7 +1519,8 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
   }
   out << "} Inst;\n";
 
-  std::ostringstream funcs, protos;
+  std::ostringstream protos;
+  std::string funcs;
   try {
     // Imports: trampolines with the same C signature as defined functions.
     for (Index i = 0; i < m.num_func_imports; ++i) {
@@ -1494,13 +1533,15 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
       for (Index p = 0; p < sig.param_types.size(); ++p) h << ", " << ctype(sig.param_types[p]) << " l" << p;
       h << ")";
       protos << h.str() << ";\n";
-      funcs << h.str() << " {\n  u64 s[" << slots << "];\n";
+      std::ostringstream f;
+      f << h.str() << " {\n  u64 s[" << slots << "];\n";
       for (Index p = 0; p < sig.param_types.size(); ++p)
-        funcs << "  s[" << p << "] = " << to_bits(sig.param_types[p], "l" + std::to_string(p)) << ";\n";
+        f << "  s[" << p << "] = " << to_bits(sig.param_types[p], "l" + std::to_string(p)) << ";\n";
       // Import k of the metered module is h.i<k>, the k-th user import.
-      funcs << "  covenant_rt.host_call(I->ctx, " << i << "u, s);\n";
-      if (rt != Type::Void) funcs << "  return " << from_bits(rt, "s[0]") << ";\n";
-      funcs << "}\n";
+      f << "  covenant_rt.host_call(I->ctx, " << i << "u, s);\n";
+      if (rt != Type::Void) f << "  return " << from_bits(rt, "s[0]") << ";\n";
+      f << "}\n";
+      funcs += f.str();
     }
     for (Index i = m.num_func_imports; i < m.funcs.size(); ++i) {
       if (m.funcs[i]->decl.sig.result_types.size() > 1) throw Unsupported{"multi-value function results"};
@@ -1525,7 +1566,7 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
     else
       out << "static const cv_u32f cvk" << id << " = {" << static_cast<uint32_t>(bits) << "u};\n";
   }
-  out << protos.str() << funcs.str();
+  out << protos.str() << funcs;
 
   // Glue (the contract resolve_symbols expects).
   std::ostringstream g;
