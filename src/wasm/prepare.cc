@@ -79,7 +79,7 @@ SectionMap scan_sections(std::span<const uint8_t> b) {
         for (uint32_t i = 0; i < count && p < pos + size; ++i) {
           uint32_t body_size;
           if (!read_leb_u32(b, p, body_size)) break;
-          map.bodies.push_back({p, p + body_size});
+          map.bodies.push_back({p, std::min<size_t>(p + body_size, pos + size)});
           p += body_size;
         }
       }
@@ -101,6 +101,7 @@ bool read_leb(std::span<const uint8_t> b, size_t& pos, size_t end) {
 // opcodes and skipping immediates. An opcode it does not know ends the scan
 // (the validator then judges the module); returns the depth seen so far.
 uint32_t body_nesting(std::span<const uint8_t> b, size_t pos, size_t end) {
+  end = std::min(end, b.size());  // a truncated module's last body may claim more
   uint32_t count;
   if (!read_leb_u32(b, pos, count)) return 0;  // local declarations
   for (uint32_t i = 0; i < count; ++i) {
