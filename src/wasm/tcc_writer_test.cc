@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iterator>
 #include <filesystem>
 #include <sstream>
 
@@ -19,6 +22,7 @@
 #include "wabt/wast-lexer.h"
 #include "wabt/wast-parser.h"
 #include "wasm/prepare.h"
+#include "wasm/tiers.h"
 
 namespace covenant::wasm {
 namespace {
@@ -259,6 +263,40 @@ TEST(TccWriter, UnitIsSelfContainedAndRefusesMultiValue) {
   ASSERT_TRUE(r.is_ok());
   ASSERT_TRUE(r->ok());
   EXPECT_EQ(r->results[0].bits, 3u);
+}
+
+// Not a timed test: reports the baseline's compile time (generate C + tcc +
+// resolve symbols) for the modules named in COVENANT_COMPILE_TIME_FILES
+// (space-separated), as CPU time of this thread, best of 5. docs/benchmarks.md
+// quotes it.
+TEST(TccWriter, CompileTimeReport) {
+  const char* files = std::getenv("COVENANT_COMPILE_TIME_FILES");
+  if (!files) GTEST_SKIP() << "set COVENANT_COMPILE_TIME_FILES to report compile times";
+  auto cpu_us = [] {
+    timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+  };
+  std::istringstream in(files);
+  for (std::string path; in >> path;) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
+    ASSERT_FALSE(bytes.empty()) << path;
+    Features features;
+    auto prep = prepare_module(bytes, LoadLimits{}, features);
+    ASSERT_TRUE(prep.is_ok()) << path << ": " << prep.status().to_string();
+    EngineConfig cfg;
+    double best = 1e18;
+    for (int i = 0; i < 5; ++i) {
+      double t0 = cpu_us();
+      auto code = compile_baseline(*prep, cfg, nullptr);
+      double t = cpu_us() - t0;
+      ASSERT_TRUE(code.is_ok()) << path << ": " << code.status().to_string();
+      best = std::min(best, t);
+    }
+    std::printf("%s: %zu bytes, baseline compile %.2f ms (%.1f ms per 100 KiB)\n", path.c_str(), bytes.size(),
+                best / 1000, best / 1000 * 102400 / bytes.size());
+  }
 }
 
 }  // namespace
