@@ -122,9 +122,7 @@ TEST(Bindgen, WorldSelection) {
   wit::Package imports = parse("package a:b; world x { import log: func(m: string); export f: func(); }");
   EXPECT_TRUE(generate(imports, {.lang = Lang::kC}).is_ok());
   EXPECT_TRUE(generate(imports, {.lang = Lang::kRust}).is_ok());
-  auto refused = generate(imports, {.lang = Lang::kAssemblyScript});
-  ASSERT_FALSE(refused.is_ok());
-  EXPECT_NE(refused.status().message().find("imports are generated for c, cpp and rust only"), std::string::npos);
+  EXPECT_TRUE(generate(imports, {.lang = Lang::kAssemblyScript}).is_ok());
   wit::Package foreign = parse("package a:b; world x { import covenant:host/kv@0.1.0; export f: func(); }");
   auto unresolved = generate(foreign, {.lang = Lang::kC});
   ASSERT_FALSE(unresolved.is_ok());
@@ -425,7 +423,7 @@ TEST(Bindgen, RepeatedAnonymousTypesAreDefinedOnce) {
   }
 }
 
-// Imports (C and Rust): the guest calls functions of its own package (flat params with
+// Imports (C, Rust, AssemblyScript): the guest calls functions of its own package (flat params with
 // a variant join and a return-area result; 20 flat values spilled into a
 // params tuple), of a foreign package resolved through Options::deps, and a
 // world-level function; the host side lifts the params and lowers the results
@@ -633,6 +631,52 @@ impl ImportsTestGuest for Component {
                  (rdir / "lib.rs").string() + " -o " + (rdir / "imports_test.wasm").string()),
               0);
     guests.push_back({"rust", rdir / "imports_test.wasm"});
+  }
+
+  std::string asc = COVENANT_TEST_ASC, rename = COVENANT_TEST_RENAME;
+  if (!asc.empty() && fs::exists(asc) && !rename.empty()) {
+    auto as = generate(guest, {.lang = Lang::kAssemblyScript, .source_name = "imports.wit", .deps = {&host}});
+    ASSERT_TRUE(as.is_ok()) << as.status().message();
+    fs::path adir = fs::path(COVENANT_BINARY_DIR) / "bindgen_test/imports_as";
+    fs::remove_all(adir);
+    for (const auto& f : *as) write_text(adir / f.path, f.content);
+    write_text(adir / "imports_test_impl.ts", R"A(import { Pair, Pick, Mode, importsLocalSummarize, importsLocalMany, importsCounterBump,
+         importsImportsTestTick } from "./imports_test_types";
+export function importsTestRun(s: string): u64 {
+  const p = new Pair();
+  p.a = s;
+  p.b = 5;
+  const x = new Pick();
+  x.tag = Pick.TEXT;
+  x.text = s;
+  const a = importsLocalSummarize(p, x, true);
+  const y = new Pick();
+  y.tag = Pick.SMALL;
+  y.small = 2.5;
+  const b = importsLocalSummarize(p, y, false);
+  const z = new Pick();
+  z.tag = Pick.NUM;
+  z.num = 1000000000000;
+  const c = importsLocalSummarize(p, z, false);
+  const w = new Pick();
+  w.tag = Pick.NOTHING;
+  const d = importsLocalSummarize(p, w, false);
+  const many = importsLocalMany(1, 2, 3, 4, -5, -6, -7, -8, 1.5, 2.5, 0x1F600, s, [1, 2, 3], true, 11, 12);
+  importsCounterBump(Mode.Add, 7);
+  const bumped = importsCounterBump(Mode.Sub, 2);
+  const t = importsImportsTestTick();
+  const o: i64 = a.o.isSome ? <i64>a.o.value : 0;
+  return a.total + <u64>a.tag * 10 + <u64>o + <u64>b.tag * 100 + <u64>b.f + (b.o.isSome ? 1000000 : 0) + c.total +
+         <u64>d.tag * 7 + <u64>many + bumped * 1000 + t;
+}
+)A");
+    ASSERT_EQ(sh(asc + " " + (adir / "imports_test.ts").string() + " -o " + (adir / "raw.wasm").string() +
+                 " --runtime stub --use abort= --disable bulk-memory -O2 --noAssert"),
+              0);
+    ASSERT_EQ(sh(rename + " " + (adir / "raw.wasm").string() + " " + (adir / "imports_test.wasm").string() + " " +
+                 (adir / "imports_test.exports").string()),
+              0);
+    guests.push_back({"assemblyscript", adir / "imports_test.wasm"});
   }
 
   auto engine = Engine::create({.cache_dir = (fs::path(COVENANT_BINARY_DIR) / "bindgen_test/cache").string()});

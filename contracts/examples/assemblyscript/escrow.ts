@@ -16,84 +16,15 @@ export function cabi_realloc(oldPtr: usize, oldSize: usize, align: usize, newSiz
   if (oldPtr == 0 || oldSize == 0) return heap.alloc(newSize);
   return heap.realloc(oldPtr, newSize);
 }
-function __cov_alloc(size: usize): usize {
-  return size == 0 ? 8 : heap.alloc(size);
-}
-function __cov_free(ptr: i32): void {
-  if (<usize><u32>ptr >= __heap_base && <usize><u32>ptr > 16) heap.free(<usize><u32>ptr);
-}
-// Takes a string the host stored (UTF-8 already checked by the host).
-function __cov_string_lift(ptr: i32, len: i32): string {
-  const s = String.UTF8.decodeUnsafe(<usize><u32>ptr, <usize><u32>len);
-  if (len != 0) __cov_free(ptr);
-  return s;
-}
-function __cov_string_store(ptr: usize, s: string): void {
-  const n = String.UTF8.byteLength(s);
-  const buf = __cov_alloc(<usize>n);
-  String.UTF8.encodeUnsafe(changetype<usize>(s), s.length, buf);
-  store<i32>(ptr, <i32>buf);
-  store<i32>(ptr + 4, n);
-}
-
-function __cov_lift_t13(p0: i32, p1: i32, p2: i32, p3: i32, p4: i64, p5: i64): T.Intent {
-  const r = new T.Intent();
-  r.agentId = __cov_string_lift(p0, p1);
-  r.taskType = __cov_string_lift(p2, p3);
-  r.maxUnits = <u64>p4;
-  r.expiresAtMs = <u64>p5;
-  return r;
-}
-function __cov_load_t13(ptr: usize): T.Intent {
-  const r = new T.Intent();
-  r.agentId = __cov_string_lift(load<i32>(ptr + 0), load<i32>(ptr + 0 + 4));
-  r.taskType = __cov_string_lift(load<i32>(ptr + 8), load<i32>(ptr + 8 + 4));
-  r.maxUnits = load<u64>(ptr + 16);
-  r.expiresAtMs = load<u64>(ptr + 24);
-  return r;
-}
-function __cov_store_t13(ptr: usize, v: T.Intent): void {
-  __cov_string_store(ptr + 0, v.agentId);
-  __cov_string_store(ptr + 8, v.taskType);
-  store<u64>(ptr + 16, v.maxUnits);
-  store<u64>(ptr + 24, v.expiresAtMs);
-}
-function __cov_free_t13(ptr: usize): void {
-  __cov_free(load<i32>(ptr + 0));
-  __cov_free(load<i32>(ptr + 8));
-}
-function __cov_lift_t14(p0: i32, p1: i64, p2: i32, p3: i32): T.Decision {
-  const r = new T.Decision();
-  r.approved = (p0 != 0);
-  r.ceiling = <u64>p1;
-  r.reason = __cov_string_lift(p2, p3);
-  return r;
-}
-function __cov_load_t14(ptr: usize): T.Decision {
-  const r = new T.Decision();
-  r.approved = (load<u8>(ptr + 0) != 0);
-  r.ceiling = load<u64>(ptr + 8);
-  r.reason = __cov_string_lift(load<i32>(ptr + 16), load<i32>(ptr + 16 + 4));
-  return r;
-}
-function __cov_store_t14(ptr: usize, v: T.Decision): void {
-  store<u8>(ptr + 0, v.approved ? 1 : 0);
-  store<u64>(ptr + 8, v.ceiling);
-  __cov_string_store(ptr + 16, v.reason);
-}
-function __cov_free_t14(ptr: usize): void {
-  __cov_free(load<i32>(ptr + 16));
-}
-
 // agent:settlement/policy@0.1.0#approve
 const __cov_ret_area_0 = memory.data(24, 8);
 export function __cov_export_0_approve(p0: i32, p1: i32, p2: i32, p3: i32, p4: i64, p5: i64): i32 {
-  const a0 = __cov_lift_t13(p0, p1, p2, p3, p4, p5);
+  const a0 = T.__cov_lift_t13(p0, p1, p2, p3, p4, p5);
   const r = policyApprove(a0);
-  __cov_store_t14(__cov_ret_area_0, r);
+  T.__cov_store_t14(__cov_ret_area_0, r);
   return <i32>__cov_ret_area_0;
 }
 export function __cov_post_0_approve(p0: i32): void {
-  __cov_free_t14(<usize><u32>p0 + 0);
+  T.__cov_free_t14(<usize><u32>p0 + 0);
 }
 

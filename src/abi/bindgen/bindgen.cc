@@ -154,9 +154,6 @@ class Gen {
     }
     bool imports = !imports_.empty();
     for (auto& d : deps_) imports = imports || !d->imports_.empty();
-    if (imports && opts_.lang == Lang::kAssemblyScript)
-      return Status::unsupported("bindgen: world " + world_.name.written +
-                                 " imports functions; imports are generated for c, cpp and rust only so far");
     for (auto& e : imports_) {
       for (auto t : e.params) visit(t);
       for (auto t : e.results) visit(t);
@@ -1781,32 +1778,32 @@ class Span {
       case TypeKind::kBool: return "(" + a[0] + " != 0)";
       case TypeKind::kF32:
       case TypeKind::kF64: return a[0];
-      case TypeKind::kString: return "__cov_string_lift(" + join(a) + ")";
+      case TypeKind::kString: return as_fn_ + "__cov_string_lift(" + join(a) + ")";
       case TypeKind::kEnum: return "<" + as_name(t) + ">" + a[0];
       default:
         if (is_scalar(y.kind) || y.kind == TypeKind::kFlags) return "<" + as_name(t) + ">" + a[0];
-        return "__cov_lift_t" + std::to_string(t) + "(" + join(a) + ")";
+        return as_fn_ + "__cov_lift_" + tag_ + "t" + std::to_string(t) + "(" + join(a) + ")";
     }
   }
   std::string as_load_expr(TypeId t, const std::string& ptr) const {
     const auto& y = ty(t);
     switch (y.kind) {
       case TypeKind::kBool: return "(load<u8>(" + ptr + ") != 0)";
-      case TypeKind::kString: return "__cov_string_lift(load<i32>(" + ptr + "), load<i32>(" + ptr + " + 4))";
+      case TypeKind::kString: return as_fn_ + "__cov_string_lift(load<i32>(" + ptr + "), load<i32>(" + ptr + " + 4))";
       case TypeKind::kEnum: {
         uint32_t d = lay(t).discriminant_bytes;
         return "<" + as_name(t) + ">load<" + (d == 1 ? "u8" : d == 2 ? "u16" : "u32") + ">(" + ptr + ")";
       }
       default:
         if (is_scalar(y.kind) || y.kind == TypeKind::kFlags) return "load<" + as_name(t) + ">(" + ptr + ")";
-        return "__cov_load_t" + std::to_string(t) + "(" + ptr + ")";
+        return as_fn_ + "__cov_load_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ")";
     }
   }
   std::string as_store_stmt(TypeId t, const std::string& ptr, const std::string& v) const {
     const auto& y = ty(t);
     switch (y.kind) {
       case TypeKind::kBool: return "store<u8>(" + ptr + ", " + v + " ? 1 : 0);";
-      case TypeKind::kString: return "__cov_string_store(" + ptr + ", " + v + ");";
+      case TypeKind::kString: return as_fn_ + "__cov_string_store(" + ptr + ", " + v + ");";
       case TypeKind::kEnum: {
         uint32_t d = lay(t).discriminant_bytes;
         std::string u = d == 1 ? "u8" : d == 2 ? "u16" : "u32";
@@ -1814,12 +1811,12 @@ class Span {
       }
       default:
         if (is_scalar(y.kind) || y.kind == TypeKind::kFlags) return "store<" + as_name(t) + ">(" + ptr + ", " + v + ");";
-        return "__cov_store_t" + std::to_string(t) + "(" + ptr + ", " + v + ");";
+        return as_fn_ + "__cov_store_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ", " + v + ");";
     }
   }
   std::string as_free_stmt(TypeId t, const std::string& ptr) const {
-    if (ty(t).kind == TypeKind::kString) return "__cov_free(load<i32>(" + ptr + "));";
-    return "__cov_free_t" + std::to_string(t) + "(" + ptr + ");";
+    if (ty(t).kind == TypeKind::kString) return as_fn_ + "__cov_free(load<i32>(" + ptr + "));";
+    return as_fn_ + "__cov_free_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ");";
   }
   std::string as_helpers(TypeId t) const {
     const auto& y = ty(t);
@@ -1832,7 +1829,7 @@ class Span {
     std::string params;
     for (size_t i = 0; i < a.size(); ++i) params += (i ? ", " : "") + a[i] + ": " + as_core(l.flat[i]);
     if (!l.flat_overflow) {  // a type past the flat limit only travels in memory
-    s += "function __cov_lift_t" + id + "(" + params + "): " + n + " {\n";
+    s += "export function __cov_lift_" + tag_ + "t" + id + "(" + params + "): " + n + " {\n";
     switch (y.kind) {
       case TypeKind::kList: {
         std::string es = std::to_string(lay(y.elem).size);
@@ -1869,9 +1866,9 @@ class Span {
     }
     s += "}\n";
     }
-    s += "function __cov_load_t" + id + "(ptr: usize): " + n + " {\n";
+    s += "export function __cov_load_" + tag_ + "t" + id + "(ptr: usize): " + n + " {\n";
     switch (y.kind) {
-      case TypeKind::kList: s += "  return __cov_lift_t" + id + "(load<i32>(ptr), load<i32>(ptr + 4));\n"; break;
+      case TypeKind::kList: s += "  return " + as_fn_ + "__cov_lift_" + tag_ + "t" + id + "(load<i32>(ptr), load<i32>(ptr + 4));\n"; break;
       case TypeKind::kRecord:
       case TypeKind::kTuple:
         s += "  const r = new " + n + "();\n";
@@ -1893,7 +1890,7 @@ class Span {
       }
     }
     s += "}\n";
-    s += "function __cov_store_t" + id + "(ptr: usize, v: " + n + "): void {\n";
+    s += "export function __cov_store_" + tag_ + "t" + id + "(ptr: usize, v: " + n + "): void {\n";
     switch (y.kind) {
       case TypeKind::kList: {
         std::string es = std::to_string(lay(y.elem).size);
@@ -1921,7 +1918,7 @@ class Span {
     }
     s += "}\n";
     if (needs_free(t)) {
-      s += "function __cov_free_t" + id + "(ptr: usize): void {\n";
+      s += "export function __cov_free_" + tag_ + "t" + id + "(ptr: usize): void {\n";
       switch (y.kind) {
         case TypeKind::kList:
           if (needs_free(y.elem))
@@ -1947,7 +1944,8 @@ class Span {
   }
 
   std::string assemblyscript(std::string* renames) const {
-    as_prefix_ = "T.";  // the entry file imports the types as T
+    as_prefix_ = "T.";  // the entry file imports the types and helpers as T
+    as_fn_ = "T.";
     std::string s = header_comment("//");
     s += "// Guest side of the canonical ABI for AssemblyScript (asc --runtime stub). This file\n"
          "// is the compiler's entry: its exports are the module's. AssemblyScript cannot\n"
@@ -1966,19 +1964,31 @@ export function cabi_realloc(oldPtr: usize, oldSize: usize, align: usize, newSiz
   if (oldPtr == 0 || oldSize == 0) return heap.alloc(newSize);
   return heap.realloc(oldPtr, newSize);
 }
-function __cov_alloc(size: usize): usize {
+)";
+    for (size_t i = 0; i < exports_.size(); ++i) s += as_trampoline(exports_[i], i, user[i], renames);
+    return s;
+  }
+  std::string as_types() const {
+    as_prefix_ = "";
+    as_fn_ = "";
+    for (auto& d : deps_) d->as_prefix_ = d->as_fn_ = "";
+    std::string s = header_comment("//");
+    s += "// The WIT types of world " + world_.name.written + " for AssemblyScript, the canonical ABI helpers the\n"
+         "// entry file (" + w_ + ".ts) calls, and the imported functions; the contract imports from here.\n\n";
+    s += R"(// ---- memory: heap.alloc of the stub runtime (16-byte aligned); free gives back the top block.
+export function __cov_alloc(size: usize): usize {
   return size == 0 ? 8 : heap.alloc(size);
 }
-function __cov_free(ptr: i32): void {
+export function __cov_free(ptr: i32): void {
   if (<usize><u32>ptr >= __heap_base && <usize><u32>ptr > 16) heap.free(<usize><u32>ptr);
 }
 // Takes a string the host stored (UTF-8 already checked by the host).
-function __cov_string_lift(ptr: i32, len: i32): string {
+export function __cov_string_lift(ptr: i32, len: i32): string {
   const s = String.UTF8.decodeUnsafe(<usize><u32>ptr, <usize><u32>len);
   if (len != 0) __cov_free(ptr);
   return s;
 }
-function __cov_string_store(ptr: usize, s: string): void {
+export function __cov_string_store(ptr: usize, s: string): void {
   const n = String.UTF8.byteLength(s);
   const buf = __cov_alloc(<usize>n);
   String.UTF8.encodeUnsafe(changetype<usize>(s), s.length, buf);
@@ -1987,16 +1997,16 @@ function __cov_string_store(ptr: usize, s: string): void {
 }
 
 )";
-    for (TypeId t : types_) s += as_helpers(t);
-    s += "\n";
-    for (size_t i = 0; i < exports_.size(); ++i) s += as_trampoline(exports_[i], i, user[i], renames);
-    return s;
-  }
-  std::string as_types() const {
-    as_prefix_ = "";
-    std::string s = header_comment("//");
-    s += "// The WIT types of world " + world_.name.written + " for AssemblyScript; the contract imports them.\n\n";
+    for (const auto& d : deps_)
+      for (TypeId t : d->as_distinct()) s += d->as_typedef(t);
     for (TypeId t : as_distinct()) s += as_typedef(t);
+    for (const auto& e : imports_) {
+      if (e.results.size() < 2) continue;
+      s += "export class " + as_import_results_class(e) + " {\n";
+      for (size_t i = 0; i < e.results.size(); ++i)
+        s += "  " + lower_camel(e.fn->results[i].name.kebab) + ": " + as_name(e.results[i]) + " = " + as_default(e.results[i]) + ";\n";
+      s += "}\n";
+    }
     for (const auto& e : exports_) {
       if (e.results.size() < 2) continue;
       s += "export class " + as_results_class(e) + " {\n";
@@ -2004,8 +2014,115 @@ function __cov_string_store(ptr: usize, s: string): void {
         s += "  " + lower_camel(e.fn->results[i].name.kebab) + ": " + as_name(e.results[i]) + " = " + as_default(e.results[i]) + ";\n";
       s += "}\n";
     }
+    s += "\n// ---- canonical ABI helpers, per type\n";
+    for (const auto& d : deps_)
+      for (TypeId t : d->types_) s += d->as_helpers(t) + d->as_flat_fn(t);
+    for (TypeId t : types_) s += as_helpers(t) + (imports_.empty() ? "" : as_flat_fn(t));
+    if (!imports_.empty() || !deps_.empty()) s += "\n// ---- imports\n";
+    for (const auto& d : deps_)
+      for (size_t i = 0; i < d->imports_.size(); ++i) s += d->as_import(d->imports_[i], i);
+    for (size_t i = 0; i < imports_.size(); ++i) s += as_import(imports_[i], i);
     return s;
   }
+  // ---- AssemblyScript imports: as in Rust, params are stored into guest
+  // memory and their flat values read back as raw bits.
+  std::string as_flat_stmt(TypeId t, const std::string& ptr) const {
+    const auto& y = ty(t);
+    const auto& l = lay(t);
+    if (is_scalar(y.kind) || y.kind == TypeKind::kEnum || y.kind == TypeKind::kFlags) {
+      uint64_t bytes = y.kind == TypeKind::kEnum ? l.discriminant_bytes : l.size;
+      const char* u = bytes == 1 ? "u8" : bytes == 2 ? "u16" : bytes == 4 ? "u32" : "u64";
+      return "out.push(<u64>load<" + std::string(u) + ">(" + ptr + "));";
+    }
+    if (y.kind == TypeKind::kString) return "out.push(<u64>load<u32>(" + ptr + ")); out.push(<u64>load<u32>(" + ptr + " + 4));";
+    return "__cov_flat_" + tag_ + "t" + std::to_string(t) + "(" + ptr + ", out);";
+  }
+  std::string as_flat_fn(TypeId t) const {
+    const auto& y = ty(t);
+    const auto& l = lay(t);
+    if (is_scalar(y.kind) || y.kind == TypeKind::kEnum || y.kind == TypeKind::kFlags || l.flat_overflow) return "";
+    std::string s = "export function __cov_flat_" + tag_ + "t" + std::to_string(t) + "(ptr: usize, out: Array<u64>): void {\n";
+    switch (y.kind) {
+      case TypeKind::kList: s += "  out.push(<u64>load<u32>(ptr));\n  out.push(<u64>load<u32>(ptr + 4));\n"; break;
+      case TypeKind::kRecord:
+      case TypeKind::kTuple:
+        for (size_t i = 0; i < y.fields.size(); ++i) s += "  " + as_flat_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
+        break;
+      default: {
+        std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+        s += "  const d = <u32>load<" + d + ">(ptr);\n  out.push(<u64>d);\n  const start = out.length;\n";
+        for (size_t c = 0; c < l.cases.size(); ++c)
+          if (l.cases[c] != wit::kNoType)
+            s += "  if (d == " + std::to_string(c) + ") { " + as_flat_stmt(l.cases[c], "ptr + " + std::to_string(l.payload_offset)) + " }\n";
+        s += "  while (out.length < start + " + std::to_string(l.flat.size() - 1) + ") out.push(0);\n";
+      }
+    }
+    return s + "}\n";
+  }
+  static std::string as_from_bits(CoreType c, const std::string& b) {
+    switch (c) {
+      case CoreType::kI32: return "<i32>" + b;
+      case CoreType::kI64: return "<i64>" + b;
+      case CoreType::kF32: return "reinterpret<f32>(<i32>" + b + ")";
+      case CoreType::kF64: return "reinterpret<f64>(" + b + ")";
+    }
+    return b;
+  }
+  std::string as_import(const ExportFn& e, size_t idx) const {
+    const auto& sig = e.sig;
+    std::string id = tag_ + std::to_string(idx);
+    std::string core_params;
+    for (size_t i = 0; i < sig.params.size(); ++i) core_params += (i ? ", " : "") + std::string("p") + std::to_string(i) + ": " + as_core(sig.params[i]);
+    std::string s = "@external(" + quote(e.module) + ", " + quote(e.field) + ")\ndeclare function __cov_import_" + id + "(" + core_params + "): " +
+                    (sig.results.empty() ? "void" : as_core(sig.results[0])) + ";\n";
+    s += hex_comment_line("// ", e.fn->docs);
+    std::string ret = e.results.empty() ? "void" : e.results.size() == 1 ? as_name(e.results[0]) : as_import_results_class(e);
+    s += "// Import " + e.module + " " + e.field + ".\nexport function " + lower_camel("imports-" + e.owner + "-" + e.fn->name.kebab) + "(";
+    std::vector<std::string> pn;
+    for (size_t i = 0; i < e.params.size(); ++i) {
+      pn.push_back(lower_camel(e.fn->params[i].name.kebab) + "_");
+      s += (i ? ", " : "") + pn[i] + ": " + as_name(e.params[i]);
+    }
+    s += "): " + ret + " {\n  const bits = new Array<u64>();\n";
+    std::string frees;
+    if (sig.params_spilled) {
+      s += "  const inp = __cov_alloc(" + std::to_string(e.params_tuple.size) + ");\n";
+      for (size_t i = 0; i < e.params.size(); ++i) {
+        std::string at = "inp + " + std::to_string(e.params_tuple.offsets[i]);
+        s += "  " + as_store_stmt(e.params[i], at, pn[i]) + "\n";
+        if (needs_free(e.params[i])) frees += "  " + as_free_stmt(e.params[i], at) + "\n";
+      }
+      s += "  bits.push(<u64>inp);\n";
+      frees += "  __cov_free(<i32>inp);\n";
+    } else {
+      for (size_t i = 0; i < e.params.size(); ++i) {
+        std::string sc = "s" + std::to_string(i);
+        s += "  const " + sc + " = __cov_alloc(" + std::to_string(lay(e.params[i]).size) + ");\n";
+        s += "  " + as_store_stmt(e.params[i], sc, pn[i]) + "\n";
+        s += "  { const out = bits; " + as_flat_stmt(e.params[i], sc) + " }\n";
+        if (needs_free(e.params[i])) frees += "  " + as_free_stmt(e.params[i], sc) + "\n";
+        frees += "  __cov_free(<i32>" + sc + ");\n";
+      }
+    }
+    if (sig.results_spilled) s += "  const ret = __cov_alloc(" + std::to_string(e.results_tuple.size) + ");\n  bits.push(<u64>ret);\n";
+    std::vector<std::string> cargs;
+    for (size_t i = 0; i < sig.params.size(); ++i) cargs.push_back(as_from_bits(sig.params[i], "bits[" + std::to_string(i) + "]"));
+    s += "  " + std::string(sig.results.empty() ? "" : "const r = ") + "__cov_import_" + id + "(" + join(cargs) + ");\n" + frees;
+    if (sig.results_spilled) {
+      if (e.results.size() == 1) {
+        s += "  const v = " + as_load_expr(e.results[0], "ret") + ";\n";
+      } else {
+        s += "  const v = new " + ret + "();\n";
+        for (size_t i = 0; i < e.results.size(); ++i)
+          s += "  v." + lower_camel(e.fn->results[i].name.kebab) + " = " + as_load_expr(e.results[i], "ret + " + std::to_string(e.results_tuple.offsets[i])) + ";\n";
+      }
+      s += "  __cov_free(<i32>ret);\n  return v;\n";
+    } else if (!sig.results.empty()) {
+      s += "  return " + as_lift_expr(e.results[0], {"r"}) + ";\n";
+    }
+    return s + "}\n\n";
+  }
+  std::string as_import_results_class(const ExportFn& e) const { return camel("imports-" + e.owner + "-" + e.fn->name.kebab) + "Results"; }
   std::string as_results_class(const ExportFn& e) const { return camel(e.owner_kebab + "-" + e.fn->name.kebab) + "Results"; }
   std::string as_trampoline(const ExportFn& e, size_t idx, const std::string& user, std::string* renames) const {
     const auto& sig = e.sig;
@@ -2025,7 +2142,7 @@ function __cov_string_store(ptr: usize, s: string): void {
         args.push_back("a" + std::to_string(i));
         s += "  const a" + std::to_string(i) + " = " + as_load_expr(e.params[i], "base + " + std::to_string(e.params_tuple.offsets[i])) + ";\n";
       }
-      s += "  __cov_free(p0);\n";
+      s += "  " + as_fn_ + "__cov_free(p0);\n";
     } else {
       size_t at = 0;
       for (size_t i = 0; i < e.params.size(); ++i) {
@@ -2074,6 +2191,7 @@ function __cov_string_store(ptr: usize, s: string): void {
   std::vector<TypeId> types_;
   std::set<TypeId> seen_;
   mutable std::string as_prefix_;
+  mutable std::string as_fn_;  // "T." where the helpers live in the imported types file
   std::string tag_;          // prefix of per-type helper names ("" main, "d0_" a dependency)
   std::string anon_prefix_;  // prefix of anonymous C type names
   std::vector<ExportFn> imports_;

@@ -15,8 +15,7 @@
 // (`agent:settlement/policy@0.1.0#approve`), lifting params from flat values
 // or the spilled params tuple, lowering the result into a static return area,
 // `cabi_post_*` freeing what the result allocated, and `cabi_realloc`.
-// Per imported function (C, C++ and Rust so far; AssemblyScript refuses such a
-// world): the core import with its module/field names and a wrapper
+// Per imported function: the core import with its module/field names and a wrapper
 // `imports_<iface>_<fn>` that lowers the params (flat, or spilled into a
 // params tuple) and lifts the result (from the flat value or a return area);
 // strings and lists in the result are the caller's (free with *_free).
@@ -56,7 +55,8 @@ struct GeneratedFile {
 //   c:              W.h, W.c
 //   cpp:            W.h, W.c (the C bindings) and W.hpp (C++ views over them)
 //   rust:           W.rs (a module: `mod W;` in the crate root)
-//   assemblyscript: W.ts (the entry file) and W.exports (core export renames
+//   assemblyscript: W.ts (the entry file: trampolines), W_types.ts (types,
+//                   ABI helpers, imports) and W.exports (core export renames
 //                   for sdk/tools/wasm_rename_exports: AssemblyScript cannot
 //                   spell ':' '/' '#' '@' in export names)
 Result<std::vector<GeneratedFile>> generate(const wit::Package& pkg, const Options& options);
