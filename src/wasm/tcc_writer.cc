@@ -19,7 +19,6 @@
 #include "wabt/binary-reader.h"
 #include "wabt/cast.h"
 #include "wabt/ir.h"
-#include "wabt/validator.h"
 #include "wasm/wabt_util.h"
 
 namespace covenant::wasm {
