@@ -32,6 +32,7 @@ using ::covenant::ValType;
 
 constexpr int kPackages = 16;
 constexpr int kValuesPerType = 4;
+constexpr int kAssemblyScriptPackages = 6;  // asc takes seconds per build
 
 std::string read_text(const fs::path& p) {
   std::ifstream f(p);
@@ -69,7 +70,7 @@ class InstanceMemory final : public abi::GuestMemory {
 };
 
 // The random package plus `interface e { use t.{n0..}; echo-nK: func(v: nK) -> nK; echo-all: ... }`.
-std::string echo_package(uint64_t seed, std::vector<std::string>* names) {
+std::string echo_package(uint64_t seed, std::vector<std::string>* names, bool with_all = true) {
   std::string text = abi::testgen::WitGen(seed).package();
   std::regex decl(R"((record|variant|enum|flags|type) (n[0-9]+))");
   for (auto it = std::sregex_iterator(text.begin(), text.end(), decl); it != std::sregex_iterator(); ++it)
@@ -78,6 +79,7 @@ std::string echo_package(uint64_t seed, std::vector<std::string>* names) {
   for (size_t i = 0; i < names->size(); ++i) e += (i ? ", " : "") + (*names)[i];
   e += "};\n";
   for (const auto& n : *names) e += "  echo-" + n + ": func(v: " + n + ") -> " + n + ";\n";
+  if (!with_all) return text + e + "}\nworld w { export e; }\n";
   e += "  echo-all: func(";
   std::string tuple;
   for (int rep = 0; rep < 2; ++rep)
@@ -135,14 +137,20 @@ std::string rust_impl(const std::string& module) {
 }
 
 TEST(BindgenProperty, RandomTypesEchoUnchanged) {
-  std::string clang = COVENANT_TEST_CLANG, rustc = COVENANT_TEST_RUSTC;
-  if (clang.empty() && rustc.empty()) GTEST_SKIP() << "no guest toolchain";
+  std::string clang = COVENANT_TEST_CLANG, rustc = COVENANT_TEST_RUSTC, asc = COVENANT_TEST_ASC, rename = COVENANT_TEST_RENAME;
+  bool have_asc = !asc.empty() && fs::exists(asc) && !rename.empty();
+  if (clang.empty() && rustc.empty() && !have_asc) GTEST_SKIP() << "no guest toolchain";
   auto engine = Engine::create({.cache_dir = (fs::path(COVENANT_BINARY_DIR) / "bindgen_property/cache").string()});
   ASSERT_TRUE(engine.is_ok()) << engine.status().message();
   size_t echoed = 0;
-  for (int seed = 1; seed <= kPackages; ++seed) {
+  for (int run = 1; run <= kPackages + (have_asc ? kAssemblyScriptPackages : 0); ++run) {
+    // Runs past kPackages build the same packages without echo-all for
+    // AssemblyScript, whose generic echo implementations cannot name the tuple.
+    bool as_run = run > kPackages;
+    int seed = as_run ? run - kPackages : run;
+    if (as_run == false && clang.empty() && rustc.empty()) continue;
     std::vector<std::string> names;
-    std::string text = echo_package(static_cast<uint64_t>(seed), &names);
+    std::string text = echo_package(static_cast<uint64_t>(seed), &names, !as_run);
     auto parsed = wit::parse_wit(text);
     ASSERT_TRUE(parsed.is_ok()) << "seed " << seed << ": " << parsed.status().message() << "\n" << text;
     const wit::Package& pkg = *parsed;
@@ -150,11 +158,29 @@ TEST(BindgenProperty, RandomTypesEchoUnchanged) {
     const wit::Interface* e = pkg.find_interface("e");
     ASSERT_NE(e, nullptr);
     std::string iface = pkg.qualified_interface(*e);
-    fs::path dir = fs::path(COVENANT_BINARY_DIR) / "bindgen_property" / std::to_string(seed);
+    fs::path dir = fs::path(COVENANT_BINARY_DIR) / "bindgen_property" / ((as_run ? "as" : "") + std::to_string(seed));
     fs::remove_all(dir);
     write_text(dir / "w.wit", text);
     std::vector<std::pair<std::string, fs::path>> guests;
-    if (!clang.empty()) {
+    if (as_run) {
+      auto files = generate(pkg, {.lang = Lang::kAssemblyScript, .source_name = "w.wit"});
+      ASSERT_TRUE(files.is_ok()) << files.status().message();
+      for (const auto& f : *files) write_text(dir / "as" / f.path, f.content);
+      std::string impl;
+      for (const auto& n : names) impl += "export function eEcho" + std::string(1, 'N') + n.substr(1) + "<T>(v: T): T { return v; }\n";
+      write_text(dir / "as/w_impl.ts", impl);
+      ASSERT_EQ(sh(asc + " " + (dir / "as/w.ts").string() + " -o " + (dir / "as/raw.wasm").string() +
+                       " --runtime stub --use abort= --disable bulk-memory -O1 --noAssert",
+                   dir / "as/log.txt"),
+                0)
+          << "seed " << seed << " (AssemblyScript), see " << dir;
+      ASSERT_EQ(sh(rename + " " + (dir / "as/raw.wasm").string() + " " + (dir / "as/w.wasm").string() + " " +
+                       (dir / "as/w.exports").string(),
+                   dir / "as/rename_log.txt"),
+                0);
+      guests.push_back({"assemblyscript", dir / "as/w.wasm"});
+    }
+    if (!as_run && !clang.empty()) {
       auto files = generate(pkg, {.lang = Lang::kC, .source_name = "w.wit"});
       ASSERT_TRUE(files.is_ok()) << files.status().message();
       for (const auto& f : *files) write_text(dir / "c" / f.path, f.content);
@@ -166,7 +192,7 @@ TEST(BindgenProperty, RandomTypesEchoUnchanged) {
           << "seed " << seed << " (C), see " << dir;
       guests.push_back({"c", dir / "c/w.wasm"});
     }
-    if (!rustc.empty()) {
+    if (!as_run && !rustc.empty()) {
       auto files = generate(pkg, {.lang = Lang::kRust, .source_name = "w.wit"});
       ASSERT_TRUE(files.is_ok()) << files.status().message();
       for (const auto& f : *files) write_text(dir / "rust" / f.path, f.content);
