@@ -25,8 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm tools used by cross-check tests (pinned by tools/package-lock.json).
+# `npm install`, not `npm ci`: npm 11 rejects this lock file under `ci` because
+# cbor-x's optional platform packages for other systems are not in it, while
+# `install` installs exactly the locked versions.
 if [ -f tools/package.json ] && [ ! -d tools/node_modules ]; then
-  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tools && npm install --no-audit --no-fund --loglevel=error)
 fi
 # AssemblyScript compiler for the AssemblyScript guest contracts (pinned by sdk/assemblyscript/package-lock.json).
 if [ -f sdk/assemblyscript/package.json ] && [ ! -d sdk/assemblyscript/node_modules ]; then
