@@ -143,7 +143,11 @@ TEST_F(SettleCli, ApproveLedgerCycleOnSqlite) { cycle("--ledger " + g_dir + "/le
 
 TEST_F(SettleCli, ApproveLedgerCycleOnPostgres) {
   const char* url = std::getenv("COVENANT_PG_URL");
-  if (!url || !*url) GTEST_SKIP() << "COVENANT_PG_URL not set";
+  if (!url || !*url) {
+    const char* require = std::getenv("COVENANT_REQUIRE_PG");
+    if (require && std::string(require) == "1") FAIL() << "COVENANT_REQUIRE_PG=1 but COVENANT_PG_URL is not set";
+    GTEST_SKIP() << "COVENANT_PG_URL not set";
+  }
   cycle(std::string("--ledger '") + url + "' --pg-schema settle_cli_" + std::to_string(getpid()));
 }
 

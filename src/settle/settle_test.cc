@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <string>
 
 #include "settle/settle.h"
 
@@ -313,7 +314,11 @@ TEST(Settle, CycleOnSqlite) {
 
 TEST(Settle, CycleOnPostgres) {
   const char* url = std::getenv("COVENANT_PG_URL");
-  if (!url || !*url) GTEST_SKIP() << "COVENANT_PG_URL not set";
+  if (!url || !*url) {
+    const char* require = std::getenv("COVENANT_REQUIRE_PG");
+    if (require && std::string(require) == "1") FAIL() << "COVENANT_REQUIRE_PG=1 but COVENANT_PG_URL is not set";
+    GTEST_SKIP() << "COVENANT_PG_URL not set";
+  }
   std::string dir = tmpdir("pg");
   std::string schema = "settle_test_" + std::to_string(getpid());
   settle_cycle(url, schema, dir);
