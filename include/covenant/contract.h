@@ -51,6 +51,12 @@ inline constexpr uint32_t kRandomBytesPerRequestMax = 4096; // random.bytes(n)
 // guest's cabi_realloc before the call (see docs/host.md, "Result arena").
 inline constexpr uint32_t kHostArenaBytes = 256u << 10;
 static_assert(kRandomBytesPerRequestMax < kHostArenaBytes, "one random.bytes result fits the arena");
+// One kv value, so that any stored value can be read back through the arena.
+inline constexpr uint32_t kKvValueSizeBytesMax = kHostArenaBytes / 2;
+// One kv.list-keys result: at most this many keys and bytes (key bytes + 8 per key).
+inline constexpr uint32_t kKvListKeysMax = 1000;
+inline constexpr uint32_t kKvListBytesMax = kHostArenaBytes / 2;
+static_assert(kKvListKeysMax * 8 < kKvListBytesMax, "a list of short keys is bounded by the count");
 
 enum class LogLevel : uint8_t { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 const char* log_level_name(LogLevel level);  // "debug", ...

@@ -22,7 +22,6 @@ using abi::CoreValue;
 using abi::WitValue;
 
 constexpr std::string_view kHostModulePrefix = "covenant:host/";
-constexpr size_t kKvListKeysMax = 1000;
 
 const wit::Package& host_package() {
   static const wit::Package* pkg = [] {
@@ -196,6 +195,9 @@ Outcome kv_write(CallState& st, const std::string& key, std::optional<std::strin
 }
 
 Outcome kv_set(CallState& st, std::vector<WitValue>& a) {
+  if (a[1].items().size() > kKvValueSizeBytesMax)
+    return trap("kv value of " + std::to_string(a[1].items().size()) + " bytes is larger than " +
+                std::to_string(kKvValueSizeBytesMax));
   bool existed = false;
   return kv_write(st, a[0].as_string(), bytes_of(a[1]), &existed);
 }
@@ -233,6 +235,14 @@ Outcome kv_list_keys(CallState& st, std::vector<WitValue>& a) {
       merged.push_back(k);
   std::sort(merged.begin(), merged.end());
   if (merged.size() > kKvListKeysMax) merged.resize(kKvListKeysMax);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < merged.size(); ++i) {
+    bytes += merged[i].size() + 8;
+    if (bytes > kKvListBytesMax) {
+      merged.resize(i);
+      break;
+    }
+  }
   std::vector<WitValue> out;
   for (std::string& k : merged) out.push_back(WitValue::string(std::move(k)));
   return {{WitValue::list(std::move(out))}, {}};

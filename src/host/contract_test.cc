@@ -419,6 +419,15 @@ TEST(Kv, QuotaOverrunTrapsCleanly) {
   EXPECT_EQ(r.trap.kind, TrapKind::kHost);
   EXPECT_NE(r.trap.message.find("bytes > max_bytes 1000"), std::string::npos) << r.trap.message;
   EXPECT_EQ(c->kv_dump().value().at("x"), "1");
+
+  // A value must be readable back through the result arena.
+  Grants big = all_grants();
+  big.kv->max_bytes = 1 << 20;
+  c = deploy_caps(big);
+  EXPECT_EQ(call(*c, "kv-set", {"v", std::string(kKvValueSizeBytesMax, 'v')}).trap.kind, TrapKind::kNone);
+  EXPECT_EQ(call(*c, "kv-get", {"v"}).result.get<std::string>().size(), kKvValueSizeBytesMax);
+  r = call(*c, "kv-set", {"w", std::string(kKvValueSizeBytesMax + 1, 'v')});
+  EXPECT_NE(r.trap.message.find("is larger than 131072"), std::string::npos) << r.trap.message;
 }
 
 TEST(Kv, QuotaCountersPersistInSqlite) {
