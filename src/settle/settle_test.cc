@@ -113,7 +113,7 @@ void expect_refuted(const ReplayPackage& pkg, Tier tier, const std::string& fiel
   EXPECT_EQ(v->field, field) << v->detail;
 }
 
-TEST(Receipt, FromASeedCallFitsTheBudget) {
+TEST(SettleReceipt, FromASeedCallFitsTheBudget) {
   const SigningKey key = SigningKey::generate();
   CallInputs in = seed_inputs(Tier::kBaseline);
   Produced p = produce(in);
@@ -130,12 +130,12 @@ TEST(Receipt, FromASeedCallFitsTheBudget) {
   EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
 }
 
-TEST(Receipt, DecisionRefusesFloats) {
+TEST(SettleReceipt, DecisionRefusesFloats) {
   EXPECT_FALSE(decision_cbor(json::parse(R"({"x": 1.5})")).is_ok());
   EXPECT_TRUE(decision_cbor(json::parse(R"({"x": -3, "y": [null, false]})")).is_ok());
 }
 
-TEST(ReplayPackage, RoundTripIsExactAndStrict) {
+TEST(SettleReplayPackage, RoundTripIsExactAndStrict) {
   const SigningKey key = SigningKey::generate();
   CallInputs in = seed_inputs(Tier::kInterp);
   Produced p = produce(in);
@@ -154,7 +154,7 @@ TEST(ReplayPackage, RoundTripIsExactAndStrict) {
   EXPECT_FALSE(decode_replay_package(std::vector<uint8_t>{0x01}).is_ok());
 }
 
-TEST(Replay, SeedOnAnotherTierConfirms) {
+TEST(SettleReplay, SeedOnAnotherTierConfirms) {
   const SigningKey key = SigningKey::generate();
   ReplayPackage pkg = package_for(seed_inputs(Tier::kBaseline), key);
   for (Tier t : {Tier::kInterp, Tier::kBaseline}) {
@@ -164,7 +164,7 @@ TEST(Replay, SeedOnAnotherTierConfirms) {
   }
 }
 
-TEST(Replay, OptimizedReceiptConfirmsOnTheInterpreter) {
+TEST(SettleReplay, OptimizedReceiptConfirmsOnTheInterpreter) {
   const SigningKey key = SigningKey::generate();
   ReplayPackage pkg = package_for(seed_inputs(Tier::kOptimized), key);
   auto v = replay(pkg, Tier::kInterp);
@@ -172,7 +172,7 @@ TEST(Replay, OptimizedReceiptConfirmsOnTheInterpreter) {
   EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
 }
 
-TEST(Replay, AlteredIntentModuleOrReceiptIsRefuted) {
+TEST(SettleReplay, AlteredIntentModuleOrReceiptIsRefuted) {
   const SigningKey key = SigningKey::generate();
   const ReplayPackage pkg = package_for(seed_inputs(Tier::kBaseline), key);
 
@@ -201,7 +201,7 @@ TEST(Replay, AlteredIntentModuleOrReceiptIsRefuted) {
   expect_refuted(clock, Tier::kInterp, "time");
 }
 
-TEST(Replay, BudgetKvStateAlteredIsRefuted) {
+TEST(SettleReplay, BudgetKvStateAlteredIsRefuted) {
   const SigningKey key = SigningKey::generate();
   std::string dir = tmpdir("budget");
   std::string kv = dir + "/kv.sqlite";
@@ -232,7 +232,7 @@ TEST(Replay, BudgetKvStateAlteredIsRefuted) {
   expect_refuted(dropped, Tier::kInterp, "state_root_before");
 }
 
-TEST(Escrow, ApprovedIntentWithAmountHolds) {
+TEST(SettleEscrow, ApprovedIntentWithAmountHolds) {
   Hash32 id{};
   id[0] = 0xab;
   json intent = json::parse(R"({"agent-id": "agent-7", "max-units": "250", "expires-at-ms": 10500})");
