@@ -300,6 +300,83 @@ TEST(PolicyCorpusContract, ContractApiAgrees) {
   }
   if (deployed == 0) GTEST_SKIP() << "no example contract built";
 }
+
+// The stateful budget policy: contracts/examples/budget/budget.c (hand-written
+// glue) and contracts/examples/rust/budget (bindgen imports of covenant:host
+// kv, log, clock) deployed with the same grants give the same verdicts, kv
+// writes, log lines and traps over one sequence of calls (a trap rolls back).
+TEST(PolicyCorpusContract, BudgetRustMatchesC) {
+  fs::path c_wasm = fs::path(COVENANT_BINARY_DIR) / "contracts/budget.wasm";
+  fs::path rust_wasm = fs::path(COVENANT_BINARY_DIR) / "contracts/examples/budget_rust.wasm";
+  if (!fs::exists(c_wasm) || !fs::exists(rust_wasm)) GTEST_SKIP() << "budget contracts not built";
+  std::ifstream wf(fs::path(COVENANT_SOURCE_DIR) / "contracts/examples/budget/budget.wit");
+  std::string wit_text((std::istreambuf_iterator<char>(wf)), {});
+  auto grants = parse_grants(R"({"capabilities": {"kv": {"namespace": "budget", "max_keys": 1000, "max_bytes": 65536},
+                                                   "log": {"level": "info"}, "clock": {}}})");
+  ASSERT_TRUE(grants.is_ok()) << grants.status().message();
+  auto engine = Engine::create({.cache_dir = (fs::path(COVENANT_BINARY_DIR) / "policy_corpus_cache").string()});
+  ASSERT_TRUE(engine.is_ok());
+  auto deploy = [&](const fs::path& path, const std::string& name) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<uint8_t> wasm((std::istreambuf_iterator<char>(f)), {});
+    DeployOptions opts;
+    opts.tier = Tier::kInterp;
+    opts.wit = wit_text;
+    opts.grants = *grants;
+    opts.deployment = name;
+    opts.name = name;
+    opts.reset_every_call = true;  // host results live in a per-call arena the Rust allocator cannot reclaim
+    return Contract::deploy(**engine, wasm, opts);
+  };
+  auto c = deploy(c_wasm, "budget_c");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  auto r = deploy(rust_wasm, "budget_rust");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  const std::string long_agent(250, 'q');
+  const std::vector<std::pair<std::string, json>> calls = {
+      {"set-limit", json::array({"a", "500"})},
+      {"approve", json::array({{{"agent-id", "a"}, {"amount", "100"}}})},
+      {"approve", json::array({{{"agent-id", "a"}, {"amount", "450"}}})},
+      {"approve", json::array({{{"agent-id", "a"}, {"amount", "400"}}})},
+      {"spent", json::array({"a"})},
+      {"approve", json::array({{{"agent-id", ""}, {"amount", "5"}}})},
+      {"approve", json::array({{{"agent-id", "b"}, {"amount", "0"}}})},
+      {"approve", json::array({{{"agent-id", "b"}, {"amount", "1000"}}})},
+      {"approve", json::array({{{"agent-id", "b"}, {"amount", "1"}}})},
+      {"spend-then-trap", json::array({{{"agent-id", "b"}, {"amount", "5"}}})},
+      {"spent", json::array({"b"})},
+      {"approve", json::array({{{"agent-id", "\u00fcn\u00ef"}, {"amount", "3"}}})},
+      {"approve", json::array({{{"agent-id", long_agent}, {"amount", "7"}}})},
+      {"approve", json::array({{{"agent-id", "c"}, {"amount", "18446744073709551615"}}})},
+      {"set-limit", json::array({"c", "18446744073709551615"})},
+      {"approve", json::array({{{"agent-id", "c"}, {"amount", "18446744073709551615"}}})},
+      {"approve", json::array({{{"agent-id", "c"}, {"amount", "1"}}})},
+      {"spent", json::array({"c"})},
+  };
+  auto normalized_logs = [](const CallRecord& rec) {
+    std::vector<std::string> out;
+    std::string at = " at " + std::to_string(rec.wall_ms);
+    for (const auto& l : rec.logs) {
+      std::string m = l.message;
+      if (auto p = m.rfind(at); p != std::string::npos && p + at.size() == m.size()) m = m.substr(0, p) + " at <now>";
+      out.push_back(m);
+    }
+    return out;
+  };
+  int traps = 0;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    auto a = (*c)->call_json(calls[i].first, calls[i].second);
+    auto b = (*r)->call_json(calls[i].first, calls[i].second);
+    ASSERT_TRUE(a.is_ok()) << "C call " << i << ": " << a.status().message();
+    ASSERT_TRUE(b.is_ok()) << "Rust call " << i << ": " << b.status().message();
+    EXPECT_EQ(a->trap.kind, b->trap.kind) << "call " << i << ": " << a->trap.message << " / " << b->trap.message;
+    traps += a->trap.kind != TrapKind::kNone;
+    EXPECT_EQ(a->result, b->result) << "call " << i << " " << calls[i].first;
+    EXPECT_EQ(a->record.kv_writes, b->record.kv_writes) << "call " << i;
+    EXPECT_EQ(normalized_logs(a->record), normalized_logs(b->record)) << "call " << i;
+  }
+  EXPECT_EQ(traps, 1);  // spend-then-trap, rolled back: the next spent(b) is still 1000
+}
 #endif
 
 }  // namespace

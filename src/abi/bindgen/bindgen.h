@@ -18,7 +18,8 @@
 // Per imported function: the core import with its module/field names and a wrapper
 // `imports_<iface>_<fn>` that lowers the params (flat, or spilled into a
 // params tuple) and lifts the result (from the flat value or a return area);
-// strings and lists in the result are the caller's (free with *_free).
+// strings and lists in the result are borrowed (never freed by the bindings: a
+// host may hand out memory it does not own, as Covenant's per-call result arena).
 #pragma once
 
 #include <string>
