@@ -216,17 +216,6 @@ TEST(Bindgen, ExampleBindingsAreFresh) {
                                              << " tests/wit/seed.wit --out contracts/examples/" << dir;
     }
   }
-  // The Rust budget policy: budget.wit importing covenant:host (src/host/wit/host.wit).
-  wit::Package budget = parse(read_text(root / "contracts/examples/budget/budget.wit"));
-  wit::Package host = parse(read_text(root / "src/host/wit/host.wit"));
-  auto files = generate(budget, {.lang = Lang::kRust, .source_name = "budget.wit", .deps = {&host}});
-  ASSERT_TRUE(files.is_ok()) << files.status().message();
-  for (const auto& f : *files) {
-    fs::path p = root / "contracts/examples/rust/budget" / f.path;
-    if (update) write_text(p, f.content);
-    EXPECT_TRUE(read_text(p) == f.content) << p << " is stale: run covenant bindgen --lang rust contracts/examples/budget/budget.wit "
-                                           << "--deps src/host/wit/host.wit --out contracts/examples/rust/budget";
-  }
 }
 
 // ---- generated code at run time: echo(all) through every language's bindings

@@ -1,8 +1,8 @@
 // The stateful per-agent budget policy of contracts/examples/budget/budget.c
 // (same WIT, same rules, same kv keys and log lines) in Rust, over `covenant
 // bindgen --lang rust contracts/examples/budget/budget.wit --deps
-// src/host/wit/host.wit` bindings (budget_policy.rs): the host capabilities
-// kv, log and clock are generated imports. Grants:
+// src/host/wit/host.wit` bindings (budget_policy.rs, generated at build time
+// beside a copy of this file): kv, log and clock are generated imports. Grants:
 //   {"capabilities": {"kv": {"namespace": "budget", "max_keys": 1000, "max_bytes": 65536},
 //                     "log": {"level": "info"}, "clock": {}}}
 // tests/contracts/policy_corpus_test checks it decides, writes and logs as the C one.
