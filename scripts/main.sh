@@ -40,12 +40,12 @@ K="--keys-dir $S/keys"
 SEED=build/contracts/seed_c.wasm
 ids=() holds=()
 for i in 1 2 3 4 5 6; do
-  units=$((i * 100)); [ "$i" = 6 ] && units=5000   # the last is over the compute ceiling: denied, no hold
-  echo "{\"agent_id\": \"agent-$i\", \"task_type\": \"compute\", \"max_units\": $units, \"expires_at_ms\": 4102444800000}" >"$S/intent$i.json"
+  units=$((i * 100)); task=compute; [ "$i" = 6 ] && task=teleport   # the last: unknown task type, denied, no hold
+  echo "{\"agent_id\": \"agent-$i\", \"task_type\": \"$task\", \"max_units\": $units, \"expires_at_ms\": 4102444800000}" >"$S/intent$i.json"
   out=$($C approve $SEED --intent "$S/intent$i.json" --tier baseline --ledger "$L" $K --checkpoint-every 4 --replay-out "$S/call$i.replay")
   ids+=("$(sed -n 's/^receipt_id: //p' <<<"$out")")
   holds+=("$(sed -n 's/^hold_id: //p' <<<"$out")")
-  printf '   intent %s (%s units): %s\n' "$i" "$units" "$(head -1 <<<"$out")"
+  printf '   intent %s (%s, %s units): %s\n' "$i" "$task" "$units" "$(head -1 <<<"$out")"
   sed -n 's/^\(receipt_id\|hold_id\|log_index\|checkpoint\): /     \1: /p' <<<"$out"
 done
 echo "-- escrow: release hold 1 in full, 150 of hold 2, refund hold 3"

@@ -192,7 +192,7 @@ Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResol
   if (call->trap.kind != TrapKind::kNone)
     return refuted("decision", std::string("the replayed call traps: ") + trap_kind_name(call->trap.kind) + ": " +
                                    call->trap.message);
-  auto got = build_receipt(**contract, pkg.call, call->result, call->record, call->fuel_used);
+  auto got = build_receipt(**contract, pkg.call, call->values, call->record, call->fuel_used);
   if (!got) return refuted("decision", got.status().message());
 
   // 4. Field by field: what went in, then what came out.

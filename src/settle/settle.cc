@@ -40,21 +40,29 @@ Hash32 tagged_hash(std::string_view tag, std::span<const uint8_t> prefix, std::s
   return h;
 }
 
-Status json_to_cbor(const json& j, cbor::Writer& w, int depth) {
+Status value_to_cbor(const abi::WitValue& v, cbor::Writer& w, int depth) {
+  using K = wit::TypeKind;
   if (depth > cbor::kCborDepthMax - 2) return Status::invalid("decision nests too deeply");
-  switch (j.type()) {
-    case json::value_t::null: w.null(); return Status::ok();
-    case json::value_t::boolean: w.boolean(j.get<bool>()); return Status::ok();
-    case json::value_t::number_unsigned: w.uint(j.get<uint64_t>()); return Status::ok();
-    case json::value_t::number_integer: w.int64(j.get<int64_t>()); return Status::ok();
-    case json::value_t::string: w.text(j.get_ref<const std::string&>()); return Status::ok();
-    case json::value_t::array:
-    case json::value_t::object:  // values in key order (nlohmann keeps objects sorted)
-      w.array(j.size());
-      for (const json& v : j) COVENANT_RETURN_IF_ERROR(json_to_cbor(v, w, depth + 1));
+  switch (v.kind()) {
+    case K::kBool: w.boolean(v.as_bool()); return Status::ok();
+    case K::kS8: case K::kS16: case K::kS32: case K::kS64: w.int64(v.as_signed()); return Status::ok();
+    case K::kU8: case K::kU16: case K::kU32: case K::kU64: w.uint(v.as_unsigned()); return Status::ok();
+    case K::kChar: w.uint(v.as_char()); return Status::ok();
+    case K::kFlags: w.uint(v.flag_bits()); return Status::ok();
+    case K::kEnum: w.uint(v.case_index()); return Status::ok();
+    case K::kString: w.text(v.as_string()); return Status::ok();
+    case K::kList: case K::kRecord: case K::kTuple:
+      w.array(v.items().size());
+      for (const abi::WitValue& item : v.items()) COVENANT_RETURN_IF_ERROR(value_to_cbor(item, w, depth + 1));
       return Status::ok();
-    default: return Status::invalid("decision holds a float or binary value, which receipts do not carry");
+    case K::kVariant: case K::kOption: case K::kResult:
+      w.array(v.payload() ? 2 : 1);
+      w.uint(v.case_index());
+      if (v.payload()) COVENANT_RETURN_IF_ERROR(value_to_cbor(*v.payload(), w, depth + 1));
+      return Status::ok();
+    case K::kF32: case K::kF64: break;
   }
+  return Status::invalid("decision holds a float, which receipts do not carry");
 }
 
 // A field of a JSON object in any spelling: "max-units", "max_units".
@@ -153,17 +161,19 @@ Hash32 state_root_after(const Hash32& before, const CallRecord& r) {
   return tagged_hash("covenant/kv-after/v1", before, buf);
 }
 
-Result<std::vector<uint8_t>> decision_cbor(const json& result) {
+Result<std::vector<uint8_t>> decision_cbor(std::span<const abi::WitValue> results) {
   std::vector<uint8_t> buf;
   cbor::Writer w(&buf);
-  COVENANT_RETURN_IF_ERROR(json_to_cbor(result, w, 0));
+  if (results.empty()) w.null();
+  else if (results.size() > 1) w.array(results.size());
+  for (const abi::WitValue& v : results) COVENANT_RETURN_IF_ERROR(value_to_cbor(v, w, 0));
   if (buf.size() > kReceiptDecisionBytesMax)
     return Status::invalid("decision is " + std::to_string(buf.size()) + " bytes encoded; receipts hold at most " +
                                     std::to_string(kReceiptDecisionBytesMax));
   return buf;
 }
 
-Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, const json& result,
+Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, std::span<const abi::WitValue> results,
                               const CallRecord& record, uint64_t fuel_used) {
   Receipt r;
   r.contract_hash = sha256(std::span<const uint8_t>(in.module));
@@ -172,7 +182,7 @@ Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, co
   r.entry = contract.world().name.written + "#" + fn->name.written;
   if (r.entry.size() > kReceiptEntryBytesMax) return Status::invalid("world#export is longer than receipts allow");
   r.intent_hash = sha256(as_bytes(in.intent));
-  auto d = decision_cbor(result);
+  auto d = decision_cbor(results);
   if (!d) return d.status();
   r.decision = std::move(*d);
   r.fuel_used = fuel_used;
@@ -257,7 +267,7 @@ Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const 
 Result<SettleOutcome> settle_call(const SettleOptions& opts, const Contract& contract, const CallInputs& in,
                                   const Contract::CallResult& call) {
   if (call.trap.kind != TrapKind::kNone) return Status::precondition("a trapped call has no receipt");
-  auto receipt = build_receipt(contract, in, call.result, call.record, call.fuel_used);
+  auto receipt = build_receipt(contract, in, call.values, call.record, call.fuel_used);
   if (!receipt) return receipt.status();
   auto keys = KeyStore::open(opts.keys_dir.empty() ? default_keys_dir() : opts.keys_dir);
   if (!keys) return keys.status();

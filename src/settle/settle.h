@@ -50,15 +50,18 @@ struct CallInputs {
 Hash32 state_root_before(const CallRecord& record);
 Hash32 state_root_after(const Hash32& before, const CallRecord& record);
 
-// The receipt's decision item: the result JSON as deterministic CBOR, objects
-// written as arrays of their values in key order (names are in the WIT).
-// Floats are refused (kInvalidArgument).
-Result<std::vector<uint8_t>> decision_cbor(const nlohmann::json& result);
+// The receipt's decision item: the export's results as deterministic CBOR,
+// typed by the WIT: a single result as itself, several as an array, none as
+// null; records, tuples and lists as arrays in declaration order; integers as
+// integers (u64 too), char/flags/enum as uints, strings as text, variants,
+// options and results as [case] or [case, payload]. Floats are refused
+// (kInvalidArgument).
+Result<std::vector<uint8_t>> decision_cbor(std::span<const abi::WitValue> results);
 
 // The payload fields a call determines (contract hash, world#function, intent
 // hash, decision, fuel, state roots, time = the recorded clock). trace id,
 // previous receipt hash and kid are the signer's. REQUIRES: the call did not trap.
-Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, const nlohmann::json& result,
+Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, std::span<const abi::WitValue> results,
                               const CallRecord& record, uint64_t fuel_used);
 
 // ---------------------------------------------------------------------------

@@ -58,9 +58,9 @@ void cycle(const std::string& ledger_flags) {
   std::vector<json> approvals;
   for (int i = 0; i < 4; ++i) {
     std::string intent = g_dir + "/intent" + std::to_string(i) + ".json";
-    // intent 3 is over the compute ceiling: denied, a receipt but no hold.
-    write(intent, R"({"agent_id": "agent-)" + std::to_string(i) + R"(", "task_type": "compute", "max_units": )" +
-                      std::to_string(i == 3 ? 5000 : 100 * (i + 1)) + R"(, "expires_at_ms": 4102444800000})");
+    // intent 3 names an unknown task type: denied, a receipt but no hold.
+    write(intent, R"({"agent_id": "agent-)" + std::to_string(i) + R"(", "task_type": ")" + (i == 3 ? "teleport" : "compute") +
+                      R"(", "max_units": )" + std::to_string(100 * (i + 1)) + R"(, "expires_at_ms": 4102444800000})");
     Outcome r = run("approve " + kSeed + " --intent " + intent + " --tier baseline --json --checkpoint-every 2 --checkpoint-dir " +
                     cps + " --replay-out " + g_dir + "/call" + std::to_string(i) + ".replay " + common);
     ASSERT_EQ(r.code, 0) << r.err;

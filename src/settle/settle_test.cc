@@ -11,6 +11,7 @@
 #include <iterator>
 #include <string>
 
+#include "evidence/cbor.h"
 #include "settle/settle.h"
 
 namespace covenant::settle {
@@ -89,7 +90,7 @@ Produced produce(const CallInputs& in, const std::string& kv_path = "") {
 }
 
 std::vector<uint8_t> sign(const Produced& p, const CallInputs& in, const SigningKey& key) {
-  auto r = build_receipt(*p.contract, in, p.call.result, p.call.record, p.call.fuel_used);
+  auto r = build_receipt(*p.contract, in, p.call.values, p.call.record, p.call.fuel_used);
   EXPECT_TRUE(r.is_ok()) << r.status().to_string();
   std::vector<uint8_t> cose;
   EXPECT_TRUE(sign_receipt(*r, key, &cose).is_ok());
@@ -125,14 +126,31 @@ TEST(SettleReceipt, FromASeedCallFitsTheBudget) {
   EXPECT_EQ(r->time_unix_ms, p.call.record.wall_ms);
   EXPECT_EQ(r->intent_hash, sha256(std::span(reinterpret_cast<const uint8_t*>(in.intent.data()), in.intent.size())));
   EXPECT_EQ(r->contract_hash, sha256(std::span<const uint8_t>(in.module)));
-  // {"approved":true,"ceiling":"1000","reason":"ok"} -> [true, "1000", "ok"]
-  EXPECT_EQ(r->decision, (std::vector<uint8_t>{0x83, 0xf5, 0x64, '1', '0', '0', '0', 0x62, 'o', 'k'}));
-  EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
+  // decision { approved: bool, ceiling: u64, reason: string } -> [approved, ceiling, reason], in WIT order.
+  const json& d = p.call.result;
+  ASSERT_TRUE(d["approved"].get<bool>()) << d.dump();
+  std::vector<uint8_t> want;
+  cbor::Writer w(&want);
+  w.array(3);
+  w.boolean(true);
+  w.uint(std::stoull(d["ceiling"].get<std::string>()));
+  w.text(d["reason"].get<std::string>());
+  EXPECT_EQ(r->decision, want);
+  // docs/receipts.md: 310 bytes besides the decision for this entry and a fuel below 65,536.
+  ASSERT_LT(r->fuel_used, 65536u);
+  EXPECT_EQ(cose.size(), 310 + want.size());
+  std::printf("seed approval receipt: %zu bytes (decision %zu bytes)\n", cose.size(), want.size());
 }
 
 TEST(SettleReceipt, DecisionRefusesFloats) {
-  EXPECT_FALSE(decision_cbor(json::parse(R"({"x": 1.5})")).is_ok());
-  EXPECT_TRUE(decision_cbor(json::parse(R"({"x": -3, "y": [null, false]})")).is_ok());
+  using abi::WitValue;
+  EXPECT_FALSE(decision_cbor(std::vector<WitValue>{WitValue::record({WitValue::f64(1.5)})}).is_ok());
+  auto ok = decision_cbor(std::vector<WitValue>{
+      WitValue::record({WitValue::s64(-3), WitValue::list({WitValue::none(), WitValue::some(WitValue::boolean(false))})})});
+  ASSERT_TRUE(ok.is_ok());
+  // [-3, [[0], [1, false]]]
+  EXPECT_EQ(*ok, (std::vector<uint8_t>{0x82, 0x22, 0x82, 0x81, 0x00, 0x82, 0x01, 0xf4}));
+  EXPECT_EQ(decision_cbor(std::vector<WitValue>{}).value(), std::vector<uint8_t>{0xf6});
 }
 
 TEST(SettleReplayPackage, RoundTripIsExactAndStrict) {
