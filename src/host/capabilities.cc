@@ -318,7 +318,15 @@ const Entry kCapabilities[] = {
     {"random", "bytes", random_bytes, true},
 };
 
+// The standard32 scheme (docs/abi.md) prefixes import modules with "cm32p2|".
+constexpr std::string_view kStandard32Prefix = "cm32p2|";
+std::string_view strip_standard32(std::string_view module) {
+  return module.substr(0, kStandard32Prefix.size()) == kStandard32Prefix ? module.substr(kStandard32Prefix.size())
+                                                                          : module;
+}
+
 const Entry* find_entry(std::string_view module, std::string_view field) {
+  module = strip_standard32(module);
   if (module.substr(0, kHostModulePrefix.size()) != kHostModulePrefix) return nullptr;
   std::string_view rest = module.substr(kHostModulePrefix.size());
   size_t at = rest.find('@');
@@ -335,10 +343,6 @@ FuncType core_functype(const abi::CoreSignature& sig) {
   return t;
 }
 
-std::string host_version_module(const char* iface) {
-  const wit::Package& p = host_package();
-  return std::string(kHostModulePrefix) + iface + "@" + p.version;
-}
 
 }  // namespace
 
@@ -380,14 +384,15 @@ bool import_needs_arena(const ImportDesc& import) {
   return e && e->needs_arena;
 }
 
-bool import_is_kv(const ImportDesc& import) {
+std::string import_capability(const ImportDesc& import) {
   const Entry* e = find_entry(import.module, import.field);
-  return e && std::string_view(e->iface) == "kv";
+  return e ? e->iface : "";
 }
 
 Result<Linker::Entry> resolve_import(const ImportDesc& import, const Grants& grants) {
   const std::string name = "import \"" + import.module + "\" \"" + import.field + "\"";
-  const std::string& m = import.module;
+  const bool standard32 = strip_standard32(import.module).size() != import.module.size();
+  const std::string m(strip_standard32(import.module));
   if (m == "wasi_snapshot_preview1" || m == "wasi_unstable" || m.rfind("wasi:", 0) == 0)
     return Status::invalid(name +
                            " is refused: WASI is not available to contracts and no grant allows it (files, network, "
@@ -403,8 +408,9 @@ Result<Linker::Entry> resolve_import(const ImportDesc& import, const Grants& gra
   const wit::Package& pkg = host_package();
   const wit::Interface* wi = pkg.find_interface(iface);
   if (!wi) return Status::invalid(name + " is refused: covenant:host has no interface \"" + iface + "\"");
-  if (version != pkg.version)
-    return Status::invalid(name + " is refused: this host provides covenant:host/" + iface + "@" + pkg.version +
+  const std::string want_version = standard32 ? abi::version_compat_track(pkg.version) : pkg.version;
+  if (version != want_version)
+    return Status::invalid(name + " is refused: this host provides covenant:host/" + iface + "@" + want_version +
                            ", not version \"" + version + "\"");
   const wit::Function* fn = wi->find_function(import.field);
   const Entry* e = find_entry(m, import.field);
@@ -420,7 +426,7 @@ Result<Linker::Entry> resolve_import(const ImportDesc& import, const Grants& gra
                            want.to_string() + " for " + iface + "." + import.field);
   Capability impl = e->impl;
   Linker::Entry entry;
-  entry.module = host_version_module(e->iface);
+  entry.module = import.module;
   entry.field = import.field;
   entry.type = want;
   std::string where = entry.module + "." + entry.field;

@@ -205,28 +205,35 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
     }
     if (!impl->linker.find(e->module, e->field)) impl->linker.define(e->module, e->field, e->type, e->fn);
     impl->needs_arena |= host::import_needs_arena(imp);
-    impl->uses_kv |= host::import_is_kv(imp);
-    impl->uses_random |= imp.module.rfind("covenant:host/random@", 0) == 0;
+    impl->uses_kv |= host::import_capability(imp) == "kv";
+    impl->uses_random |= host::import_capability(imp) == "random";
   }
   if (!refused.empty()) return Status::invalid(name + ": " + refused);
 
   // Exports: each function of the world's exports must exist with the canonical ABI's core type.
-  auto realloc = m.export_index("cabi_realloc");
+  // Core names: wit-bindgen's legacy scheme, or standard32 ("cm32p2|...") if
+  // the module uses it (docs/abi.md: pick by the allocator's name).
+  abi::Mangling mangling = abi::Mangling::kLegacy;
+  if (m.export_index(abi::realloc_export_name(abi::Mangling::kStandard32))) mangling = abi::Mangling::kStandard32;
+  for (const ExportDesc& x : m.exports())
+    if (x.name.rfind("cm32p2|", 0) == 0) mangling = abi::Mangling::kStandard32;
+  const std::string realloc_name = abi::realloc_export_name(mangling);
+  auto realloc = m.export_index(realloc_name);
   if (realloc) {
     FuncType want{{ValType::kI32, ValType::kI32, ValType::kI32, ValType::kI32}, {ValType::kI32}};
     if (m.exports()[*realloc].type != want)
-      return Status::invalid(name + ": cabi_realloc has type " + m.exports()[*realloc].type.to_string() + ", not " +
-                             want.to_string());
+      return Status::invalid(name + ": " + realloc_name + " has type " + m.exports()[*realloc].type.to_string() +
+                             ", not " + want.to_string());
     impl->realloc_index = realloc;
   }
   if (impl->needs_arena && !realloc)
     return Status::invalid(name + ": the module imports host functions that return strings or lists but exports no "
-                                  "cabi_realloc");
+                                  "cabi_realloc (or cm32p2_realloc)");
   auto add_export = [&](const wit::Function& fn, const std::string& iface, const std::string& core_iface) -> Status {
     ExportFn e;
     e.fn = &fn;
     e.iface = iface;
-    e.core_name = abi::export_name(core_iface, fn);
+    e.core_name = abi::export_name(core_iface, fn, mangling);
     e.sig = impl->abi->core_signature(fn, abi::Direction::kExport);
     FuncType want = core_functype(e.sig);
     std::string what = (iface.empty() ? "" : iface + ".") + fn.name.written;
@@ -238,7 +245,7 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
       return Status::invalid(name + ": export \"" + e.core_name + "\" has type " + m.exports()[*idx].type.to_string() +
                              "; the canonical ABI gives " + want.to_string() + " for " + what);
     e.core_index = *idx;
-    std::string post = abi::post_return_name(core_iface, fn);
+    std::string post = abi::post_return_name(core_iface, fn, mangling);
     if (auto p = m.export_index(post)) {
       FuncType pw{want.results, {}};
       if (m.exports()[*p].type != pw)
@@ -257,7 +264,7 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
     if (item.interface_index < 0)
       return Status::invalid(name + ": world exports foreign interface \"" + item.name + "\", which the host cannot see");
     const wit::Interface& iface = impl->pkg.interfaces[item.interface_index];
-    std::string core_iface = abi::interface_core_name(impl->pkg, item);
+    std::string core_iface = abi::interface_core_name(impl->pkg, item, mangling);
     for (const wit::Function& fn : iface.functions) COVENANT_RETURN_IF_ERROR(add_export(fn, iface.name.written, core_iface));
   }
   if (impl->exports.empty()) return Status::invalid(name + ": the world exports no functions");

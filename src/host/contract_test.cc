@@ -685,6 +685,26 @@ TEST(AbiFaults, AreTraps) {
   EXPECT_EQ(c->call_json("bad-pointer", json::array())->trap.kind, TrapKind::kHost);
 }
 
+// Modules in the standard32 naming scheme (cm32p2|..., as current wasm-tools
+// emits) deploy too, imports included.
+TEST(Names, Standard32Scheme) {
+  DeployOptions o;
+  o.tier = Tier::kBaseline;
+  auto c = Contract::deploy(engine(), read_wasm("std32.wasm"), o);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.status().message().find("import \"cm32p2|covenant:host/clock@0.1\" \"now-ms\" is refused: it needs the grant \"clock\""),
+            std::string::npos)
+      << c.status().message();
+  o.grants.clock = true;
+  auto d = Contract::deploy(engine(), read_wasm("std32.wasm"), o).value();
+  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", 1u}};
+  for (const char* name : {"approve", "policy.approve", "cm32p2|agent:settlement/policy@0.1|approve"}) {
+    auto r = call(*d, name, json::array({intent}));
+    EXPECT_EQ(r.result, json({{"approved", true}, {"ceiling", std::to_string(r.record.wall_ms)}, {"reason", "standard32"}}))
+        << name;
+  }
+}
+
 TEST(Isolation, ResetEveryCallStartsFresh) {
   DeployOptions o;
   o.tier = Tier::kBaseline;

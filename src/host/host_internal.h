@@ -52,7 +52,8 @@ struct Slot {
 Result<Linker::Entry> resolve_import(const ImportDesc& import, const Grants& grants);
 // True if the import's results are strings or lists (the call needs a result arena).
 bool import_needs_arena(const ImportDesc& import);
-bool import_is_kv(const ImportDesc& import);
+// The covenant:host interface an import belongs to ("kv", ...), or empty.
+std::string import_capability(const ImportDesc& import);
 
 // Validated kv key (see host.wit): empty string if ok, else why not.
 std::string kv_key_error(std::string_view key, bool is_prefix);
