@@ -152,7 +152,9 @@ using HostFn = std::function<HostResult(HostCall& call, std::span<const Value> a
                                         std::span<Value> results)>;
 
 // The imports an embedder offers. Deny by default: a module import with no
-// definition here fails instantiation, naming module, field and type.
+// definition here fails instantiation, naming module, field and type. An
+// instance copies the entries it uses: the Linker may be destroyed after
+// instantiate() (user_data must outlive the instance).
 class Linker {
  public:
   void define(std::string module, std::string field, FuncType type, HostFn fn);

@@ -522,7 +522,7 @@ class CHostCall final : public HostCall {
 
 class CInstance final : public Instance {
  public:
-  CInstance(std::shared_ptr<ModuleImpl> module, std::vector<const Linker::Entry*> imports, void* user_data,
+  CInstance(std::shared_ptr<ModuleImpl> module, std::vector<Linker::Entry> imports, void* user_data,
             InstanceLimits limits)
       : module_(std::move(module)), imports_(std::move(imports)), user_data_(user_data), limits_(limits) {}
 
@@ -647,7 +647,7 @@ class CInstance final : public Instance {
 
   // Returns true if the host function trapped (message in thread_state()).
   bool invoke_host(uint32_t k, uint64_t* slots) {
-    const Linker::Entry* e = imports_[k];
+    const Linker::Entry* e = &imports_[k];
     const FuncType& t = e->type;
     Value args[16], results[16];
     std::vector<Value> big_args, big_results;
@@ -774,7 +774,7 @@ class CInstance final : public Instance {
   }
 
   std::shared_ptr<ModuleImpl> module_;
-  std::vector<const Linker::Entry*> imports_;
+  std::vector<Linker::Entry> imports_;  // copies: the Linker need not outlive us
   void* user_data_;
   InstanceLimits limits_;
   std::shared_ptr<CCode> code_;

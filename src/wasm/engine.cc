@@ -106,8 +106,8 @@ const char* Engine::version() { return "covenant-engine/0.1.0 wabt/1.0.32"; }
 
 namespace wasm {
 
-Result<std::vector<const Linker::Entry*>> resolve_imports(const PreparedModule& prep, const Linker& linker) {
-  std::vector<const Linker::Entry*> out;
+Result<std::vector<Linker::Entry>> resolve_imports(const PreparedModule& prep, const Linker& linker) {
+  std::vector<Linker::Entry> out;
   for (const ImportDesc& imp : prep.imports) {
     const Linker::Entry* e = linker.find(imp.module, imp.field);
     if (!e)
@@ -116,7 +116,7 @@ Result<std::vector<const Linker::Entry*>> resolve_imports(const PreparedModule& 
     if (e->type != imp.type)
       return Status::invalid("import \"" + imp.module + "\" \"" + imp.field + "\" expects type " +
                              imp.type.to_string() + " but the host provides " + e->type.to_string());
-    out.push_back(e);
+    out.push_back(*e);
   }
   return out;
 }

@@ -118,6 +118,28 @@ TEST_P(EngineTiers, HostFunctionsReadMemoryAndTrap) {
   ASSERT_TRUE(out.is_ok() && out->ok());
 }
 
+TEST_P(EngineTiers, InstancesOutliveTheirLinker) {
+  auto engine = engine_in(fresh_dir("linker-life"));
+  auto module = engine->load(wat(R"((module (import "env" "seven" (func $s (result i32)))
+      (func (export "f") (result i32) call $s)))"),
+                             {.tier = GetParam()});
+  ASSERT_TRUE(module.is_ok());
+  std::unique_ptr<Instance> inst;
+  {
+    Linker linker;
+    linker.define("env", "seven", {{}, {ValType::kI32}}, [](HostCall&, std::span<const Value>, std::span<Value> r) {
+      r[0] = Value::i32(7);
+      return HostResult::ok();
+    });
+    auto i = (*module)->instantiate(linker);
+    ASSERT_TRUE(i.is_ok());
+    inst = std::move(*i);
+  }  // the Linker is gone
+  auto out = inst->call("f", {});
+  ASSERT_TRUE(out.is_ok() && out->ok());
+  EXPECT_EQ(out->results[0].as_i32(), 7);
+}
+
 TEST_P(EngineTiers, UnresolvedAndMistypedImportsNameModuleFieldAndType) {
   auto engine = engine_in(fresh_dir("imports"));
   auto module = engine->load(wat(R"((module (import "env" "clock" (func (result i64)))))"), {.tier = GetParam()});

@@ -139,7 +139,7 @@ class InterpHostCall final : public HostCall {
 
 class InterpInstance final : public Instance {
  public:
-  InterpInstance(std::shared_ptr<ModuleImpl> module, std::vector<const Linker::Entry*> imports, void* user_data,
+  InterpInstance(std::shared_ptr<ModuleImpl> module, std::vector<Linker::Entry> imports, void* user_data,
                  InstanceLimits limits)
       : module_(std::move(module)), imports_(std::move(imports)), user_data_(user_data), limits_(limits) {}
 
@@ -161,7 +161,7 @@ class InterpInstance final : public Instance {
     module_ref_ = wi::Module::New(*store_, std::move(desc));
     wi::RefVec imports;
     for (size_t k = 0; k < imports_.size(); ++k) {
-      const Linker::Entry* e = imports_[k];
+      const Linker::Entry* e = &imports_[k];
       wi::ValueTypes params, results;
       for (ValType t : e->type.params) params.push_back(wabt_type(t));
       for (ValType t : e->type.results) results.push_back(wabt_type(t));
@@ -315,7 +315,7 @@ class InterpInstance final : public Instance {
   }
 
   std::shared_ptr<ModuleImpl> module_;
-  std::vector<const Linker::Entry*> imports_;
+  std::vector<Linker::Entry> imports_;  // copies: the Linker need not outlive us
   void* user_data_;
   InstanceLimits limits_;
   std::unique_ptr<wi::Store> store_;

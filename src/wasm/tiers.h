@@ -49,8 +49,9 @@ class ModuleImpl : public Module, public std::enable_shared_from_this<ModuleImpl
 
 Tier code_tier(const CCode& code);
 
-// Resolves every import against the linker, checking types.
-Result<std::vector<const Linker::Entry*>> resolve_imports(const PreparedModule& prep, const Linker& linker);
+// Resolves every import against the linker, checking types. Returns copies, so
+// instances do not depend on the Linker staying alive.
+Result<std::vector<Linker::Entry>> resolve_imports(const PreparedModule& prep, const Linker& linker);
 
 // Wasm -> C with libwabt's C writer, plus Covenant's glue.
 Result<std::string> generate_c(const PreparedModule& prep, const Features& features);
