@@ -1,6 +1,7 @@
 // covenant call / covenant approve, run as a subprocess: the exact JSON shape
 // and the exit codes (0 ok, 1 load/validation/usage error, 2 trap).
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -20,7 +21,10 @@ struct Outcome {
   std::string out, err;
 };
 
-std::string tmp(const std::string& name) { return ::testing::TempDir() + "/contract_cli_" + name; }
+// ctest runs each test in its own process, two at a time: names carry the pid.
+std::string tmp(const std::string& name) {
+  return ::testing::TempDir() + "/contract_cli_" + std::to_string(getpid()) + "_" + name;
+}
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
