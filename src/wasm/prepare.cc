@@ -651,9 +651,12 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     return Status::invalid("unsupported Wasm binary version at offset 4");
   }
 
+  // One scan of the section table serves the nesting bound here and the body
+  // size limits below.
+  SectionMap map = scan_sections(bytes);
   // Bound nesting before libwabt builds (recursive) IR from it.
   {
-    SectionMap pre = scan_sections(bytes);
+    const SectionMap& pre = map;
     for (size_t i = 0; i < pre.bodies.size(); ++i) {
       uint32_t depth = body_nesting(bytes, pre.bodies[i].start, pre.bodies[i].end);
       if (depth > limits.block_nesting_max) {
@@ -679,7 +682,6 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     return Status::invalid(format_errors(bytes, errors, "invalid module"));
 
   // Static limits.
-  SectionMap map = scan_sections(bytes);
   auto over = [&](const char* what, uint64_t have, uint64_t max, const char* name) {
     std::snprintf(buf, sizeof buf, "%s: %llu is over the limit of %llu (%s)", what,
                   (unsigned long long)have, (unsigned long long)max, name);
