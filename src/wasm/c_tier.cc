@@ -645,7 +645,7 @@ class CInstance final : public Instance {
  private:
   [[noreturn]] static void rt_trap_host() { rt_table().trap(kRtHost); __builtin_unreachable(); }
 
-  // Returns true if the host function trapped (message in thread_state()).
+  // Returns true if the host function trapped (message in host_message_).
   bool invoke_host(uint32_t k, uint64_t* slots) {
     const Linker::Entry* e = &imports_[k];
     const FuncType& t = e->type;

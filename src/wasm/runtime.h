@@ -46,14 +46,10 @@ struct RtTable {
 };
 const RtTable& rt_table();
 
-// Per-thread guest execution state. Set up by GuestCall around every entry into
-// generated code.
+// Per-thread instantiation limits, set by an instance before it instantiates.
 struct ThreadState {
-  sigjmp_buf* jmp = nullptr;  // where a trap unwinds to
-  bool in_guest = false;
-  uintptr_t mem_lo = 0, mem_hi = 0;  // the running instance's reservation
-  uintptr_t stack_lo = 0, stack_hi = 0;
-  // Limits applied by allocate_memory during instantiation.
+  // Limits applied by allocate_memory during instantiation. (The trap and
+  // fault state lives in GuestTls below, which a signal handler may read.)
   uint32_t memory_pages_cap = 65536;
   uint32_t table_elements_cap = 1u << 20;
 };
