@@ -24,15 +24,35 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm tools used by cross-check tests (pinned by tools/package-lock.json).
+# npm packages, pinned by each folder's package-lock.json. A folder is
+# (re)installed when its node_modules is missing or was installed from another
+# package.json / package-lock.json: a stamp in node_modules holds the hash of
+# both as of the last install, so a checkout that pulls a dependency change
+# gets it on the next setup.
+npm_stamp() { (cd "$1" && cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1); }
+npm_write_stamp() { npm_stamp "$1" > "$1/node_modules/.covenant-stamp.tmp" && mv "$1/node_modules/.covenant-stamp.tmp" "$1/node_modules/.covenant-setup-stamp"; }
+npm_needs_install() {
+  [ -f "$1/package.json" ] || return 1
+  [ -d "$1/node_modules" ] || return 0
+  if [ ! -f "$1/node_modules/.covenant-setup-stamp" ]; then
+    # Installed before stamps existed: keep it (and stamp it) if npm finds every
+    # dependency of package.json installed at its pinned version.
+    if (cd "$1" && npm ls --depth=0 >/dev/null 2>&1); then npm_write_stamp "$1"; return 1; fi
+    return 0
+  fi
+  [ "$(cat "$1/node_modules/.covenant-setup-stamp")" != "$(npm_stamp "$1")" ]
+}
+npm_install() {  # DIR install|ci
+  echo "setup: npm $2 in $1"
+  (cd "$1" && npm "$2" --no-audit --no-fund --loglevel=error)
+  npm_write_stamp "$1"
+}
+# tools/: independent implementations for cross-check tests, and jco-transpile
+# (wasm-tools + jco) for the component binaries (tools/component.mjs).
 # `npm install`, not `npm ci`: npm 11 rejects this lock file under `ci` because
 # cbor-x's optional platform packages for other systems are not in it, while
 # `install` installs exactly the locked versions.
-if [ -f tools/package.json ] && [ ! -d tools/node_modules ]; then
-  (cd tools && npm install --no-audit --no-fund --loglevel=error)
-fi
-# AssemblyScript compiler for the AssemblyScript guest contracts (pinned by sdk/assemblyscript/package-lock.json).
-if [ -f sdk/assemblyscript/package.json ] && [ ! -d sdk/assemblyscript/node_modules ]; then
-  (cd sdk/assemblyscript && npm ci --no-audit --no-fund --loglevel=error)
-fi
+if npm_needs_install tools; then npm_install tools install; fi
+# AssemblyScript compiler for the AssemblyScript guest contracts.
+if npm_needs_install sdk/assemblyscript; then npm_install sdk/assemblyscript ci; fi
 echo "setup: ok"
