@@ -1,4 +1,4 @@
-// Contracts: a core Wasm module + a WIT world + grants, deployed on an Engine
+// Contracts: a core Wasm module (or a component wrapping one) + a WIT world + grants, deployed on an Engine
 // and called with WIT values as JSON. Capabilities (covenant:host clock,
 // crypto, kv, log, random; docs/host.md) are linked deny-by-default.
 // Thread-safety: a Contract may be called from any number of threads (each
@@ -178,7 +178,9 @@ class Contract {
   // Loads (engine), checks every import against the grants (deny by default:
   // the error names the import and the missing grant), resolves the WIT world
   // and checks that each exported function has the core export the canonical
-  // ABI requires. A component binary is refused (not supported yet).
+  // ABI requires. A component binary (covenant/component.h) deploys its one
+  // core module with the world read from its types; opts.wit must then be
+  // empty, and its lifts and lowers must match what Covenant does.
   static Result<std::unique_ptr<Contract>> deploy(Engine& engine, std::span<const uint8_t> wasm,
                                                   const DeployOptions& opts);
   ~Contract();

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "covenant/component.h"
 #include "host/host_internal.h"
 
 namespace covenant::host {
@@ -382,6 +383,18 @@ Status kv_commit(CallState& st) {
 bool import_needs_arena(const ImportDesc& import) {
   const Entry* e = find_entry(import.module, import.field);
   return e && e->needs_arena;
+}
+
+std::optional<std::string> host_signature(std::string_view interface_core_name, std::string_view function) {
+  if (interface_core_name.rfind(kHostModulePrefix, 0) != 0) return std::nullopt;
+  std::string_view rest = interface_core_name.substr(kHostModulePrefix.size());
+  const size_t at = rest.find('@');
+  const wit::Package& pkg = host_package();
+  if (at == std::string_view::npos || rest.substr(at + 1) != pkg.version) return std::nullopt;
+  const wit::Interface* wi = pkg.find_interface(rest.substr(0, at));
+  const wit::Function* fn = wi ? wi->find_function(function) : nullptr;
+  if (!fn) return std::nullopt;
+  return component::signature_of(pkg, *fn);
 }
 
 std::string import_capability(const ImportDesc& import) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "covenant/component.h"
 #include "covenant/wit_json.h"
 #include "host/host_internal.h"
 
@@ -146,6 +147,55 @@ struct Contract::Impl {
 
   Result<CallResult> run(std::string_view export_name, std::span<const WitValue> args, const CallRecord* replay,
                          const CallOptions& copts, bool want_json);
+
+  // A component's lifts and lowers must be what this Contract does with its
+  // core module: the same core exports, options and host functions.
+  Status check_component_wiring(const component::Component& c, const std::string& realloc_name,
+                                abi::Mangling mangling) {
+    const std::string& name = opts.name;
+    const std::string memory_name = abi::memory_export_name(mangling);
+    auto option = [&](const std::string& got, const std::string& want, const char* what,
+                      const std::string& where) -> Status {
+      if (got.empty() || got == want) return Status::ok();
+      return Status::unsupported(name + ": " + where + " uses core export \"" + got + "\" as its " + what +
+                                 "; Covenant uses \"" + want + "\"");
+    };
+    for (const component::LiftedExport& x : c.exports) {
+      const std::string where = "the component's export " + (x.interface.empty() ? "" : x.interface + "#") + x.function;
+      ExportFn* e = nullptr;
+      for (ExportFn& f : exports) {
+        const wit::Interface* wi = f.iface.empty() ? nullptr : pkg.find_interface(f.iface);
+        const std::string q = wi ? pkg.qualified_interface(*wi) : (f.iface.empty() ? "" : f.iface);
+        if (f.fn->name.kebab == x.function && q == x.interface) e = &f;
+      }
+      if (!e) return Status::invalid(name + ": " + where + " is missing from its own WIT world");
+      if (e->core_name != x.core_export)
+        return Status::unsupported(name + ": " + where + " lifts core export \"" + x.core_export +
+                                   "\"; Covenant calls \"" + e->core_name + "\" (wit-bindgen's naming)");
+      if (x.post_return.empty()) {
+        e->post_index.reset();  // the component does not clean up; neither do we
+      } else {
+        auto p = module->export_index(x.post_return);
+        if (!p || p != e->post_index)
+          return Status::unsupported(name + ": " + where + " has post-return \"" + x.post_return +
+                                     "\", which is not the cabi_post_ export Covenant calls");
+      }
+      COVENANT_RETURN_IF_ERROR(option(x.realloc, realloc_name, "realloc", where));
+      COVENANT_RETURN_IF_ERROR(option(x.memory, memory_name, "memory", where));
+    }
+    for (const component::LoweredImport& l : c.lowered) {
+      const std::string where = "the component's import " + (l.interface.empty() ? "" : l.interface + "#") + l.function;
+      const std::string want_module = l.interface.empty() ? abi::kRootImportModule : l.interface;
+      if (l.core_module != want_module || l.core_field != l.function)
+        return Status::unsupported(name + ": " + where + " is wired to core import \"" + l.core_module + "\" \"" +
+                                   l.core_field + "\"; Covenant links core imports by wit-bindgen's names");
+      if (auto host = host::host_signature(l.interface, l.function); host && *host != l.signature)
+        return Status::invalid(name + ": " + where + " has type " + l.signature + "; the host provides " + *host);
+      COVENANT_RETURN_IF_ERROR(option(l.realloc, realloc_name, "realloc", where));
+      COVENANT_RETURN_IF_ERROR(option(l.memory, memory_name, "memory", where));
+    }
+    return Status::ok();
+  }
 };
 
 Contract::Contract(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -157,9 +207,20 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
   static const uint8_t kMagic[4] = {0, 'a', 's', 'm'};
   if (wasm.size() < 8 || std::memcmp(wasm.data(), kMagic, 4) != 0)
     return Status::invalid(name + ": not a WebAssembly binary (bad magic)");
-  if (wasm[4] == 0x0d && wasm[5] == 0x00 && wasm[6] == 0x01 && wasm[7] == 0x00)
-    return Status::unsupported(name + ": this is a component binary; components are not supported yet — deploy its "
-                                      "core module with --wit instead");
+  // A component: its one core module runs, with the world its types describe
+  // (docs/components.md); the wiring is checked against what Covenant does below.
+  std::optional<component::Component> comp;
+  if (wasm.size() >= 8 && wasm[6] == 0x01 && wasm[7] == 0x00) {
+    auto c = component::read_component(wasm, name);
+    if (!c) return c.status();
+    if (!opts.wit.empty())
+      return Status::invalid(name + ": a component carries its own WIT; deploy it without one (print it with "
+                                    "`covenant wit " + name + "`)");
+    if (!opts.world.empty() && opts.world != c->world)
+      return Status::invalid(name + ": a component has one world (\"" + c->world + "\"), not \"" + opts.world + "\"");
+    comp = std::move(*c);
+    wasm = comp->core_module;
+  }
   if (!(wasm[4] == 1 && wasm[5] == 0 && wasm[6] == 0 && wasm[7] == 0))
     return Status::invalid(name + ": unknown WebAssembly binary version");
   if (!is_valid_deployment(opts.deployment))
@@ -171,12 +232,17 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
   impl->grants = opts.grants;
 
   // WIT world.
-  auto pkg = wit::parse_wit(opts.wit.empty() ? wit::seed_policy_wit() : std::string_view(opts.wit),
-                            {.file_name = opts.wit.empty() ? "seed.wit" : "contract.wit"});
+  const std::string_view wit_text = comp ? std::string_view(comp->wit)
+                                    : opts.wit.empty() ? wit::seed_policy_wit() : std::string_view(opts.wit);
+  auto pkg = wit::parse_wit(wit_text, {.file_name = comp ? name + " (component WIT)"
+                                                   : opts.wit.empty() ? "seed.wit" : "contract.wit",
+                                       .strict = comp.has_value()});
   if (!pkg) return Status::invalid(pkg.status().message());
   impl->pkg = std::move(*pkg);
   impl->abi = std::make_unique<abi::Abi>(impl->pkg);
-  if (opts.world.empty()) {
+  if (comp) {
+    impl->world = impl->pkg.find_world(comp->world);
+  } else if (opts.world.empty()) {
     if (impl->pkg.worlds.size() != 1)
       return Status::invalid(name + ": the WIT package has " + std::to_string(impl->pkg.worlds.size()) +
                              " worlds; name one (--world)");
@@ -268,6 +334,7 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
     for (const wit::Function& fn : iface.functions) COVENANT_RETURN_IF_ERROR(add_export(fn, iface.name.written, core_iface));
   }
   if (impl->exports.empty()) return Status::invalid(name + ": the world exports no functions");
+  if (comp) COVENANT_RETURN_IF_ERROR(impl->check_component_wiring(*comp, realloc_name, mangling));
 
   // kv store.
   if (impl->grants.kv) {

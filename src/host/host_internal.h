@@ -52,6 +52,10 @@ struct Slot {
 Result<Linker::Entry> resolve_import(const ImportDesc& import, const Grants& grants);
 // True if the import's results are strings or lists (the call needs a result arena).
 bool import_needs_arena(const ImportDesc& import);
+// The structural signature (component::signature_of) of a covenant:host
+// function named by its core import names ("covenant:host/kv@0.1.0", "get"),
+// or nullopt if the host has no such function.
+std::optional<std::string> host_signature(std::string_view interface_core_name, std::string_view function);
 // The covenant:host interface an import belongs to ("kv", ...), or empty.
 std::string import_capability(const ImportDesc& import);
 
