@@ -9,7 +9,7 @@
 //   node tools/component.mjs wit COMPONENT.wasm
 //   node tools/component.mjs run COMPONENT.wasm CALLS.json [--host covenant] [--now-ms N] [--random-seed HEX]
 //   node tools/component.mjs bench COMPONENT.wasm CALLS.json [--iterations N] [--method auto|per-call|batch]
-//                                  [--batch N] [--host covenant] [--now-ms N] [--random-seed HEX]
+//                                  [--batch N] [--process-env live|snapshot] [--host covenant] [--now-ms N] [--random-seed HEX]
 //
 // Exit codes: 0 ok, 1 failure (unreadable file, bad component or WIT, bad
 // CALLS.json, unknown export), 2 bad usage. Messages go to stderr. A guest
@@ -31,7 +31,7 @@ const USAGE = `usage:
   node tools/component.mjs wit COMPONENT.wasm
   node tools/component.mjs run COMPONENT.wasm CALLS.json [--host covenant] [--now-ms N] [--random-seed HEX]
   node tools/component.mjs bench COMPONENT.wasm CALLS.json [--iterations N] [--method auto|per-call|batch]
-                                 [--batch N] [--host covenant] [--now-ms N] [--random-seed HEX]`;
+                                 [--batch N] [--process-env live|snapshot] [--host covenant] [--now-ms N] [--random-seed HEX]`;
 
 // ---------------------------------------------------------------------------
 // Arguments
@@ -448,7 +448,7 @@ function quantile(sorted, q) {
 }
 
 async function cmdBench(argv) {
-  const { pos, opts } = parseArgs(argv, ['iterations', 'method', 'batch', 'host', 'now-ms', 'random-seed']);
+  const { pos, opts } = parseArgs(argv, ['iterations', 'method', 'batch', 'process-env', 'host', 'now-ms', 'random-seed']);
   expectPositionals('bench', pos, ['COMPONENT.wasm', 'CALLS.json']);
   const hostOpts = hostOptions(opts);
   const iterations = opts.iterations === undefined ? 200000 : positiveInt('iterations', opts.iterations);
@@ -456,6 +456,14 @@ async function cmdBench(argv) {
   if (!['auto', 'per-call', 'batch'].includes(method))
     throw new UsageError(`--method must be auto, per-call or batch, got "${method}"`);
   const batch = opts.batch === undefined ? 100 : positiveInt('batch', opts.batch);
+  // jco 0.15's generated code calls _debugLog(...) several times per call and per
+  // import, and each reads process.env.JCO_DEBUG: a getenv through Node's env
+  // proxy. `snapshot` swaps process.env for a plain copy (same values) so those
+  // reads are property loads; `live` (default) measures the code as generated.
+  const processEnv = opts['process-env'] ?? 'live';
+  if (!['live', 'snapshot'].includes(processEnv))
+    throw new UsageError(`--process-env must be live or snapshot, got "${processEnv}"`);
+  if (processEnv === 'snapshot') process.env = { ...process.env };
   let logLines = 0;
   const p = await prepare(pos[0], pos[1], hostOpts, () => logLines++);
   const n = p.calls.length;
@@ -477,8 +485,8 @@ async function cmdBench(argv) {
     return v;
   };
 
-  // Warm-up: every call at least once, then enough for the JIT tiers.
-  const warm = Math.max(n, Math.min(20000, Math.ceil(iterations / 10)));
+  // Warm-up: every call at least once, and enough calls for V8's optimizing tiers.
+  const warm = Math.max(n, 20000);
   for (let k = 0; k < warm; k++) call(k % n);
 
   // Cost of one timer read (back-to-back hrtime pairs).
@@ -538,6 +546,7 @@ async function cmdBench(argv) {
     distinct_calls: n,
     warmup_calls: warm,
     host: hostOpts.covenant ? 'covenant' : 'none',
+    process_env: processEnv,
     node: process.version,
   };
   if (hostOpts.covenant) report.log_lines = logLines;
