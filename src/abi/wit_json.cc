@@ -285,8 +285,10 @@ class FromJson {
     uint64_t v = 0;
     if (j.is_number_unsigned()) {
       v = j.get<uint64_t>();
-    } else if (j.is_number_integer()) {
-      return false;  // negative
+    } else if (j.is_number_integer()) {  // signed storage: json(41) built in C++, or a negative number
+      const int64_t sv = j.get<int64_t>();
+      if (sv < 0) return false;
+      v = static_cast<uint64_t>(sv);
     } else if (bits == 64 && j.is_string()) {
       int64_t unused = 0;
       if (!parse_decimal(j.get_ref<const std::string&>(), false, &unused, &v)) return false;

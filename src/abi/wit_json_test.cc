@@ -150,3 +150,15 @@ TEST_F(JsonTest, ArgsFromJson) {
 
 }  // namespace
 }  // namespace covenant::abi
+
+// JSON built in C++ stores non-negative ints as signed (json(41)); parsed text
+// stores them unsigned. Both are the same number for an unsigned WIT type.
+TEST_F(JsonTest, UnsignedAcceptsNumbersStoredSigned) {
+  for (const char* f : {"b8", "b16", "b32", "b64"}) {
+    auto v = value_from_json(*all_, all_field(f), json(41));
+    ASSERT_TRUE(v) << f << ": " << v.status().message();
+    EXPECT_EQ(v->as_unsigned(), 41u) << f;
+    EXPECT_FALSE(value_from_json(*all_, all_field(f), json(-1))) << f;
+  }
+  EXPECT_FALSE(value_from_json(*all_, all_field("b8"), json(256)));
+}
