@@ -11,6 +11,7 @@
 #include "covenant/component.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -768,11 +769,41 @@ class Reader {
     }
   }
 
+  // A plain kebab-case label, or an interface name ns:pkg/iface[@semver].
+  static bool valid_extern_name(std::string_view n) {
+    const size_t colon = n.find(':');
+    if (colon == std::string_view::npos) return wit::is_kebab_label(n);
+    const size_t slash = n.find('/', colon);
+    if (slash == std::string_view::npos) return false;
+    const size_t at = n.find('@', slash);
+    const std::string_view iface = n.substr(slash + 1, at == std::string_view::npos ? std::string_view::npos : at - slash - 1);
+    if (!wit::is_kebab_label(n.substr(0, colon)) || !wit::is_kebab_label(n.substr(colon + 1, slash - colon - 1)) ||
+        !wit::is_kebab_label(iface))
+      return false;
+    if (at == std::string_view::npos) return true;
+    // semver: N.N.N, then optional -pre / +build of [0-9A-Za-z.-]
+    std::string_view v = n.substr(at + 1);
+    size_t i = 0;
+    for (int part = 0; part < 3; ++part) {
+      const size_t b = i;
+      while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+      if (i == b || (i - b > 1 && v[b] == '0')) return false;
+      if (part < 2 && (i >= v.size() || v[i++] != '.')) return false;
+    }
+    if (i < v.size() && v[i] != '-' && v[i] != '+') return false;
+    for (; i < v.size(); ++i)
+      if (!std::isalnum(static_cast<unsigned char>(v[i])) && v[i] != '.' && v[i] != '-' && v[i] != '+') return false;
+    return true;
+  }
+
   std::string export_name(Cursor& s) {
     const size_t at = s.pos();
     const uint8_t form = s.u8("name form");
     if (form > 0x02) fail(at, "unknown name form " + hex(form));
     std::string nm = s.name("extern name");
+    if (!valid_extern_name(nm))
+      unsupported(at, "import/export name \"" + nm +
+                          "\" is neither a kebab-case label nor an interface name ns:pkg/iface@version");
     if (form == 0x02)
       for (uint32_t n = s.count("name attributes", 2); n; --n) {
         const uint8_t a = s.u8("name attribute");

@@ -304,9 +304,16 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
     FuncType want = core_functype(e.sig);
     std::string what = (iface.empty() ? "" : iface + ".") + fn.name.written;
     auto idx = m.export_index(e.core_name);
-    if (!idx)
+    if (!idx) {
+      std::string lifted;
+      if (comp)
+        for (const component::LiftedExport& x : comp->exports)
+          if (x.function == fn.name.kebab && x.core_export != e.core_name)
+            lifted = "; the component lifts core export \"" + x.core_export +
+                     "\" (Covenant calls core exports by wit-bindgen's names)";
       return Status::invalid(name + ": the module does not export \"" + e.core_name + "\" " + want.to_string() +
-                             " for WIT function " + what);
+                             " for WIT function " + what + lifted);
+    }
     if (m.exports()[*idx].type != want)
       return Status::invalid(name + ": export \"" + e.core_name + "\" has type " + m.exports()[*idx].type.to_string() +
                              "; the canonical ABI gives " + want.to_string() + " for " + what);
