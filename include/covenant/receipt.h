@@ -52,7 +52,7 @@ enum class ReceiptKey : uint8_t {
   kDecision = 4,         // any CBOR item (see encode_decision)
   kFuelUsed = 5,         // uint
   kStateRootBefore = 6,  // bstr 32
-  kStateRootAfter = 7,   // bstr 32
+  kStateRootAfter = 7,   // bstr 32; omitted when equal to key 6 (the call changed no state)
   kTimeUnixMs = 8,       // uint: milliseconds since 1970-01-01T00:00Z
   kTraceId = 9,          // bstr 16
   kPrevReceiptHash = 10, // bstr 32: receipt id of the previous receipt (zeros for the first)
@@ -68,6 +68,8 @@ struct Receipt {
   std::vector<uint8_t> decision;     // exactly one deterministic CBOR item
   uint64_t fuel_used = 0;
   Hash32 state_root_before{};
+  // Equal to state_root_before when the call changed no state: the payload
+  // then omits key 7 and decode sets it from key 6.
   Hash32 state_root_after{};
   uint64_t time_unix_ms = 0;
   // The executor key id. It travels as the COSE kid in the protected header

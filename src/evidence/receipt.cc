@@ -55,6 +55,7 @@ Status decode_payload(std::span<const uint8_t> payload, Receipt* r) {
   uint64_t n;
   if (!rd.read_map(&n).is_ok()) return Status::invalid("receipt payload: not a CBOR map");
   uint32_t seen = 0;
+  size_t after_at = 0;  // offset of key 7's value, when present
   for (uint64_t i = 0; i < n; ++i) {
     const size_t at = rd.offset();
     uint64_t k;
@@ -94,6 +95,7 @@ Status decode_payload(std::span<const uint8_t> payload, Receipt* r) {
         COVENANT_RETURN_IF_ERROR(read_fixed(rd, rk, "state root before", r->state_root_before));
         break;
       case ReceiptKey::kStateRootAfter:
+        after_at = vat;
         COVENANT_RETURN_IF_ERROR(read_fixed(rd, rk, "state root after", r->state_root_after));
         break;
       case ReceiptKey::kTimeUnixMs:
@@ -113,11 +115,22 @@ Status decode_payload(std::span<const uint8_t> payload, Receipt* r) {
       }
     }
   }
-  constexpr uint32_t kRequired = 0x7fe;  // keys 1..10
+  constexpr uint32_t kAfterBit = 1u << static_cast<int>(ReceiptKey::kStateRootAfter);
+  constexpr uint32_t kRequired = 0x7fe & ~kAfterBit;  // keys 1..10 but 7
   if ((seen & kRequired) != kRequired) {
     for (int k = 1; k <= 10; ++k) {
-      if (!(seen & (1u << k))) return Status::invalid("receipt payload: required key " + std::to_string(k) + " is missing");
+      if ((kRequired & (1u << k)) && !(seen & (1u << k)))
+        return Status::invalid("receipt payload: required key " + std::to_string(k) + " is missing");
     }
+  }
+  // Key 7 is written only when it differs from key 6: absent means the call
+  // changed no state (after = before); present and equal is a second encoding
+  // of the same receipt, which the deterministic profile refuses.
+  if (!(seen & kAfterBit)) {
+    r->state_root_after = r->state_root_before;
+  } else if (r->state_root_after == r->state_root_before) {
+    return field_error(ReceiptKey::kStateRootAfter, "state root after",
+                       "equal to key 6 (state root before); the deterministic encoding omits it", after_at);
   }
   return Status::ok();
 }
@@ -201,15 +214,17 @@ Status encode_receipt_payload(const Receipt& r, std::vector<uint8_t>* out) {
     return Status::invalid("receipt decision must be one CBOR item of 1..1024 bytes");
   }
   if (Status st = cbor::validate(r.decision); !st.is_ok()) return Status::invalid("receipt decision: " + st.message());
+  // Key 7 is implied when the call changed no state (docs/receipts.md).
+  const bool after = r.state_root_after != r.state_root_before;
   cbor::Writer w(out);
-  w.map(r.intent ? 11 : 10);
+  w.map(9 + (after ? 1 : 0) + (r.intent ? 1 : 0));
   key(w, ReceiptKey::kContractHash), w.bytes(r.contract_hash);
   key(w, ReceiptKey::kEntry), w.text(r.entry);
   key(w, ReceiptKey::kIntentHash), w.bytes(r.intent_hash);
   key(w, ReceiptKey::kDecision), w.raw(r.decision);
   key(w, ReceiptKey::kFuelUsed), w.uint(r.fuel_used);
   key(w, ReceiptKey::kStateRootBefore), w.bytes(r.state_root_before);
-  key(w, ReceiptKey::kStateRootAfter), w.bytes(r.state_root_after);
+  if (after) key(w, ReceiptKey::kStateRootAfter), w.bytes(r.state_root_after);
   key(w, ReceiptKey::kTimeUnixMs), w.uint(r.time_unix_ms);
   key(w, ReceiptKey::kTraceId), w.bytes(r.trace_id);
   key(w, ReceiptKey::kPrevReceiptHash), w.bytes(r.prev_receipt_hash);

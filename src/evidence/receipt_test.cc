@@ -32,6 +32,32 @@ TEST(Receipt, TypicalApprovalFitsTheBudget) {
   EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
 }
 
+// A call that changed no state: after = before, and key 7 is omitted (35 bytes).
+TEST(Receipt, UnchangedStateOmitsTheAfterRoot) {
+  const SigningKey key = test_key();
+  Receipt r = typical_receipt(2);
+  r.state_root_after = r.state_root_before;
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(r, key, &cose).is_ok());
+  EXPECT_EQ(cose.size(), 280u);
+  std::vector<uint8_t> payload;
+  ASSERT_TRUE(encode_receipt_payload(r, &payload).is_ok());
+  EXPECT_EQ(payload[0], 0xa9);  // map of 9: keys 1-6, 8-10
+  auto d = cbor::diagnostic(payload);
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(d->find(", 7: "), std::string::npos) << *d;
+  auto v = verify_receipt(cose, PinnedKey(key.public_key()));
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  r.executor_kid = key.kid();
+  EXPECT_EQ(*v, r);
+  EXPECT_EQ(v->state_root_after, v->state_root_before);
+  // Roots that differ in one byte are both written.
+  r.state_root_after[31] ^= 1;
+  ASSERT_TRUE(sign_receipt(r, key, &cose).is_ok());
+  EXPECT_EQ(cose.size(), 315u);
+  EXPECT_EQ(verify_receipt(cose, PinnedKey(key.public_key())).value().state_root_after, r.state_root_after);
+}
+
 TEST(Receipt, SignVerifyRoundTrip) {
   const SigningKey key = test_key();
   Receipt r = typical_receipt(3);
@@ -137,6 +163,44 @@ TEST(Receipt, DecodeRejectsMalformedPayloads) {
   EXPECT_NE(decode_receipt(unknown).status().message().find("unknown key 12"), std::string::npos);
   auto version = build([](cbor::Writer& p) { p.map(1), p.uint(0), p.uint(2); });
   EXPECT_EQ(decode_receipt(version).status().code(), Code::kUnsupported);
+
+  // Every field of the typical receipt but `skip`; `after` as key 7's value.
+  const Receipt t = typical_receipt();
+  auto fields = [&](int skip, const Hash32& after) {
+    return build([&](cbor::Writer& p) {
+      p.map(skip ? 9 : 10);
+      auto k = [&](int key) {
+        if (key == skip) return false;
+        p.uint(static_cast<uint64_t>(key));
+        return true;
+      };
+      if (k(1)) p.bytes(t.contract_hash);
+      if (k(2)) p.text(t.entry);
+      if (k(3)) p.bytes(t.intent_hash);
+      if (k(4)) p.raw(t.decision);
+      if (k(5)) p.uint(t.fuel_used);
+      if (k(6)) p.bytes(t.state_root_before);
+      if (k(7)) p.bytes(after);
+      if (k(8)) p.uint(t.time_unix_ms);
+      if (k(9)) p.bytes(t.trace_id);
+      if (k(10)) p.bytes(t.prev_receipt_hash);
+    });
+  };
+  EXPECT_TRUE(decode_receipt(fields(0, t.state_root_after)).is_ok());
+  EXPECT_TRUE(decode_receipt(fields(7, t.state_root_after)).is_ok());
+  // Key 7 equal to key 6 is the non-canonical spelling of an omitted key 7.
+  // Payload offset: map head 1 + key 1 35 + key 2 15 + key 3 35 + key 4 7
+  // + key 5 4 + key 6 35 = 132 bytes, then key 7's key at 132, its value at 133.
+  auto equal = decode_receipt(fields(0, t.state_root_before));
+  EXPECT_EQ(equal.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(equal.status().message().find("key 7 (state root after) at byte 133: equal to key 6"), std::string::npos)
+      << equal.status().message();
+  // Only key 7 is optional: the others are still required, key 6 included.
+  for (int k : {1, 2, 3, 4, 5, 6, 8, 9, 10}) {
+    auto missing_k = decode_receipt(fields(k, t.state_root_after));
+    EXPECT_NE(missing_k.status().message().find("required key " + std::to_string(k) + " is missing"), std::string::npos)
+        << k << ": " << missing_k.status().message();
+  }
 }
 
 TEST(Receipt, RandomBytesNeverCrashTheDecoder) {

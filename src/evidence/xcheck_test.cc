@@ -1,6 +1,7 @@
 // Cross-checks against independent npm implementations (tools/):
 //  - receipts verified by cbor-x + @noble/ed25519 (tools/cose_verify.mjs), and
-//    every single-byte change rejected on both sides;
+//    every single-byte change rejected on both sides, as are signed payloads
+//    that break the payload rules (key 7 equal to key 6, a required key missing);
 //  - Merkle roots and proofs compared with @transmute/rfc9162 (tools/merkle_check.mjs).
 // Needs tools/node_modules: run scripts/setup.sh. The test fails (not skips)
 // when it is missing, so CI cannot pass without the cross-check.
@@ -15,6 +16,7 @@
 
 #include "covenant/merkle.h"
 #include "covenant/receipt.h"
+#include "evidence/cbor.h"
 #include "evidence/test_util.h"
 
 namespace covenant {
@@ -57,6 +59,8 @@ TEST_F(XCheck, NodeVerifiesReceiptsAndRejectsEveryByteFlip) {
   struct Expect {
     std::string entry;
     uint64_t fuel, time;
+    Hash32 after;
+    bool after_omitted;
   };
   std::vector<Expect> valid;
   std::vector<uint8_t> cose;
@@ -67,10 +71,12 @@ TEST_F(XCheck, NodeVerifiesReceiptsAndRejectsEveryByteFlip) {
     r.entry = "policy-" + std::to_string(i) + "#approve";
     if (i % 3 == 1) r.intent = std::vector<uint8_t>(static_cast<size_t>(i * 20), 'x');
     if (i % 4 == 2) r.decision = encode_decision({.approved = false, .reason_code = 9, .amount = std::nullopt});
+    // Half of them for calls that changed no state: key 7 omitted.
+    if (i % 2 == 0) r.state_root_after = r.state_root_before;
     const SigningKey& k = keys[static_cast<size_t>(i) % keys.size()];
     ASSERT_TRUE(sign_receipt(r, k, &cose).is_ok());
     lines << to_hex(k.public_key()) << ' ' << to_hex(cose) << " valid\n";
-    valid.push_back({r.entry, r.fuel_used, r.time_unix_ms});
+    valid.push_back({r.entry, r.fuel_used, r.time_unix_ms, r.state_root_after, i % 2 == 0});
     // The right receipt under the wrong key is invalid.
     lines << to_hex(keys[(static_cast<size_t>(i) + 1) % keys.size()].public_key()) << ' ' << to_hex(cose) << " invalid\n";
   }
@@ -86,13 +92,47 @@ TEST_F(XCheck, NodeVerifiesReceiptsAndRejectsEveryByteFlip) {
       ++flips;
     }
   }
+  // Correctly signed payloads that break the payload rules: key 7 equal to
+  // key 6 (the non-canonical spelling of an omitted key 7), and key 6 missing.
+  // Both sides must refuse them.
+  size_t bad_payloads = 0;
+  for (bool drop_before : {false, true}) {
+    const Receipt t = testing::typical_receipt(7);
+    std::vector<uint8_t> payload;
+    cbor::Writer p(&payload);
+    p.map(drop_before ? 9 : 10);
+    p.uint(1), p.bytes(t.contract_hash);
+    p.uint(2), p.text(t.entry);
+    p.uint(3), p.bytes(t.intent_hash);
+    p.uint(4), p.raw(t.decision);
+    p.uint(5), p.uint(t.fuel_used);
+    if (!drop_before) p.uint(6), p.bytes(t.state_root_before);
+    p.uint(7), p.bytes(t.state_root_before);
+    p.uint(8), p.uint(t.time_unix_ms);
+    p.uint(9), p.bytes(t.trace_id);
+    p.uint(10), p.bytes(t.prev_receipt_hash);
+    std::vector<uint8_t> prot = {0xa2, 0x01, 0x27, 0x04, 0x48};
+    prot.insert(prot.end(), keys[0].kid().begin(), keys[0].kid().end());
+    std::vector<uint8_t> tbs;
+    cbor::Writer s(&tbs);
+    s.array(4), s.text("Signature1"), s.bytes(prot), s.bytes({}), s.bytes(payload);
+    uint8_t sig[kSignatureBytes];
+    keys[0].sign(tbs, sig);
+    std::vector<uint8_t> bad;
+    cbor::Writer w(&bad);
+    w.tag(18), w.array(4), w.bytes(prot), w.map(0), w.bytes(payload), w.bytes(std::span<const uint8_t>(sig, kSignatureBytes));
+    auto v = verify_receipt(bad, PinnedKey(keys[0].public_key()));
+    EXPECT_EQ(v.status().code(), Code::kInvalidArgument) << drop_before;
+    lines << to_hex(keys[0].public_key()) << ' ' << to_hex(bad) << " invalid\n";
+    ++bad_payloads;
+  }
   const std::string input = tmp_.path() + "/receipts.txt";
   std::ofstream(input) << lines.str();
   std::string out;
   const int rc = run_node("cose_verify.mjs", input, &out);
   ASSERT_EQ(rc, 0) << out;
   auto j = nlohmann::json::parse(out);
-  EXPECT_EQ(j["checked"].get<size_t>(), valid.size() * 2 + flips);
+  EXPECT_EQ(j["checked"].get<size_t>(), valid.size() * 2 + flips + bad_payloads);
   ASSERT_EQ(j["decoded"].size(), valid.size());
   for (size_t i = 0; i < valid.size(); ++i) {
     EXPECT_EQ(j["decoded"][i]["entry"], valid[i].entry);
@@ -101,6 +141,8 @@ TEST_F(XCheck, NodeVerifiesReceiptsAndRejectsEveryByteFlip) {
       EXPECT_EQ(j["decoded"][i]["fuel_used"].get<uint64_t>(), valid[i].fuel);
     }
     EXPECT_EQ(j["decoded"][i]["time_unix_ms"].get<uint64_t>(), valid[i].time);
+    EXPECT_EQ(j["decoded"][i]["state_root_after"], to_hex(valid[i].after)) << i;
+    EXPECT_EQ(j["decoded"][i]["after_omitted"], valid[i].after_omitted) << i;
   }
 }
 

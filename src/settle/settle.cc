@@ -150,6 +150,9 @@ Hash32 state_root_before(const CallRecord& r) {
 }
 
 Hash32 state_root_after(const Hash32& before, const CallRecord& r) {
+  // No writes, no change: the root stays `before`, and the receipt omits it
+  // (docs/receipts.md, key 7).
+  if (r.kv_writes.empty()) return before;
   std::vector<uint8_t> buf;
   cbor::Writer w(&buf);
   w.array(r.kv_writes.size());
@@ -159,6 +162,11 @@ Hash32 state_root_after(const Hash32& before, const CallRecord& r) {
     write_opt_bytes(w, k.value);
   }
   return tagged_hash("covenant/kv-after/v1", before, buf);
+}
+
+Hash32 legacy_state_root_after_no_writes(const Hash32& before) {
+  static constexpr uint8_t kEmptyArray[] = {0x80};
+  return tagged_hash("covenant/kv-after/v1", before, kEmptyArray);
 }
 
 Result<std::vector<uint8_t>> decision_cbor(std::span<const abi::WitValue> results) {

@@ -46,9 +46,14 @@ struct CallInputs {
 
 // Commitments to the kv state a call saw and left (docs/settlement.md):
 // before = SHA-256("covenant/kv-before/v1" || CBOR [usage, reads, lists]),
-// after  = SHA-256("covenant/kv-after/v1" || before || CBOR [writes]).
+// after  = SHA-256("covenant/kv-after/v1" || before || CBOR [writes]) when the
+//          call wrote anything, else before itself (the receipt then omits it).
 Hash32 state_root_before(const CallRecord& record);
 Hash32 state_root_after(const Hash32& before, const CallRecord& record);
+// What state_root_after was for a call without writes before it became
+// `before` itself: SHA-256("covenant/kv-after/v1" || before || CBOR []).
+// replay accepts it for such calls, so packages made earlier still confirm.
+Hash32 legacy_state_root_after_no_writes(const Hash32& before);
 
 // The receipt's decision item: the export's results as deterministic CBOR,
 // typed by the WIT: a single result as itself, several as an array, none as

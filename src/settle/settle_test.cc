@@ -136,10 +136,65 @@ TEST(SettleReceipt, FromASeedCallFitsTheBudget) {
   w.uint(std::stoull(d["ceiling"].get<std::string>()));
   w.text(d["reason"].get<std::string>());
   EXPECT_EQ(r->decision, want);
-  // docs/receipts.md: 310 bytes besides the decision for this entry and a fuel below 65,536.
+  // The seed writes no kv state: the after root is the before root, and the
+  // payload omits it (docs/receipts.md, key 7).
+  ASSERT_TRUE(p.call.record.kv_writes.empty());
+  EXPECT_EQ(r->state_root_after, r->state_root_before);
+  EXPECT_EQ(r->state_root_before, state_root_before(p.call.record));
+  EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
+  // docs/settlement.md: 275 bytes besides the decision for this entry, a fuel
+  // below 65,536 and no kv writes.
   ASSERT_LT(r->fuel_used, 65536u);
-  EXPECT_EQ(cose.size(), 310 + want.size());
+  EXPECT_EQ(cose.size(), 275 + want.size());
   std::printf("seed approval receipt: %zu bytes (decision %zu bytes)\n", cose.size(), want.size());
+}
+
+// A call that writes kv carries both roots; a receipt that claims no state
+// change (after = before, key 7 omitted) for a call that wrote is refuted.
+TEST(SettleReceipt, WritesKeepTheAfterRootAndItIsChecked) {
+  const SigningKey key = SigningKey::generate();
+  std::string dir = tmpdir("after");
+  CallInputs in = budget_inputs(Tier::kBaseline, R"({"agent_id": "agent-7", "amount": 300})");
+  Produced p = produce(in, dir + "/kv.sqlite");
+  ASSERT_FALSE(p.call.record.kv_writes.empty());
+  auto r = build_receipt(*p.contract, in, p.call.values, p.call.record, p.call.fuel_used);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_NE(r->state_root_after, r->state_root_before);
+  std::vector<uint8_t> cose, lie;
+  ASSERT_TRUE(sign_receipt(*r, key, &cose).is_ok());
+  Receipt claimed = *r;
+  claimed.state_root_after = claimed.state_root_before;
+  ASSERT_TRUE(sign_receipt(claimed, key, &lie).is_ok());
+  EXPECT_EQ(cose.size(), lie.size() + 35);  // key 7: 1-byte key + 2-byte head + 32
+  std::printf("budget approval receipt (kv writes): %zu bytes\n", cose.size());
+
+  ReplayPackage honest = make_replay_package(in, p.call.record, cose, key.public_key());
+  auto v = replay(honest, Tier::kInterp);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
+  expect_refuted(make_replay_package(in, p.call.record, lie, key.public_key()), Tier::kInterp, "state_root_after");
+}
+
+// The converse: a seed call (no writes) whose receipt claims an after root.
+// Old receipts (after root spelled as a hash over the before root) confirm.
+TEST(SettleReceipt, AnAfterRootForACallWithoutWritesIsRefuted) {
+  const SigningKey key = SigningKey::generate();
+  CallInputs in = seed_inputs(Tier::kBaseline);
+  Produced p = produce(in);
+  auto r = build_receipt(*p.contract, in, p.call.values, p.call.record, p.call.fuel_used);
+  ASSERT_TRUE(r.is_ok());
+  r->state_root_after[0] ^= 1;
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(*r, key, &cose).is_ok());
+  expect_refuted(make_replay_package(in, p.call.record, cose, key.public_key()), Tier::kInterp, "state_root_after");
+  // The after root receipts carried for no writes before it became the before
+  // root (a hash of it and an empty write list) still confirms: same commitment.
+  r->state_root_after = legacy_state_root_after_no_writes(r->state_root_before);
+  ASSERT_TRUE(sign_receipt(*r, key, &cose).is_ok());
+  EXPECT_EQ(cose.size(), 326u);  // the seed receipt as it was before key 7 could be omitted
+  auto v = replay(make_replay_package(in, p.call.record, cose, key.public_key()), Tier::kInterp);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
 }
 
 TEST(SettleReceipt, DecisionRefusesFloats) {
