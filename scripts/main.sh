@@ -66,5 +66,15 @@ $C replay "$S/call2.replay" --tier interp $K
 perl -0777 -pe 's/agent-2/agent-9/' "$S/call2.replay" >"$S/tampered.replay"
 rc=0; $C replay "$S/tampered.replay" --tier interp $K || rc=$?
 [ "$rc" = 2 ] || { echo "main.sh: a tampered replay package was not refuted (exit $rc)"; exit 1; }
-rm -rf "$S"
 echo "== settlement cycle: ok"
+
+# The same seed contract as a Component Model binary made by the standard
+# toolchain (wasm-tools' component new, npm @bytecodealliance/jco-transpile):
+# Covenant reads its WIT from the component and runs its core module (docs/components.md).
+echo "== the seed policy as a component"
+node tools/component.mjs new $SEED contracts/examples/seed_c/seed.wit escrow "$S/seed.component.wasm"
+echo "-- covenant wit: the world read from the component"
+$C wit "$S/seed.component.wasm" | sed 's/^/     /'
+echo "-- covenant approve on the component:"
+$C approve "$S/seed.component.wasm" --intent "$S/intent1.json" --json | sed 's/^/     /'
+rm -rf "$S"
