@@ -27,6 +27,7 @@
 #include "covenant/component.h"
 #include "covenant/contract.h"
 #include "covenant/wit_json.h"
+#include "corpus.h"
 
 namespace covenant {
 namespace {
@@ -70,14 +71,7 @@ int run(const std::string& cmd, std::string* out, std::string* err = nullptr) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-std::vector<json> corpus() {
-  std::ifstream f(fs::path(COVENANT_SOURCE_DIR) / "tests/contracts/intents.jsonl");
-  std::vector<json> rows;
-  std::string line;
-  while (std::getline(f, line))
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
+std::vector<json> corpus() { return testing_corpus::read_corpus(); }
 
 Engine& engine() {
   static auto e = Engine::create({.cache_dir = (fs::path(COVENANT_BINARY_DIR) / "policy_corpus_cache").string()});

@@ -25,6 +25,7 @@
 #include "covenant/engine.h"
 #include "covenant/wit.h"
 #include "covenant/wit_json.h"
+#include "corpus.h"
 
 namespace covenant {
 namespace {
@@ -168,14 +169,7 @@ class PolicyCorpus : public ::testing::Test {
   std::string export_name_, post_name_;
 };
 
-std::vector<json> read_corpus() {
-  std::ifstream f(fs::path(COVENANT_SOURCE_DIR) / "tests/contracts/intents.jsonl");
-  std::vector<json> rows;
-  std::string line;
-  while (std::getline(f, line))
-    if (!line.empty()) rows.push_back(json::parse(line));
-  return rows;
-}
+using testing_corpus::read_corpus;
 
 TEST(PolicyReference, Table) {
   struct Row {
