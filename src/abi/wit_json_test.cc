@@ -148,9 +148,6 @@ TEST_F(JsonTest, ArgsFromJson) {
   EXPECT_EQ(*named, *v);
 }
 
-}  // namespace
-}  // namespace covenant::abi
-
 // JSON built in C++ stores non-negative ints as signed (json(41)); parsed text
 // stores them unsigned. Both are the same number for an unsigned WIT type.
 TEST_F(JsonTest, UnsignedAcceptsNumbersStoredSigned) {
@@ -162,3 +159,6 @@ TEST_F(JsonTest, UnsignedAcceptsNumbersStoredSigned) {
   }
   EXPECT_FALSE(value_from_json(*all_, all_field("b8"), json(256)));
 }
+
+}  // namespace
+}  // namespace covenant::abi
