@@ -47,15 +47,16 @@ inline constexpr uint32_t kLogLinesMax = 10'000;            // per call
 inline constexpr uint64_t kLogBytesMax = 1ull << 20;        // per call
 inline constexpr uint32_t kRandomBytesPerRequestMax = 4096; // random.bytes(n)
 // Host results that are strings or lists (kv.get, kv.list-keys, crypto.sha256,
-// random.bytes) are written into an arena the host allocates through the
-// guest's cabi_realloc before the call (see docs/host.md, "Result arena").
-inline constexpr uint32_t kHostArenaBytes = 256u << 10;
-static_assert(kRandomBytesPerRequestMax < kHostArenaBytes, "one random.bytes result fits the arena");
-// One kv value, so that any stored value can be read back through the arena.
-inline constexpr uint32_t kKvValueSizeBytesMax = kHostArenaBytes / 2;
+// random.bytes) are placed in guest memory the guest allocates through its
+// cabi_realloc, called back from inside the host function, as the canonical
+// ABI lowers results: the guest owns and frees them. One result is at most:
+inline constexpr uint32_t kHostResultBytesMax = 256u << 10;
+static_assert(kRandomBytesPerRequestMax < kHostResultBytesMax, "one random.bytes result fits");
+// One kv value, so that any stored value can be read back as one result.
+inline constexpr uint32_t kKvValueSizeBytesMax = kHostResultBytesMax / 2;
 // One kv.list-keys result: at most this many keys and bytes (key bytes + 8 per key).
 inline constexpr uint32_t kKvListKeysMax = 1000;
-inline constexpr uint32_t kKvListBytesMax = kHostArenaBytes / 2;
+inline constexpr uint32_t kKvListBytesMax = kHostResultBytesMax / 2;
 static_assert(kKvListKeysMax * 8 < kKvListBytesMax, "a list of short keys is bounded by the count");
 
 enum class LogLevel : uint8_t { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };

@@ -138,6 +138,14 @@ class HostCall {
   // The instance's linear memory (empty if it has none). Valid until the host
   // function returns; a guest memory.grow may move it.
   virtual std::span<uint8_t> memory() = 0;
+  // Calls export `export_index` of the calling instance from inside this host
+  // function — e.g. its cabi_realloc, to place a result in guest memory as the
+  // canonical ABI's lowering does. The nested call runs on the calling call's
+  // fuel, call depth and deadline, identically on every tier. slots: the
+  // arguments on entry, the results on return (as Instance::call_raw). A trap
+  // inside it is returned, and the whole call then traps with that kind and
+  // message whatever the host function returns. memory() may move after it.
+  virtual TrapKind call_export(uint32_t export_index, uint64_t* slots) = 0;
   void* user_data = nullptr;
 };
 

@@ -4,7 +4,7 @@
 // Each host function is an engine Linker entry whose core type is the
 // canonical ABI's import signature; its arguments are lifted from guest
 // memory, the capability runs on WIT values, and its results are lowered
-// back (strings and lists into the call's result arena).
+// back (strings and lists into memory from the guest's own cabi_realloc).
 #include <sodium.h>
 
 #include <algorithm>
@@ -41,27 +41,26 @@ const abi::Abi& host_abi() {
   return *a;
 }
 
-// The guest memory a host function sees: the caller's memory, allocations
-// from the call's result arena (a nested call into the guest's cabi_realloc
-// is not possible while the guest is running; see docs/host.md).
-class ArenaMemory final : public abi::GuestMemory {
+// The guest memory a host function sees: the caller's memory, and its
+// cabi_realloc called back from inside the host function (HostCall::call_export),
+// as the canonical ABI lowers results: a string or list the host returns is
+// the guest's own allocation, which it owns and frees (docs/host.md).
+class CallerMemory final : public abi::GuestMemory {
  public:
-  ArenaMemory(std::span<uint8_t> mem, CallState& st) : mem_(mem), st_(st) {}
-  uint8_t* data() override { return mem_.data(); }
-  uint64_t size() override { return mem_.size(); }
+  CallerMemory(HostCall& hc, const CallState& st) : hc_(hc), st_(st) {}
+  uint8_t* data() override { return hc_.memory().data(); }
+  uint64_t size() override { return hc_.memory().size(); }
   Result<uint32_t> realloc(uint32_t old_ptr, uint32_t old_size, uint32_t align, uint32_t new_size) override {
-    if (old_ptr != 0 || old_size != 0) return Status::invalid("the host result arena does not reallocate");
-    if (st_.arena_size == 0) return Status::invalid("no host result arena (the module exports no cabi_realloc)");
-    uint64_t p = (uint64_t(st_.arena_ptr) + st_.arena_used + align - 1) / align * align;
-    if (p + new_size > uint64_t(st_.arena_ptr) + st_.arena_size)
-      return Status::limit("host result arena exhausted (" + std::to_string(st_.arena_size) + " bytes per call)");
-    st_.arena_used = static_cast<uint32_t>(p + new_size - st_.arena_ptr);
-    return static_cast<uint32_t>(p);
+    if (!st_.realloc_index) return Status::invalid("the module exports no cabi_realloc");
+    uint64_t slots[4] = {old_ptr, old_size, align, new_size};
+    const TrapKind k = hc_.call_export(*st_.realloc_index, slots);
+    if (k != TrapKind::kNone) return Status::invalid(std::string("cabi_realloc trapped: ") + trap_kind_name(k));
+    return static_cast<uint32_t>(slots[0]);
   }
 
  private:
-  std::span<uint8_t> mem_;
-  CallState& st_;
+  HostCall& hc_;
+  const CallState& st_;
 };
 
 // What a capability returns: results, or a trap message (the guest asked for
@@ -303,7 +302,7 @@ struct Entry {
   const char* iface;
   const char* fn;
   Capability impl;
-  bool needs_arena;
+  bool needs_realloc;
 };
 const Entry kCapabilities[] = {
     {"clock", "now-ms", clock_now_ms, false},
@@ -380,9 +379,9 @@ Status kv_commit(CallState& st) {
   return st.store->commit(st.kv_prefix, batch);
 }
 
-bool import_needs_arena(const ImportDesc& import) {
+bool import_needs_realloc(const ImportDesc& import) {
   const Entry* e = find_entry(import.module, import.field);
-  return e && e->needs_arena;
+  return e && e->needs_realloc;
 }
 
 std::optional<std::string> host_signature(std::string_view interface_core_name, std::string_view function) {
@@ -447,7 +446,7 @@ Result<Linker::Entry> resolve_import(const ImportDesc& import, const Grants& gra
     auto* slot = static_cast<Slot*>(hc.user_data);
     if (!slot || !slot->state) return HostResult::trap("host function called outside a contract call");
     CallState& st = *slot->state;
-    ArenaMemory mem(hc.memory(), st);
+    CallerMemory mem(hc, st);
     abi::CallContext cx(host_abi(), mem);
     CoreValue core[32];
     std::vector<CoreValue> big;

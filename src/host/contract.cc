@@ -99,7 +99,7 @@ struct Contract::Impl {
   DeployOptions opts;
   std::vector<ExportFn> exports;
   std::optional<uint32_t> realloc_index;
-  bool needs_arena = false;
+  bool needs_realloc = false;
   bool uses_kv = false;
   bool uses_random = false;
   Linker linker;
@@ -270,7 +270,7 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
       continue;
     }
     if (!impl->linker.find(e->module, e->field)) impl->linker.define(e->module, e->field, e->type, e->fn);
-    impl->needs_arena |= host::import_needs_arena(imp);
+    impl->needs_realloc |= host::import_needs_realloc(imp);
     impl->uses_kv |= host::import_capability(imp) == "kv";
     impl->uses_random |= host::import_capability(imp) == "random";
   }
@@ -292,7 +292,7 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
                              ", not " + want.to_string());
     impl->realloc_index = realloc;
   }
-  if (impl->needs_arena && !realloc)
+  if (impl->needs_realloc && !realloc)
     return Status::invalid(name + ": the module imports host functions that return strings or lists but exports no "
                                   "cabi_realloc (or cm32p2_realloc)");
   auto add_export = [&](const wit::Function& fn, const std::string& iface, const std::string& core_iface) -> Status {
@@ -433,16 +433,7 @@ Result<Contract::CallResult> Contract::Impl::run(std::string_view export_name, s
     return trap_kind_name(k);
   };
 
-  // Result arena for host functions that return strings or lists.
-  if (needs_arena) {
-    auto a = mem.realloc(0, 0, 8, kHostArenaBytes);
-    if (!a) return finish_trap(mem.trap != TrapKind::kNone ? mem.trap : TrapKind::kHost,
-                               "allocating the host result arena: " + a.status().message());
-    if (*a % 8 != 0 || uint64_t(*a) + kHostArenaBytes > mem.size())
-      return finish_trap(TrapKind::kHost, "cabi_realloc returned a bad host result arena pointer");
-    st.arena_ptr = *a;
-    st.arena_size = kHostArenaBytes;
-  }
+  st.realloc_index = realloc_index;  // host functions place string/list results with it
 
   // Lower.
   const uint64_t t_lower = now_ns();

@@ -33,10 +33,8 @@ struct CallState {
   // log: what this call has kept so far.
   uint32_t log_lines = 0;
   uint64_t log_bytes = 0;
-  // The result arena in guest memory (cabi_realloc'd before the call).
-  uint32_t arena_ptr = 0;
-  uint32_t arena_size = 0;
-  uint32_t arena_used = 0;
+  // The guest's cabi_realloc export, for results host functions return.
+  std::optional<uint32_t> realloc_index;
 
   std::string trap_message;  // set when a host function trapped
   Status host_error;         // an operating error inside a host function (I/O, replay divergence)
@@ -50,8 +48,8 @@ struct Slot {
 // Resolves one module import under the grants: a Linker entry, or an error
 // naming the import and the grant it lacks (deny by default).
 Result<Linker::Entry> resolve_import(const ImportDesc& import, const Grants& grants);
-// True if the import's results are strings or lists (the call needs a result arena).
-bool import_needs_arena(const ImportDesc& import);
+// True if the import's results are strings or lists (placed with the guest's cabi_realloc).
+bool import_needs_realloc(const ImportDesc& import);
 // The structural signature (component::signature_of) of a covenant:host
 // function named by its core import names ("covenant:host/kv@0.1.0", "get"),
 // or nullopt if the host has no such function.

@@ -508,15 +508,22 @@ Result<std::shared_ptr<CCode>> compile_optimized(const PreparedModule& prep, con
 
 namespace {
 
+class CInstance;
+TrapKind nested_call(CInstance* inst, uint32_t index, uint64_t* slots);
+
 class CHostCall final : public HostCall {
  public:
-  explicit CHostCall(wasm_rt_memory_t* mem) : mem_(mem) {}
+  CHostCall(CInstance* inst, wasm_rt_memory_t* mem) : inst_(inst), mem_(mem) {}
   std::span<uint8_t> memory() override {
     if (!mem_) return {};
     return {mem_->data, size_t(mem_->pages) * kWasmPageBytes};
   }
+  TrapKind call_export(uint32_t export_index, uint64_t* slots) override {
+    return nested_call(inst_, export_index, slots);
+  }
 
  private:
+  CInstance* inst_;
   wasm_rt_memory_t* mem_;
 };
 
@@ -642,6 +649,35 @@ class CInstance final : public Instance {
     if (invoke_host(k, slots)) rt_trap_host();
   }
 
+  // A call into this instance from one of its host functions: same globals
+  // (fuel, depth, deadline flag), its own trap landing pad.
+  TrapKind nested(uint32_t index, uint64_t* slots) {
+    if (index >= code_->exports.size()) {
+      nested_trap_ = TrapKind::kHost;
+      nested_message_ = "call_export: no export with index " + std::to_string(index);
+      return nested_trap_;
+    }
+    GuestTls& g = t_guest;
+    sigjmp_buf* outer = g.jmp;
+    const int outer_in_guest = g.in_guest;
+    sigjmp_buf jb;
+    g.jmp = &jb;
+    int code = sigsetjmp(jb, 0);
+    if (code == 0) {
+      g.in_guest = 1;
+      code_->exports[index](inst_, slots);
+    }
+    g.in_guest = outer_in_guest;
+    g.jmp = outer;
+    if (code == 0) return TrapKind::kNone;
+    const TrapKind k = classify_rt_trap(code, *trap_);
+    if (nested_trap_ == TrapKind::kNone) {  // the innermost trap is the call's
+      nested_trap_ = k;
+      nested_message_ = trap_message(k);
+    }
+    return k;
+  }
+
  private:
   [[noreturn]] static void rt_trap_host() { rt_table().trap(kRtHost); __builtin_unreachable(); }
 
@@ -661,7 +697,7 @@ class CInstance final : public Instance {
       a[i] = {t.params[i], b};
     }
     for (size_t i = 0; i < t.results.size(); ++i) r[i] = {t.results[i], 0};
-    CHostCall hc(mem_);
+    CHostCall hc(this, mem_);
     hc.user_data = user_data_;
     HostResult res;
     try {
@@ -671,6 +707,7 @@ class CInstance final : public Instance {
     } catch (...) {
       res = HostResult::trap("host function threw");
     }
+    if (nested_trap_ != TrapKind::kNone) return true;  // a nested call trapped: so does this call
     if (res.trapped) {
       // Kept on the instance, not the thread: a call may run on a helper thread.
       host_message_ = e->module + "." + e->field + ": " + res.message;
@@ -735,6 +772,7 @@ class CInstance final : public Instance {
     *int_ = 0;
     *trap_ = 0;
     *depth_ = 0;
+    nested_trap_ = TrapKind::kNone;
     std::unique_ptr<DeadlineToken> deadline;
     if (deadline_ms) {
       uint32_t* flag = int_;
@@ -753,6 +791,11 @@ class CInstance final : public Instance {
     g.in_guest = 0;
     g.jmp = nullptr;
     TrapKind k = code == 0 ? TrapKind::kNone : classify_rt_trap(code, *trap_);
+    if (k != TrapKind::kNone && nested_trap_ != TrapKind::kNone) {
+      k = nested_trap_;
+      host_message_ = nested_message_;  // what trap_message() reports for kHost
+    }
+    nested_trap_ = TrapKind::kNone;
     int64_t remaining = static_cast<int64_t>(*fuel_ + *bank_);
     *fuel_used = fuel_used_after(fuel, remaining, k);
     return k;
@@ -791,7 +834,11 @@ class CInstance final : public Instance {
   size_t image_mapped_ = 0;
   size_t stack_needed_ = 0;
   std::string host_message_;
+  TrapKind nested_trap_ = TrapKind::kNone;  // the first trap inside a nested call of this call
+  std::string nested_message_;
 };
+
+TrapKind nested_call(CInstance* inst, uint32_t index, uint64_t* slots) { return inst->nested(index, slots); }
 
 }  // namespace
 

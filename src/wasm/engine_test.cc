@@ -118,6 +118,105 @@ TEST_P(EngineTiers, HostFunctionsReadMemoryAndTrap) {
   ASSERT_TRUE(out.is_ok() && out->ok());
 }
 
+// A host function calls back into its instance (as a canonical ABI lowering
+// calls cabi_realloc): the nested call shares the calling call's fuel, depth
+// and deadline; a trap inside it traps the whole call with its own kind,
+// whatever the host function returns. Figures are compared across tiers.
+struct NestedRun {
+  std::vector<int64_t> results;
+  std::vector<uint64_t> fuel;
+  std::vector<TrapKind> kinds;
+};
+
+NestedRun run_nested(Tier tier) {
+  auto engine = engine_in(fresh_dir("nested"));
+  auto module = engine->load(wat(R"((module
+      (import "env" "back" (func $back (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (global $calls (mut i32) (i32.const 0))
+      ;; burns n loop iterations, counts its calls, returns x*2
+      (func $twice (export "twice") (param $x i32) (param $n i32) (result i32)
+        global.get $calls i32.const 1 i32.add global.set $calls
+        (block (loop (br_if 1 (i32.eqz (local.get $n)))
+                     (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br 0)))
+        local.get $x i32.const 2 i32.mul)
+      (func (export "boom") (param i32 i32) (result i32) unreachable)
+      (func $deep (export "deep") (param $x i32) (param $n i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n)) (then (i32.const 0))
+          (else (call $deep (local.get $x) (i32.sub (local.get $n) (i32.const 1))))))
+      (func (export "writes") (param i32 i32) (result i32)
+        (i32.store (i32.const 64) (i32.const 77)) (i32.const 64))
+      ;; outer(which, x, n): back(which, x) + 1; the host calls export `which` with (x, n)
+      (func (export "outer") (param $which i32) (param $x i32) (result i32)
+        local.get $which local.get $x call $back i32.const 1 i32.add)
+      (func (export "calls") (result i32) global.get $calls))
+  )"),
+                             {.tier = tier});
+  EXPECT_TRUE(module.is_ok()) << module.status().to_string();
+  NestedRun out;
+  if (!module.is_ok()) return out;
+  Linker linker;
+  // which: 0 twice(x, 10), 1 boom, 2 twice(x, 100000) (fuel), 3 deep(x, 100000) (depth),
+  // 4 boom but the host ignores the trap, 5 writes -> host reads the memory it wrote.
+  linker.define("env", "back", {{ValType::kI32, ValType::kI32}, {ValType::kI32}},
+                [](HostCall& call, std::span<const Value> args, std::span<Value> results) {
+                  const uint32_t which = static_cast<uint32_t>(args[0].bits);
+                  static const uint32_t kExport[] = {0, 1, 0, 2, 1, 3};
+                  static const uint64_t kIterations[] = {10, 0, 100000, 100000, 0, 0};
+                  uint64_t slots[2] = {args[1].bits & 0xffffffffu, kIterations[which]};
+                  const TrapKind k = call.call_export(kExport[which], slots);
+                  if (which == 4) {  // pretends all is well
+                    results[0] = Value::i32(0);
+                    return HostResult::ok();
+                  }
+                  if (k != TrapKind::kNone) return HostResult::trap(std::string("nested: ") + trap_kind_name(k));
+                  if (which == 5) {
+                    auto mem = call.memory();
+                    uint32_t v = 0;
+                    std::memcpy(&v, mem.data() + static_cast<uint32_t>(slots[0]), 4);
+                    results[0] = Value::i32(static_cast<int32_t>(v));
+                    return HostResult::ok();
+                  }
+                  results[0] = Value::i32(static_cast<int32_t>(slots[0]));
+                  return HostResult::ok();
+                });
+  auto inst = (*module)->instantiate(linker);
+  EXPECT_TRUE(inst.is_ok()) << inst.status().to_string();
+  if (!inst.is_ok()) return out;
+  for (int which : {0, 1, 0, 2, 3, 4, 5, 0}) {
+    Value a[] = {Value::i32(which), Value::i32(21)};
+    auto r = (*inst)->call("outer", a, {.fuel = uint64_t(which == 2 ? 50'000 : 10'000'000)});
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    if (!r.is_ok()) return out;
+    out.results.push_back(r->ok() ? r->results[0].as_i32() : -1);
+    out.fuel.push_back(r->fuel_used);
+    out.kinds.push_back(r->trap.kind);
+  }
+  auto c = (*inst)->call("calls", {});
+  out.results.push_back(c.is_ok() && c->ok() ? c->results[0].as_i32() : -1);
+  return out;
+}
+
+TEST(EngineNested, HostFunctionsCallBackIntoTheirInstanceIdenticallyOnEveryTier) {
+  const NestedRun interp = run_nested(Tier::kInterp);
+  ASSERT_EQ(interp.kinds.size(), 8u);
+  EXPECT_EQ(interp.results[0], 43);  // twice(21) + 1
+  EXPECT_EQ(interp.kinds[1], TrapKind::kUnreachable);
+  EXPECT_EQ(interp.results[2], 43) << "the instance works after a nested trap";
+  EXPECT_EQ(interp.kinds[3], TrapKind::kOutOfFuel);
+  EXPECT_EQ(interp.fuel[3], 50'000u) << "the nested call spends the calling call's budget";
+  EXPECT_EQ(interp.kinds[4], TrapKind::kStackExhausted);
+  EXPECT_EQ(interp.kinds[5], TrapKind::kUnreachable) << "a nested trap the host ignores still traps the call";
+  EXPECT_EQ(interp.results[6], 78);  // 77 written by the nested call, read by the host, + 1
+  EXPECT_GT(interp.fuel[0], 30u) << "nested fuel is counted in the calling call";
+  for (Tier t : {Tier::kBaseline, Tier::kOptimized}) {
+    const NestedRun other = run_nested(t);
+    EXPECT_EQ(other.results, interp.results) << tier_name(t);
+    EXPECT_EQ(other.fuel, interp.fuel) << tier_name(t);
+    EXPECT_EQ(other.kinds, interp.kinds) << tier_name(t);
+  }
+}
+
 TEST_P(EngineTiers, InstancesOutliveTheirLinker) {
   auto engine = engine_in(fresh_dir("linker-life"));
   auto module = engine->load(wat(R"((module (import "env" "seven" (func $s (result i32)))

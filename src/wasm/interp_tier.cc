@@ -125,15 +125,22 @@ TrapKind classify_message(const std::string& m, uint32_t reason) {
   return TrapKind::kHost;
 }
 
+class InterpInstance;
+TrapKind nested_call(InterpInstance* inst, uint32_t index, uint64_t* slots);
+
 class InterpHostCall final : public HostCall {
  public:
-  explicit InterpHostCall(wi::Memory* mem) : mem_(mem) {}
+  InterpHostCall(InterpInstance* inst, wi::Memory* mem) : inst_(inst), mem_(mem) {}
   std::span<uint8_t> memory() override {
     if (!mem_) return {};
     return {mem_->UnsafeData(), static_cast<size_t>(mem_->ByteSize())};
   }
+  TrapKind call_export(uint32_t export_index, uint64_t* slots) override {
+    return nested_call(inst_, export_index, slots);
+  }
 
  private:
+  InterpInstance* inst_;
   wi::Memory* mem_;
 };
 
@@ -192,11 +199,7 @@ class InterpInstance final : public Instance {
     if (!fuel_ || !bank_ || !int_ || !trap_ || !depth_) return Status::internal("metered module lacks its globals");
     if (mem_ && !prep.memory_image.empty())
       std::memcpy(mem_->UnsafeData(), prep.memory_image.data(), prep.memory_image.size());
-    thread_ = std::make_unique<wi::Thread>(*store_);
-    // Room for call_depth_max frames: the metered code traps first, at the same
-    // depth as every other tier.
-    (thread_.get()->*member(FramesTag{})).reserve(size_t(prep.call_depth_max) + 64);
-    (thread_.get()->*member(ValuesTag{})).reserve(size_t(1) << 22);
+    thread_ = fresh_thread();
     if (start_) {
       CallOutcome out;
       run(start_, {}, {}, CallOptions{}.fuel, 0, out);
@@ -239,7 +242,40 @@ class InterpInstance final : public Instance {
     return {mem_->UnsafeData(), static_cast<size_t>(mem_->ByteSize())};
   }
 
+  // A call into this instance from one of its host functions: a Thread of its
+  // own (the calling one is suspended in the host function), the same globals.
+  TrapKind nested(uint32_t index, uint64_t* slots) {
+    const PreparedModule& prep = *module_->prep;
+    if (index >= prep.exports.size()) {
+      nested_trap_ = TrapKind::kHost;
+      nested_message_ = "call_export: no export with index " + std::to_string(index);
+      return nested_trap_;
+    }
+    const FuncType& t = prep.exports[index].type;
+    if (nested_threads_.size() <= nesting_) nested_threads_.push_back(fresh_thread());
+    std::unique_ptr<wi::Thread>& th = nested_threads_[nesting_];
+    wi::Values params, results;
+    for (size_t i = 0; i < t.params.size(); ++i) params.push_back(to_interp({t.params[i], slots[i]}));
+    wi::Trap::Ptr trap;
+    host_trapped_ = false;
+    ++nesting_;
+    wabt::Result r = exports_[index]->Call(*th, params, results, &trap);
+    --nesting_;
+    if (!wabt::Failed(r)) {
+      for (size_t i = 0; i < t.results.size(); ++i) slots[i] = from_interp(t.results[i], results[i]).bits;
+      return TrapKind::kNone;
+    }
+    const TrapKind k = host_trapped_ ? TrapKind::kHost : classify_message(trap ? trap->message() : "", trap_->Get().Get<uint32_t>());
+    if (nested_trap_ == TrapKind::kNone) {  // the innermost trap is the call's
+      nested_trap_ = k;
+      nested_message_ = message_for(k, trap);
+    }
+    th = fresh_thread();  // a trapped Thread keeps its frames
+    return k;
+  }
+
   Status reset() override {
+    nested_threads_.clear();
     thread_.reset();
     instance_.reset();
     module_ref_.reset();
@@ -254,7 +290,7 @@ class InterpInstance final : public Instance {
     std::vector<Value> a, r;
     for (size_t i = 0; i < e.type.params.size(); ++i) a.push_back(from_interp(e.type.params[i], args[i]));
     for (ValType t : e.type.results) r.push_back({t, 0});
-    InterpHostCall hc(mem_.get());
+    InterpHostCall hc(this, mem_.get());
     hc.user_data = user_data_;
     HostResult hr;
     try {
@@ -263,6 +299,10 @@ class InterpInstance final : public Instance {
       hr = HostResult::trap(std::string("host function threw: ") + ex.what());
     } catch (...) {
       hr = HostResult::trap("host function threw");
+    }
+    if (nested_trap_ != TrapKind::kNone) {  // a nested call trapped: so does this call
+      *out_trap = wi::Trap::New(*store_, nested_message_);
+      return wabt::Result::Error;
     }
     if (hr.trapped) {
       host_message_ = e.module + "." + e.field + ": " + hr.message;
@@ -274,6 +314,26 @@ class InterpInstance final : public Instance {
     return wabt::Result::Ok;
   }
 
+  std::unique_ptr<wi::Thread> fresh_thread() {
+    auto th = std::make_unique<wi::Thread>(*store_);
+    // Room for call_depth_max frames: the metered code traps first, at the same
+    // depth as every other tier.
+    (th.get()->*member(FramesTag{})).reserve(size_t(module_->prep->call_depth_max) + 64);
+    (th.get()->*member(ValuesTag{})).reserve(size_t(1) << 22);
+    return th;
+  }
+
+  std::string message_for(TrapKind kind, const wi::Trap::Ptr& trap) const {
+    switch (kind) {
+      case TrapKind::kHost: return host_message_;
+      case TrapKind::kOutOfFuel: return "out of fuel";
+      case TrapKind::kDeadline: return "deadline exceeded";
+      case TrapKind::kStackExhausted:
+        return "call stack exhausted (call_depth_max " + std::to_string(module_->prep->call_depth_max) + ")";
+      default: return trap ? trap->message() : "trap";
+    }
+  }
+
   void run(const wi::Func::Ptr& fn, std::span<const Value> args, const std::vector<ValType>& result_types,
            uint64_t fuel, uint32_t deadline_ms, CallOutcome& out) {
     uint64_t first = fuel < kFuelSliceUnits ? fuel : kFuelSliceUnits;
@@ -283,6 +343,7 @@ class InterpInstance final : public Instance {
     trap_->UnsafeSet(wi::Value::Make(uint32_t(0)));
     depth_->UnsafeSet(wi::Value::Make(uint32_t(0)));
     host_trapped_ = false;
+    nested_trap_ = TrapKind::kNone;
     wi::Values params, results;
     for (const Value& v : args) params.push_back(to_interp(v));
     std::unique_ptr<DeadlineToken> deadline;
@@ -298,15 +359,13 @@ class InterpInstance final : public Instance {
       uint32_t reason = trap_->Get().Get<uint32_t>();
       kind = host_trapped_ ? TrapKind::kHost : classify_message(trap ? trap->message() : "", reason);
       out.trap.kind = kind;
-      out.trap.message = kind == TrapKind::kHost ? host_message_ : (trap ? trap->message() : "trap");
-      if (kind == TrapKind::kOutOfFuel) out.trap.message = "out of fuel";
-      else if (kind == TrapKind::kDeadline) out.trap.message = "deadline exceeded";
-      else if (kind == TrapKind::kStackExhausted)
-        out.trap.message = "call stack exhausted (call_depth_max " + std::to_string(module_->prep->call_depth_max) + ")";
+      out.trap.message = message_for(kind, trap);
+      if (nested_trap_ != TrapKind::kNone) {
+        out.trap.kind = kind = nested_trap_;
+        out.trap.message = nested_message_;
+      }
       // The interpreter's Thread keeps the frames of a trapped call; start clean.
-      thread_ = std::make_unique<wi::Thread>(*store_);
-      (thread_.get()->*member(FramesTag{})).reserve(size_t(module_->prep->call_depth_max) + 64);
-      (thread_.get()->*member(ValuesTag{})).reserve(size_t(1) << 22);
+      thread_ = fresh_thread();
     } else {
       for (size_t i = 0; i < result_types.size(); ++i) out.results.push_back(from_interp(result_types[i], results[i]));
     }
@@ -328,7 +387,13 @@ class InterpInstance final : public Instance {
   std::unique_ptr<wi::Thread> thread_;
   bool host_trapped_ = false;
   std::string host_message_;
+  TrapKind nested_trap_ = TrapKind::kNone;  // the first trap inside a nested call of this call
+  std::string nested_message_;
+  size_t nesting_ = 0;                      // nested calls now running
+  std::vector<std::unique_ptr<wi::Thread>> nested_threads_;  // one per nesting level, kept
 };
+
+TrapKind nested_call(InterpInstance* inst, uint32_t index, uint64_t* slots) { return inst->nested(index, slots); }
 
 }  // namespace
 

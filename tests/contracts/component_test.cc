@@ -86,7 +86,6 @@ std::unique_ptr<Contract> deploy(const std::vector<uint8_t>& wasm, const std::st
   o.wit = wit;
   o.grants = grants;
   o.deployment = name;
-  o.reset_every_call = grants.allows("kv");  // host results live in a per-call arena (docs/host.md)
   auto c = Contract::deploy(engine(), wasm, o);
   EXPECT_TRUE(c.is_ok()) << name << ": " << c.status().message();
   return c.is_ok() ? std::move(*c) : nullptr;

@@ -319,7 +319,8 @@ TEST(PolicyCorpusContract, BudgetRustMatchesC) {
     opts.grants = *grants;
     opts.deployment = name;
     opts.name = name;
-    opts.reset_every_call = true;  // host results live in a per-call arena the Rust allocator cannot reclaim
+    // Instances are kept between calls: kv results are the guest's own
+    // allocations (placed with its cabi_realloc), freed by its allocator.
     return Contract::deploy(**engine, wasm, opts);
   };
   auto c = deploy(c_wasm, "budget_c");
@@ -371,6 +372,15 @@ TEST(PolicyCorpusContract, BudgetRustMatchesC) {
     EXPECT_EQ(normalized_logs(a->record).size(), normalized_logs(b->record).size()) << "call " << i;
   }
   EXPECT_EQ(traps, 1);  // spend-then-trap, rolled back: the next spent(b) is still 1000
+
+  // Thousands of kv reads on one long-lived instance: the results the host
+  // places with cabi_realloc are freed by the guest, so its heap stays bounded
+  // (a leak of even 64 KiB per call would exhaust the 256 MiB limit here).
+  for (int i = 0; i < 4000; ++i) {
+    auto b = (*r)->call_json("approve", json::array({{{"agent-id", "loop-" + std::to_string(i % 50)}, {"amount", "1"}}}));
+    ASSERT_TRUE(b.is_ok()) << b.status().message();
+    ASSERT_EQ(b->trap.kind, TrapKind::kNone) << "call " << i << ": " << b->trap.message;
+  }
 }
 #endif
 

@@ -6,12 +6,10 @@
 export function __cov_alloc(size: usize): usize {
   return size == 0 ? 8 : heap.alloc(size);
 }
-// Set while an import's results are lifted: a host may hand out memory it does
-// not own through cabi_realloc (Covenant's per-call result arena), so import
-// results are copied, never freed.
-export let __cov_borrowed = false;
+// Import results are the guest's own: the host places them with cabi_realloc,
+// and lifting them frees what it copied out.
 export function __cov_free(ptr: i32): void {
-  if (!__cov_borrowed && <usize><u32>ptr >= __heap_base && <usize><u32>ptr > 16) heap.free(<usize><u32>ptr);
+  if (<usize><u32>ptr >= __heap_base && <usize><u32>ptr > 16) heap.free(<usize><u32>ptr);
 }
 // Takes a string the host stored (UTF-8 already checked by the host).
 export function __cov_string_lift(ptr: i32, len: i32): string {

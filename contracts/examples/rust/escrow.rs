@@ -19,12 +19,10 @@ mod _rt {
         }
         p as usize
     }
-    // Set while an import's results are lifted: a host may hand out memory it
-    // does not own through cabi_realloc (Covenant's per-call result arena), so
-    // import results are copied, never freed.
-    pub static mut BORROWED: bool = false;
+    // Import results are the guest's own: the host places them with
+    // cabi_realloc, and lifting them frees what it copied out.
     pub unsafe fn dealloc(ptr: usize, size: usize, align: usize) {
-        if size != 0 && !BORROWED {
+        if size != 0 {
             sys_dealloc(ptr as *mut u8, Layout::from_size_align_unchecked(size, align));
         }
     }

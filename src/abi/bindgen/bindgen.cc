@@ -661,8 +661,8 @@ class Gen {
   }
   std::string c_import_proto(const ExportFn& e) const {
     std::string s = hex_comment_line("// ", e.fn->docs);
-    s += "// Import " + e.module + " " + e.field + ". Strings and lists in the result are borrowed until the\n"
-         "// export returns: do not free them (Covenant's host writes them into a per-call arena).\n";
+    s += "// Import " + e.module + " " + e.field + ". Strings and lists in the result are the guest's own\n"
+         "// (the host places them with cabi_realloc): free them as any allocation.\n";
     s += c_import_result_type(e) + " " + c_import_fn(e) + "(";
     for (size_t i = 0; i < e.params.size(); ++i) s += (i ? ", " : "") + c_name(e.params[i]) + " " + ident(snake(e.fn->params[i].name.kebab));
     if (e.params.empty()) s += "void";
@@ -1427,12 +1427,10 @@ class Span {
         }
         p as usize
     }
-    // Set while an import's results are lifted: a host may hand out memory it
-    // does not own through cabi_realloc (Covenant's per-call result arena), so
-    // import results are copied, never freed.
-    pub static mut BORROWED: bool = false;
+    // Import results are the guest's own: the host places them with
+    // cabi_realloc, and lifting them frees what it copied out.
     pub unsafe fn dealloc(ptr: usize, size: usize, align: usize) {
-        if size != 0 && !BORROWED {
+        if size != 0 {
             sys_dealloc(ptr as *mut u8, Layout::from_size_align_unchecked(size, align));
         }
     }
@@ -1609,8 +1607,7 @@ class Span {
       std::vector<std::string> loads;
       for (size_t i = 0; i < e.results.size(); ++i)
         loads.push_back(rs_load_expr(e.results[i], "ret + " + std::to_string(e.results_tuple.offsets[i])));
-      s += "        _rt::BORROWED = true;\n        let v = " + (e.results.size() == 1 ? loads[0] : "(" + join(loads) + ",)") +
-           ";\n        _rt::BORROWED = false;\n";
+      s += "        let v = " + (e.results.size() == 1 ? loads[0] : "(" + join(loads) + ",)") + ";\n";
       s += "        _rt::dealloc(ret, " + std::to_string(e.results_tuple.size) + ", " + std::to_string(e.results_tuple.align) + ");\n        v\n";
     } else if (!sig.results.empty()) {
       s += "        " + rs_lift_expr(e.results[0], {"r"}) + "\n";
@@ -1985,12 +1982,10 @@ export function cabi_realloc(oldPtr: usize, oldSize: usize, align: usize, newSiz
 export function __cov_alloc(size: usize): usize {
   return size == 0 ? 8 : heap.alloc(size);
 }
-// Set while an import's results are lifted: a host may hand out memory it does
-// not own through cabi_realloc (Covenant's per-call result arena), so import
-// results are copied, never freed.
-export let __cov_borrowed = false;
+// Import results are the guest's own: the host places them with cabi_realloc,
+// and lifting them frees what it copied out.
 export function __cov_free(ptr: i32): void {
-  if (!__cov_borrowed && <usize><u32>ptr >= __heap_base && <usize><u32>ptr > 16) heap.free(<usize><u32>ptr);
+  if (<usize><u32>ptr >= __heap_base && <usize><u32>ptr > 16) heap.free(<usize><u32>ptr);
 }
 // Takes a string the host stored (UTF-8 already checked by the host).
 export function __cov_string_lift(ptr: i32, len: i32): string {
@@ -2119,7 +2114,6 @@ export function __cov_string_store(ptr: usize, s: string): void {
     for (size_t i = 0; i < sig.params.size(); ++i) cargs.push_back(as_from_bits(sig.params[i], "bits[" + std::to_string(i) + "]"));
     s += "  " + std::string(sig.results.empty() ? "" : "const r = ") + "__cov_import_" + id + "(" + join(cargs) + ");\n" + frees;
     if (sig.results_spilled) {
-      s += "  __cov_borrowed = true;\n";
       if (e.results.size() == 1) {
         s += "  const v = " + as_load_expr(e.results[0], "ret") + ";\n";
       } else {
@@ -2127,7 +2121,7 @@ export function __cov_string_store(ptr: usize, s: string): void {
         for (size_t i = 0; i < e.results.size(); ++i)
           s += "  v." + lower_camel(e.fn->results[i].name.kebab) + " = " + as_load_expr(e.results[i], "ret + " + std::to_string(e.results_tuple.offsets[i])) + ";\n";
       }
-      s += "  __cov_borrowed = false;\n  __cov_free(<i32>ret);\n  return v;\n";
+      s += "  __cov_free(<i32>ret);\n  return v;\n";
     } else if (!sig.results.empty()) {
       s += "  return " + as_lift_expr(e.results[0], {"r"}) + ";\n";
     }

@@ -18,8 +18,10 @@
 // Per imported function: the core import with its module/field names and a wrapper
 // `imports_<iface>_<fn>` that lowers the params (flat, or spilled into a
 // params tuple) and lifts the result (from the flat value or a return area);
-// strings and lists in the result are borrowed (never freed by the bindings: a
-// host may hand out memory it does not own, as Covenant's per-call result arena).
+// strings and lists in the result are the guest's own allocations (the host
+// places them with cabi_realloc, as the canonical ABI lowers results): the
+// Rust and AssemblyScript bindings free them after copying them out; in C
+// they are the caller's to free (`<type>_free`).
 #pragma once
 
 #include <string>
