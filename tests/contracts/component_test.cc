@@ -334,6 +334,34 @@ TEST(HandWrittenComponents, AGrantedHostImportRuns) {
   EXPECT_NE(refused.status().message().find("needs the grant \"clock\""), std::string::npos) << refused.status().message();
 }
 
+// Types defined in their own interface and `use`d by the exported one:
+// wit-component imports the types interface (types only) and the shim names
+// the records in the exported interface; Covenant reads and runs it.
+TEST(HandWrittenComponents, TypesFromAnotherInterfaceRun) {
+  const fs::path wit_path = fs::path(COVENANT_SOURCE_DIR) / "tests/contracts/components/types_interface.wit";
+  const fs::path out = temp_dir() / "types_interface.component.wasm";
+  std::string log;
+  ASSERT_EQ(run("node '" + kTool.string() + "' new '" +
+                    (fs::path(COVENANT_BINARY_DIR) / "contracts/examples/policy_c.wasm").string() + "' '" +
+                    wit_path.string() + "' escrow '" + out.string() + "'",
+                &log),
+            0)
+      << log;
+  auto c = component::read_component(read_bytes(out), "types_interface");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_NE(c->wit.find("import agent:settlement/types@0.1.0;"), std::string::npos) << c->wit;
+  auto contract = deploy(read_bytes(out), "types_interface");
+  ASSERT_TRUE(contract);
+  auto core = deploy(read_bytes(fs::path(COVENANT_BINARY_DIR) / "contracts/examples/policy_c.wasm"), "policy_c");
+  const auto rows = corpus();
+  for (size_t i = 0; i < rows.size(); i += 7) {
+    auto a = contract->call_json("approve", json::array({rows[i]}));
+    auto b = core->call_json("approve", json::array({rows[i]}));
+    ASSERT_TRUE(a.is_ok() && b.is_ok()) << i;
+    EXPECT_EQ(a->result, b->result) << "row " << i;
+  }
+}
+
 struct Refusal {
   const char* fixture;
   const char* grants;
