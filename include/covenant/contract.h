@@ -174,6 +174,7 @@ class Contract {
     Trap trap;                       // kind kNone on success
     CallRecord record;
     Timings timings;
+    Tier tier = Tier::kInterp;       // the code the call ran on (kAuto: baseline, then optimized)
   };
 
   // Loads (engine), checks every import against the grants (deny by default:

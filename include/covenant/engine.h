@@ -233,6 +233,10 @@ class Instance {
   virtual std::span<uint8_t> memory() = 0;
   // Returns the instance to its just-instantiated state (memory, globals, tables).
   virtual Status reset() = 0;
+  // The tier of the code this instance runs. Under kAuto a live instance moves
+  // to optimized code only when the layouts agree; one still on baseline
+  // after Module::tier() says optimized is best replaced (Contract does).
+  virtual Tier tier() const = 0;
 };
 
 // The typed API: an export bound to a C++ signature, checked once, called

@@ -113,9 +113,12 @@ struct Contract::Impl {
   Result<std::unique_ptr<Pooled>> acquire() {
     {
       std::lock_guard<std::mutex> lock(pool_mu);
-      if (!pool.empty()) {
+      while (!pool.empty()) {
         auto p = std::move(pool.back());
         pool.pop_back();
+        // kAuto: an instance made on baseline code stays on it (the optimized
+        // code has another layout); once optimized is ready, start fresh ones.
+        if (opts.tier == Tier::kAuto && p->inst->tier() != module->tier()) continue;
         return p;
       }
     }
@@ -393,6 +396,7 @@ Result<Contract::CallResult> Contract::Impl::run(std::string_view export_name, s
   if (uses_kv) kv_lock.lock();
 
   CallResult out;
+  out.tier = p->inst->tier();
   CallRecord& rec = out.record;
   rec.export_name = e->core_name;
   if (replay) {

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 #include <cstdio>
 #include <fstream>
@@ -719,6 +722,36 @@ TEST(Isolation, ResetEveryCallStartsFresh) {
     EXPECT_EQ(r.result["reason"], "approved");
     EXPECT_EQ(r.fuel_used, fuel);
   }
+}
+
+
+// kAuto: calls start on baseline code; once the optimized compile is ready,
+// pooled instances made on baseline (another code layout) are replaced, so
+// later calls run optimized code — with the same decisions and fuel.
+TEST(AutoTier, PooledInstancesMoveToOptimizedCode) {
+  DeployOptions o;
+  o.tier = Tier::kAuto;
+  o.name = "seed-auto";
+  // A cache of its own: the optimized compile has not happened yet.
+  const std::string dir = ::testing::TempDir() + "/covenant-auto-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  auto eng = Engine::create({.cache_dir = dir}).value();
+  auto c = Contract::deploy(*eng, read_wasm("seed_c.wasm"), o).value();
+  json intent = {{"agent-id", "a"}, {"task-type", "compute"}, {"max-units", 1u}, {"expires-at-ms", "1767225600001"}};
+  const auto first = call(*c, "approve", json::array({intent}));
+  auto r0 = c->call_json("approve", json::array({intent}));
+  ASSERT_TRUE(r0.is_ok());
+  EXPECT_EQ(r0->tier, Tier::kBaseline) << "the optimized compile takes longer than a deploy";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (c->module().tier() != Tier::kOptimized && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(c->module().tier(), Tier::kOptimized);
+  auto r = c->call_json("approve", json::array({intent}));
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->tier, Tier::kOptimized);
+  EXPECT_EQ(r->result, first.result);
+  EXPECT_EQ(r->fuel_used, first.fuel_used);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -645,6 +645,11 @@ class CInstance final : public Instance {
     return setup();
   }
 
+  Tier tier() const override {
+    const_cast<CInstance*>(this)->maybe_upgrade();
+    return code_->tier;
+  }
+
   void host_call(uint32_t k, uint64_t* slots) {
     if (invoke_host(k, slots)) rt_trap_host();
   }

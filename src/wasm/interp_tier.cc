@@ -274,6 +274,8 @@ class InterpInstance final : public Instance {
     return k;
   }
 
+  Tier tier() const override { return Tier::kInterp; }
+
   Status reset() override {
     nested_threads_.clear();
     thread_.reset();
