@@ -217,6 +217,82 @@ TEST(EngineNested, HostFunctionsCallBackIntoTheirInstanceIdenticallyOnEveryTier)
   }
 }
 
+// Depth across a host function reached through a table: the outer frames,
+// the import called by call_indirect and the host's nested call count as one
+// chain against call_depth_max, identically on every tier. rec(n) recurses n
+// deep, then calls the import through the table; the host calls rec(m) back.
+std::vector<std::string> run_depth_chain(Tier tier, uint32_t depth_max) {
+  EngineConfig cfg;
+  cfg.cache_dir = fresh_dir("chain");
+  cfg.load_limits.call_depth_max = depth_max;
+  auto engine = Engine::create(cfg).value();
+  LoadOptions lo;
+  lo.tier = tier;
+  auto module = engine->load(wat(R"((module
+      (import "env" "h" (func $h (param i32) (result i32)))
+      (type $i_i (func (param i32) (result i32)))
+      (table 2 funcref)
+      (elem (i32.const 0) $h $rec)
+      (func $rec (export "rec") (param $n i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n))
+          (then (call_indirect (type $i_i) (i32.const 0) (i32.const 0)))
+          (else (i32.add (i32.const 1) (call $rec (i32.sub (local.get $n) (i32.const 1)))))))
+      (func (export "via_table") (param i32) (result i32)
+        (call_indirect (type $i_i) (local.get 0) (i32.const 1))))
+  )"),
+                             lo);
+  EXPECT_TRUE(module.is_ok()) << module.status().to_string();
+  if (!module.is_ok()) return {};
+  static thread_local uint32_t back_depth = 0;  // the host's nested rec(m), once
+  Linker linker;
+  linker.define("env", "h", {{ValType::kI32}, {ValType::kI32}},
+                [](HostCall& call, std::span<const Value>, std::span<Value> results) {
+                  if (back_depth == 0) {
+                    results[0] = Value::i32(1000);
+                    return HostResult::ok();
+                  }
+                  uint64_t slots[1] = {back_depth};
+                  back_depth = 0;
+                  const TrapKind k = call.call_export(0, slots);  // export 0: rec
+                  if (k != TrapKind::kNone) return HostResult::trap(trap_kind_name(k));
+                  results[0] = Value::i32(static_cast<int32_t>(slots[0]));
+                  return HostResult::ok();
+                });
+  auto inst = (*module)->instantiate(linker);
+  EXPECT_TRUE(inst.is_ok()) << inst.status().to_string();
+  if (!inst.is_ok()) return {};
+  std::vector<std::string> out;
+  auto observe = [&](const Result<CallOutcome>& r) {
+    if (!r.is_ok()) out.push_back("error");
+    else if (!r->ok()) out.push_back(std::string(trap_kind_name(r->trap.kind)) + " fuel " + std::to_string(r->fuel_used));
+    else out.push_back(std::to_string(r->results[0].as_i32()) + " fuel " + std::to_string(r->fuel_used));
+  };
+  const uint32_t n = 10;
+  for (uint32_t m : {depth_max - n - 3, depth_max - n - 2, depth_max - n - 1}) {
+    back_depth = m;
+    Value a[] = {Value::i32(static_cast<int32_t>(n))};
+    observe((*inst)->call("rec", a));
+  }
+  back_depth = 0;
+  Value one[] = {Value::i32(5)};
+  observe((*inst)->call("via_table", one));  // rec(5) through the table, then h
+  return out;
+}
+
+TEST(EngineNested, DepthCountsTheWholeChainThroughTablesAndHostCalls) {
+  const uint32_t depth_max = 300;
+  const auto interp = run_depth_chain(Tier::kInterp, depth_max);
+  ASSERT_EQ(interp.size(), 4u);
+  // rec(10): 11 calling frames; rec(0) calls h through the table (cvdepth 11);
+  // the host's rec(m) goes on from there: m + 12 frames in all.
+  EXPECT_EQ(interp[0].substr(0, 4), "1297") << interp[0];  // 10 + (287 + 1000)
+  EXPECT_EQ(interp[1].substr(0, 4), "1298") << interp[1];  // m = 288: 300 frames exactly
+  EXPECT_EQ(interp[2].rfind("stack_exhausted", 0), 0u) << interp[2];
+  EXPECT_EQ(interp[3].substr(0, 4), "1005") << interp[3];
+  for (Tier t : {Tier::kBaseline, Tier::kOptimized})
+    EXPECT_EQ(run_depth_chain(t, depth_max), interp) << tier_name(t);
+}
+
 TEST_P(EngineTiers, InstancesOutliveTheirLinker) {
   auto engine = engine_in(fresh_dir("linker-life"));
   auto module = engine->load(wat(R"((module (import "env" "seven" (func $s (result i32)))

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "wabt/binary-reader-ir.h"
@@ -271,11 +272,27 @@ class Instrumenter {
       // A function that calls nothing cannot deepen the stack past itself, so
       // only calling frames are counted: at most one leaf frame sits beyond
       // call_depth_max, on every tier alike.
-      bool calls = has_calls(f->exprs);
       if (metering_) meter_function(f->exprs);
       if (canon_) canonicalize_list(f->exprs);
-      if (metering_ && calls) wrap_depth(*f);
     }
+    if (metering_) thread_depth(first_defined, defined_end);
+  }
+
+  // The function the host calls for defined function `f` (an export, the
+  // start function): with depth threading, a wrapper of f's own signature
+  // that passes the current depth (the cvdepth global) on.
+  Index host_entry(Index f) {
+    if (!metering_ || f < m_.num_func_imports || f >= defined_end_) return f;
+    auto it = host_entries_.find(f);
+    if (it != host_entries_.end()) return it->second;
+    const wabt::FuncSignature sig = original_sigs_.at(f);
+    ExprList body;
+    for (Index i = 0; i < sig.param_types.size(); ++i) body.push_back(mk<wabt::LocalGetExpr>(idx(i)));
+    body.push_back(mk<wabt::GlobalGetExpr>(idx(g_depth)));
+    body.push_back(mk<wabt::CallExpr>(idx(f)));
+    Index w = add_func(sig.param_types, sig.result_types, std::move(body));
+    host_entries_[f] = w;
+    return w;
   }
 
   Index g_fuel, g_bank, g_int, g_trap, g_depth;
@@ -503,21 +520,70 @@ class Instrumenter {
     return true;
   }
 
-  void replace_returns(ExprList& list, Index depth) {
-    for (auto it = list.begin(); it != list.end(); ++it) {
-      switch (it->type()) {
-        case ExprType::Block: replace_returns(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs, depth + 1); break;
-        case ExprType::Loop: replace_returns(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs, depth + 1); break;
+  // Call depth travels as an extra last i32 parameter of every defined
+  // function ($d: the calling frames above it), so counting costs an add and
+  // a compare per call instead of a global's load and store on entry and exit.
+  // A function that calls checks $d + 1 against call_depth_max and passes it
+  // on; leaves ignore it (one leaf frame may sit past the limit, on every tier
+  // alike). Before a call to an import, cvdepth = $d + 1, so that a host
+  // function calling back into the instance (HostCall::call_export) continues
+  // from there; the host's entry points are wrappers that pass cvdepth on.
+  // Imports placed in tables get wrappers of the extended type.
+  void thread_depth(Index first, Index end) {
+    defined_end_ = end;
+    for (Index i = first; i < end; ++i) original_sigs_[i] = m_.funcs[i]->decl.sig;
+    for (Index i = first; i < end; ++i) {
+      wabt::Func& f = *m_.funcs[i];
+      const Index nparams = f.GetNumParams();
+      shift_locals(f, f.exprs, nparams);
+      f.decl.sig.param_types.push_back(Type::I32);
+      f.decl.has_func_type = true;
+      f.decl.type_var = idx(find_or_add_type(f.decl.sig.param_types, f.decl.sig.result_types));
+      if (!has_calls(f.exprs)) continue;
+      const Index d = nparams;
+      const Index dd = f.GetNumParamsAndLocals();
+      f.local_types.AppendDecl(Type::I32, 1);
+      func_ = &f;
+      ci_tmp_ = wabt::kInvalidIndex;
+      thread_calls(f.exprs, dd);
+      ExprList check;
+      check.push_back(mk<wabt::LocalGetExpr>(idx(d)));
+      check.push_back(mk<wabt::ConstExpr>(Const::I32(1)));
+      check.push_back(mk<wabt::BinaryExpr>(Opcode::I32Add));
+      check.push_back(mk<wabt::LocalTeeExpr>(idx(dd)));
+      check.push_back(mk<wabt::ConstExpr>(Const::I32(depth_max_)));
+      check.push_back(mk<wabt::CompareExpr>(Opcode::I32GtU));
+      auto iff = std::make_unique<wabt::IfExpr>();
+      trap_with(iff->true_.exprs, kReasonDepth);
+      check.push_back(std::move(iff));
+      f.exprs.splice(f.exprs.begin(), check);
+    }
+    // Imports in tables: call_indirect now passes the depth.
+    for (wabt::ElemSegment* seg : m_.elem_segments)
+      for (ExprList& entry : seg->elem_exprs)
+        for (Expr& e : entry)
+          if (e.type() == ExprType::RefFunc) {
+            auto* rf = wabt::cast<wabt::RefFuncExpr>(&e);
+            Index t = m_.GetFuncIndex(rf->var);
+            if (t < m_.num_func_imports) rf->var = idx(import_in_table(t));
+          }
+    for (wabt::Export* ex : m_.exports)
+      if (ex->kind == wabt::ExternalKind::Func) ex->var = idx(host_entry(m_.GetFuncIndex(ex->var)));
+  }
+
+  // Locals after the parameters move up by one: the depth parameter comes first.
+  void shift_locals(wabt::Func& f, ExprList& list, Index nparams) {
+    for (Expr& e : list) {
+      switch (e.type()) {
+        case ExprType::LocalGet: shift(f, wabt::cast<wabt::LocalGetExpr>(&e)->var, nparams); break;
+        case ExprType::LocalSet: shift(f, wabt::cast<wabt::LocalSetExpr>(&e)->var, nparams); break;
+        case ExprType::LocalTee: shift(f, wabt::cast<wabt::LocalTeeExpr>(&e)->var, nparams); break;
+        case ExprType::Block: shift_locals(f, wabt::cast<wabt::BlockExpr>(&e)->block.exprs, nparams); break;
+        case ExprType::Loop: shift_locals(f, wabt::cast<wabt::LoopExpr>(&e)->block.exprs, nparams); break;
         case ExprType::If: {
-          auto* iff = wabt::cast<wabt::IfExpr>(&*it);
-          replace_returns(iff->true_.exprs, depth + 1);
-          replace_returns(iff->false_, depth + 1);
-          break;
-        }
-        case ExprType::Return: {
-          auto br = mk<wabt::BrExpr>(idx(depth));
-          it = list.erase(it);
-          it = list.insert(it, std::move(br));
+          auto* iff = wabt::cast<wabt::IfExpr>(&e);
+          shift_locals(f, iff->true_.exprs, nparams);
+          shift_locals(f, iff->false_, nparams);
           break;
         }
         default: break;
@@ -525,33 +591,84 @@ class Instrumenter {
     }
   }
 
-  // depth += 1; trap past the limit; run the body in a block; depth -= 1.
-  // `return` becomes a branch to that block so the decrement always runs.
-  void wrap_depth(wabt::Func& f) {
-    replace_returns(f.exprs, 0);
-    auto body = std::make_unique<wabt::BlockExpr>();
-    body->block.decl.sig.result_types = f.decl.sig.result_types;
-    if (f.decl.sig.result_types.size() > 1) {
-      body->block.decl.has_func_type = true;
-      body->block.decl.type_var = idx(find_or_add_type({}, f.decl.sig.result_types));
+  static void shift(const wabt::Func& f, Var& var, Index nparams) {
+    const Index i = f.GetLocalIndex(var);
+    if (i >= nparams) var = idx(i + 1);
+  }
+
+  void thread_calls(ExprList& list, Index dd) {
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      switch (it->type()) {
+        case ExprType::Block: thread_calls(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs, dd); break;
+        case ExprType::Loop: thread_calls(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs, dd); break;
+        case ExprType::If: {
+          auto* iff = wabt::cast<wabt::IfExpr>(&*it);
+          thread_calls(iff->true_.exprs, dd);
+          thread_calls(iff->false_, dd);
+          break;
+        }
+        case ExprType::Call: {
+          const Index t = m_.GetFuncIndex(wabt::cast<wabt::CallExpr>(&*it)->var);
+          if (t == slow_) break;
+          if (t < m_.num_func_imports) {
+            list.insert(it, mk<wabt::LocalGetExpr>(idx(dd)));
+            list.insert(it, mk<wabt::GlobalSetExpr>(idx(g_depth)));
+          } else {
+            list.insert(it, mk<wabt::LocalGetExpr>(idx(dd)));
+          }
+          break;
+        }
+        case ExprType::CallIndirect: {
+          auto* ci = wabt::cast<wabt::CallIndirectExpr>(&*it);
+          const wabt::FuncType* ft = m_.GetFuncType(ci->decl.type_var);
+          wabt::FuncSignature sig = ft ? ft->sig : ci->decl.sig;
+          sig.param_types.push_back(Type::I32);
+          ci->decl.sig = sig;
+          ci->decl.has_func_type = true;
+          ci->decl.type_var = idx(find_or_add_type(sig.param_types, sig.result_types));
+          // The table index is on top of the stack: the depth goes under it.
+          if (ci_tmp_ == wabt::kInvalidIndex) {
+            ci_tmp_ = func_->GetNumParamsAndLocals();
+            func_->local_types.AppendDecl(Type::I32, 1);
+          }
+          list.insert(it, mk<wabt::LocalSetExpr>(idx(ci_tmp_)));
+          list.insert(it, mk<wabt::LocalGetExpr>(idx(dd)));
+          list.insert(it, mk<wabt::LocalGetExpr>(idx(ci_tmp_)));
+          break;
+        }
+        default: break;
+      }
     }
-    body->block.exprs = std::move(f.exprs);
-    ExprList& e = f.exprs;
-    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_depth)));
-    e.push_back(mk<wabt::ConstExpr>(Const::I32(1)));
-    e.push_back(mk<wabt::BinaryExpr>(Opcode::I32Add));
-    e.push_back(mk<wabt::GlobalSetExpr>(idx(g_depth)));
-    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_depth)));
-    e.push_back(mk<wabt::ConstExpr>(Const::I32(depth_max_)));
-    e.push_back(mk<wabt::CompareExpr>(Opcode::I32GtU));
-    auto iff = std::make_unique<wabt::IfExpr>();
-    trap_with(iff->true_.exprs, kReasonDepth);
-    e.push_back(std::move(iff));
-    e.push_back(std::move(body));
-    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_depth)));
-    e.push_back(mk<wabt::ConstExpr>(Const::I32(1)));
-    e.push_back(mk<wabt::BinaryExpr>(Opcode::I32Sub));
-    e.push_back(mk<wabt::GlobalSetExpr>(idx(g_depth)));
+  }
+
+  // A wrapper of import t's signature plus the depth: cvdepth = $d, call t.
+  Index import_in_table(Index t) {
+    auto it = import_wrappers_.find(t);
+    if (it != import_wrappers_.end()) return it->second;
+    const wabt::FuncSignature& sig = m_.funcs[t]->decl.sig;
+    wabt::TypeVector params = sig.param_types;
+    params.push_back(Type::I32);
+    ExprList body;
+    body.push_back(mk<wabt::LocalGetExpr>(idx(static_cast<Index>(sig.param_types.size()))));
+    body.push_back(mk<wabt::GlobalSetExpr>(idx(g_depth)));
+    for (Index i = 0; i < sig.param_types.size(); ++i) body.push_back(mk<wabt::LocalGetExpr>(idx(i)));
+    body.push_back(mk<wabt::CallExpr>(idx(t)));
+    Index w = add_func(params, sig.result_types, std::move(body));
+    import_wrappers_[t] = w;
+    return w;
+  }
+
+  Index add_func(const wabt::TypeVector& params, const wabt::TypeVector& results, ExprList body) {
+    auto ff = std::make_unique<wabt::FuncModuleField>();
+    wabt::Func& f = ff->func;
+    f.decl.has_func_type = true;
+    f.decl.type_var = idx(find_or_add_type(params, results));
+    f.decl.sig.param_types = params;
+    f.decl.sig.result_types = results;
+    f.exprs = std::move(body);
+    Index i = static_cast<Index>(m_.funcs.size());
+    m_.AppendField(std::move(ff));
+    return i;
   }
 
   wabt::Module& m_;
@@ -559,6 +676,11 @@ class Instrumenter {
   bool canon_;
   bool metering_;
   Index slow_ = 0;
+  Index defined_end_ = 0;
+  Index ci_tmp_ = wabt::kInvalidIndex;  // the function's scratch local for call_indirect's table index
+  std::map<Index, wabt::FuncSignature> original_sigs_;  // defined functions, before the depth parameter
+  std::map<Index, Index> host_entries_;                 // defined function -> its host entry wrapper
+  std::map<Index, Index> import_wrappers_;              // import -> its wrapper for tables
   wabt::Func* func_ = nullptr;
   Index f32_scratch_ = wabt::kInvalidIndex, f64_scratch_ = wabt::kInvalidIndex;
 };
@@ -869,7 +991,7 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
   add_export(kDepthGlobal, wabt::ExternalKind::Global, ins.g_depth);
   if (out.memory.present) add_export(kMemoryExport, wabt::ExternalKind::Memory, 0);
   if (start_func != wabt::kInvalidIndex) {
-    add_export(kStartExport, wabt::ExternalKind::Func, start_func);
+    add_export(kStartExport, wabt::ExternalKind::Func, ins.host_entry(start_func));
     out.has_start = true;
   }
 
