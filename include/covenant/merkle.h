@@ -1,5 +1,7 @@
 // RFC 9162 Merkle tree math: leaf/node hashing, tree heads, inclusion and
-// consistency proofs (generation and verification), and signed checkpoints.
+// consistency proofs (generation and verification), compact ranges (the
+// O(log n) frontier that extends a tree head without its leaves), and signed
+// checkpoints.
 // Storage-agnostic: MerkleTree holds leaf hashes in memory and is fed by
 // append() or rebuilt from any LeafHashSource (a log file, SQLite, ...).
 // Thread-safety: MerkleTree is not thread-safe for writers; const methods may
@@ -76,6 +78,55 @@ class MerkleTree {
   void subproof(uint64_t m, uint64_t lo, uint64_t hi, bool b, std::vector<Hash32>* out) const;
 
   std::vector<std::vector<Hash32>> levels_;
+};
+
+// RFC 9162 compact range [0, n) (the "frontier"): the roots of the perfect
+// subtrees that cover the first n leaves, one per set bit of n, largest (left)
+// first: at most 64 hashes, 32 * popcount(n) bytes. Enough to append further
+// leaves and compute MTH(D[0:n]) without any earlier leaf; nothing else (no
+// proofs). The tree size it covers is part of the value.
+//
+//   CompactRange r;                       // or CompactRange::parse(stored)
+//   for (...) r.append(leaf_hash);        // amortised 1 node hash per leaf
+//   Hash32 root = r.root();               // == MerkleTree::root() over the same leaves
+//
+// Serialized (docs/merkle-log.md, "Compact range"):
+//   "CVNRNG01" | u64 LE size | u8 count | count * 32-byte hashes | SHA-256 of all preceding bytes
+class CompactRange {
+ public:
+  static constexpr std::string_view kMagic = "CVNRNG01";
+  static constexpr size_t kHeaderBytes = 8 + 8 + 1;
+  static constexpr size_t kChecksumBytes = 32;
+
+  CompactRange() = default;
+  // REQUIRES: hashes.size() == popcount(size); the caller vouches that they
+  // are the subtree roots of some tree of that size (e.g. checked its root).
+  static Result<CompactRange> from_hashes(uint64_t size, std::vector<Hash32> hashes);
+
+  void append(const Hash32& leaf_hash);
+  void append_entry(std::span<const uint8_t> entry) { append(merkle_leaf_hash(entry)); }
+
+  uint64_t size() const { return size_; }
+  // Subtree roots, left to right: hashes()[i] covers 2^h leaves for the
+  // i-th highest set bit h of size().
+  const std::vector<Hash32>& hashes() const { return hashes_; }
+  // MTH(D[0:size]) per RFC 9162 §2.1.1: the hashes folded right to left,
+  // root = node(h0, node(h1, ... node(h_{k-2}, h_{k-1}))); SHA-256("") when empty.
+  Hash32 root() const;
+
+  std::vector<uint8_t> serialize() const;
+  // Strict: magic, exact length, count == popcount(size), checksum. Errors
+  // name what is wrong (kInvalidArgument: not a compact range or truncated;
+  // kCorruption: the checksum or hash count does not match).
+  static Result<CompactRange> parse(std::span<const uint8_t> bytes);
+  // The serialized length for a range of `size` leaves.
+  static size_t serialized_size(uint64_t size);
+
+  bool operator==(const CompactRange&) const = default;
+
+ private:
+  uint64_t size_ = 0;
+  std::vector<Hash32> hashes_;
 };
 
 // RFC 9162 §2.1.3.2. Ok, or kCorruption saying why the proof fails.

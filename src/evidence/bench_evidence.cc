@@ -1,6 +1,7 @@
 // bench_evidence: receipt encode+sign against a bare Ed25519 sign of the same
 // payload size (the physical reference, same run), verify, Merkle proofs at
-// 1,000,000 entries, bytes per receipt. Results: docs/receipts.md and
+// 1,000,000 entries, checkpoint roots at 100,000 (full vs compact range),
+// bytes per receipt. Results: docs/receipts.md and
 // docs/merkle-log.md. Run:
 //   build-evidence/src/evidence/bench_evidence --benchmark_min_time=0.5s
 #include <benchmark/benchmark.h>
@@ -152,6 +153,58 @@ void BM_Root1M(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(t.root());
 }
 BENCHMARK(BM_Root1M)->Unit(benchmark::kMicrosecond);
+
+// Checkpoint cost at 100,000 entries, the Merkle part only (docs/merkle-log.md,
+// "Compact range"; the end-to-end figure on a SQLite ledger is
+// settle_test --gtest_filter=SettleCheckpointBench.*): the whole tree from
+// the stored leaf hashes, the compact range from them, and the compact range
+// read back from its bytes and extended by 16 leaves (--checkpoint-every 16).
+constexpr uint64_t k100k = 100'000;
+
+const std::vector<Hash32>& leaves_100k() {
+  static const std::vector<Hash32> v = [] {
+    std::vector<Hash32> out;
+    for (uint64_t i = 0; i < k100k + 16; ++i) out.push_back(sha256(std::span(reinterpret_cast<const uint8_t*>(&i), sizeof i)));
+    return out;
+  }();
+  return v;
+}
+
+void BM_CheckpointRootFullTree100k(benchmark::State& state) {
+  const auto& leaves = leaves_100k();
+  for (auto _ : state) {
+    MerkleTree t;
+    for (uint64_t i = 0; i < k100k; ++i) t.append_leaf_hash(leaves[i]);
+    benchmark::DoNotOptimize(t.root());
+  }
+}
+BENCHMARK(BM_CheckpointRootFullTree100k)->Unit(benchmark::kMillisecond);
+
+void BM_CheckpointRootFullCompactRange100k(benchmark::State& state) {
+  const auto& leaves = leaves_100k();
+  for (auto _ : state) {
+    CompactRange r;
+    for (uint64_t i = 0; i < k100k; ++i) r.append(leaves[i]);
+    benchmark::DoNotOptimize(r.root());
+  }
+}
+BENCHMARK(BM_CheckpointRootFullCompactRange100k)->Unit(benchmark::kMillisecond);
+
+void BM_CheckpointRootIncremental100kPlus16(benchmark::State& state) {
+  const auto& leaves = leaves_100k();
+  CompactRange base;
+  for (uint64_t i = 0; i < k100k; ++i) base.append(leaves[i]);
+  const std::vector<uint8_t> stored = base.serialize();
+  for (auto _ : state) {
+    auto r = CompactRange::parse(stored);
+    const Hash32 before = r->root();  // what the frontier is checked against
+    for (uint64_t i = k100k; i < k100k + 16; ++i) r->append(leaves[i]);
+    benchmark::DoNotOptimize(before);
+    benchmark::DoNotOptimize(r->root());
+    benchmark::DoNotOptimize(r->serialize());
+  }
+}
+BENCHMARK(BM_CheckpointRootIncremental100kPlus16)->Unit(benchmark::kMicrosecond);
 
 // The ratio the target is stated in, measured interleaved in one loop
 // so both sides see the same CPU frequency and neighbours: best of 7 rounds.

@@ -223,6 +223,89 @@ Status verify_consistency(uint64_t old_size, uint64_t new_size, const Hash32& ol
   return Status::ok();
 }
 
+// ---- compact ranges ----
+
+Result<CompactRange> CompactRange::from_hashes(uint64_t size, std::vector<Hash32> hashes) {
+  if (hashes.size() != static_cast<size_t>(std::popcount(size))) {
+    return Status::invalid("compact range: size " + std::to_string(size) + " needs " +
+                           std::to_string(std::popcount(size)) + " subtree hashes, got " + std::to_string(hashes.size()));
+  }
+  CompactRange r;
+  r.size_ = size;
+  r.hashes_ = std::move(hashes);
+  return r;
+}
+
+void CompactRange::append(const Hash32& leaf_hash) {
+  assert(size_ < UINT64_MAX);
+  hashes_.push_back(leaf_hash);
+  // Every trailing 1 bit of the old size is a perfect subtree of the same
+  // height as the one just completed to its right: merge them, lowest first.
+  for (uint64_t s = size_; s & 1; s >>= 1) {
+    const Hash32 right = hashes_.back();
+    hashes_.pop_back();
+    hashes_.back() = merkle_node_hash(hashes_.back(), right);
+  }
+  ++size_;
+}
+
+Hash32 CompactRange::root() const {
+  if (hashes_.empty()) return merkle_empty_root();
+  // MTH(D[n]) = node(MTH(D[0:k]), MTH(D[k:n])) with k the largest power of two
+  // < n: the leftmost subtree is exactly D[0:k] and the rest recurses, so the
+  // root is the fold from the right.
+  Hash32 r = hashes_.back();
+  for (size_t i = hashes_.size() - 1; i-- > 0;) r = merkle_node_hash(hashes_[i], r);
+  return r;
+}
+
+size_t CompactRange::serialized_size(uint64_t size) {
+  return kHeaderBytes + 32 * static_cast<size_t>(std::popcount(size)) + kChecksumBytes;
+}
+
+std::vector<uint8_t> CompactRange::serialize() const {
+  std::vector<uint8_t> out;
+  out.reserve(serialized_size(size_));
+  out.insert(out.end(), kMagic.begin(), kMagic.end());
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(size_ >> (8 * i)));
+  out.push_back(static_cast<uint8_t>(hashes_.size()));
+  for (const Hash32& h : hashes_) out.insert(out.end(), h.begin(), h.end());
+  const Hash32 sum = sha256(out);
+  out.insert(out.end(), sum.begin(), sum.end());
+  return out;
+}
+
+Result<CompactRange> CompactRange::parse(std::span<const uint8_t> bytes) {
+  const size_t min = kHeaderBytes + kChecksumBytes;
+  if (bytes.size() < kMagic.size() || std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) {
+    return Status::invalid("compact range: does not start with \"" + std::string(kMagic) + "\" (not a compact range)");
+  }
+  if (bytes.size() < min) {
+    return Status::invalid("compact range: " + std::to_string(bytes.size()) + " bytes, shorter than the " +
+                           std::to_string(min) + "-byte minimum (truncated)");
+  }
+  uint64_t size = 0;
+  for (int i = 0; i < 8; ++i) size |= static_cast<uint64_t>(bytes[8 + i]) << (8 * i);
+  const size_t count = bytes[16];
+  if (count > 64) return Status::invalid("compact range: " + std::to_string(count) + " hashes (at most 64)");
+  const size_t want = kHeaderBytes + 32 * count + kChecksumBytes;
+  if (bytes.size() != want) {
+    return Status::invalid("compact range: " + std::to_string(bytes.size()) + " bytes where " + std::to_string(count) +
+                           " hashes take " + std::to_string(want) + (bytes.size() < want ? " (truncated)" : " (trailing bytes)"));
+  }
+  const Hash32 sum = sha256(bytes.first(want - kChecksumBytes));
+  if (std::memcmp(sum.data(), bytes.data() + want - kChecksumBytes, kChecksumBytes) != 0) {
+    return Status::corruption("compact range: checksum mismatch (the bytes were altered)");
+  }
+  if (count != static_cast<size_t>(std::popcount(size))) {
+    return Status::corruption("compact range: size " + std::to_string(size) + " needs " +
+                              std::to_string(std::popcount(size)) + " hashes, the data has " + std::to_string(count));
+  }
+  std::vector<Hash32> hashes(count);
+  for (size_t i = 0; i < count; ++i) std::memcpy(hashes[i].data(), bytes.data() + kHeaderBytes + 32 * i, 32);
+  return from_hashes(size, std::move(hashes));
+}
+
 // ---- checkpoints (C2SP signed note) ----
 
 std::string base64_encode(std::span<const uint8_t> bytes) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <random>
 
@@ -196,6 +197,139 @@ TEST(Merkle, RebuildFromLeafHashes) {
   EXPECT_EQ(u.size(), t.size());
   EXPECT_EQ(u.root(), t.root());
   EXPECT_EQ(val(u.inclusion_proof(517, 999)), val(t.inclusion_proof(517, 999)));
+}
+
+// ---- compact ranges ----
+
+Hash32 leaf_n(uint64_t i) { return sha256(std::span(reinterpret_cast<const uint8_t*>(&i), sizeof i)); }
+
+TEST(CompactRange, RootsEqualTheTreeForEverySizeUpTo300) {
+  std::vector<std::vector<uint8_t>> d;
+  MerkleTree t;
+  CompactRange r;
+  EXPECT_EQ(r.root(), merkle_empty_root());
+  EXPECT_EQ(r.root(), t.root());
+  for (uint64_t n = 1; n <= 300; ++n) {
+    d.push_back({static_cast<uint8_t>(n), static_cast<uint8_t>(n >> 8), 0x5a});
+    t.append_entry(d.back());
+    r.append_entry(d.back());
+    ASSERT_EQ(r.size(), n);
+    ASSERT_EQ(r.hashes().size(), static_cast<size_t>(std::popcount(n))) << n;
+    ASSERT_EQ(r.root(), t.root()) << "size " << n;
+    ASSERT_EQ(r.root(), ref_mth(d, 0, n)) << "size " << n;
+    // Each hash is the root of its perfect subtree, left to right, largest first.
+    uint64_t lo = 0;
+    size_t i = 0;
+    for (int h = 63; h >= 0; --h) {
+      if (!((n >> h) & 1)) continue;
+      ASSERT_EQ(r.hashes()[i++], ref_mth(d, lo, lo + (uint64_t{1} << h))) << n << " height " << h;
+      lo += uint64_t{1} << h;
+    }
+  }
+}
+
+TEST(CompactRange, RootsEqualTheTreeAtRandomLargeSizes) {
+  constexpr uint64_t kMax = 1 << 18;
+  std::mt19937_64 rng(9162);
+  std::vector<uint64_t> sizes = {kMax, kMax - 1, (1 << 17), (1 << 17) + 1};
+  for (int i = 0; i < 40; ++i) sizes.push_back(300 + rng() % (kMax - 300));
+  std::sort(sizes.begin(), sizes.end());
+  MerkleTree t;
+  t.reserve(kMax);
+  CompactRange r;
+  size_t next = 0;
+  for (uint64_t i = 0; i < kMax && next < sizes.size(); ++i) {
+    const Hash32 h = leaf_n(i);
+    t.append_leaf_hash(h);
+    r.append(h);
+    while (next < sizes.size() && sizes[next] == r.size()) {
+      ASSERT_EQ(r.root(), t.root()) << "size " << r.size();
+      // A range parsed from its bytes continues exactly where it left off.
+      auto back = CompactRange::parse(r.serialize());
+      ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+      ASSERT_EQ(*back, r);
+      ASSERT_EQ(back->root(), t.root());
+      ++next;
+    }
+  }
+  EXPECT_EQ(next, sizes.size());
+}
+
+TEST(CompactRange, ParsedRangeExtendsToTheSameRoots) {
+  MerkleTree t;
+  for (uint64_t i = 0; i < 700; ++i) t.append_leaf_hash(leaf_n(i));
+  for (uint64_t cut : {0, 1, 2, 3, 7, 8, 255, 256, 257, 511, 699}) {
+    CompactRange r;
+    for (uint64_t i = 0; i < cut; ++i) r.append(leaf_n(i));
+    auto back = CompactRange::parse(r.serialize());
+    ASSERT_TRUE(back.is_ok()) << cut << ": " << back.status().to_string();
+    for (uint64_t i = cut; i < 700; ++i) {
+      back->append(leaf_n(i));
+      ASSERT_EQ(back->root(), val(t.root_at(i + 1))) << cut << " -> " << i + 1;
+    }
+  }
+}
+
+TEST(CompactRange, SizeAndHashesAtTheTop) {
+  // Sizes far beyond what can be built leaf by leaf: the structure and the
+  // root fold still follow the definition.
+  Hash32 a = leaf_n(1), b = leaf_n(2), c = leaf_n(3);
+  auto r = CompactRange::from_hashes((uint64_t{1} << 62) + (uint64_t{1} << 40) + 1, {a, b, c});
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->root(), merkle_node_hash(a, merkle_node_hash(b, c)));
+  auto back = CompactRange::parse(r->serialize());
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_EQ(*back, *r);
+  r->append(leaf_n(4));  // joins c: size ...10
+  ASSERT_EQ(r->hashes().size(), 3u);
+  EXPECT_EQ(r->hashes()[2], merkle_node_hash(c, leaf_n(4)));
+  EXPECT_EQ(CompactRange::from_hashes(3, {a}).status().code(), Code::kInvalidArgument);
+  auto full = CompactRange::from_hashes(UINT64_MAX, std::vector<Hash32>(64, a));
+  ASSERT_TRUE(full.is_ok());
+  EXPECT_EQ(CompactRange::parse(full->serialize()).value(), *full);
+}
+
+TEST(CompactRange, ParseRefusesGarbageWithAClearError) {
+  CompactRange r;
+  for (uint64_t i = 0; i < 13; ++i) r.append(leaf_n(i));  // 13 = 1101b: 3 hashes
+  const std::vector<uint8_t> good = r.serialize();
+  ASSERT_EQ(good.size(), CompactRange::serialized_size(13));
+  ASSERT_EQ(good.size(), 17u + 3 * 32 + 32);
+  auto msg = [](std::span<const uint8_t> b) {
+    auto p = CompactRange::parse(b);
+    EXPECT_FALSE(p.is_ok());
+    return p.is_ok() ? std::string() : p.status().to_string();
+  };
+  EXPECT_NE(msg({}).find("not a compact range"), std::string::npos);
+  std::vector<uint8_t> text = {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
+  EXPECT_NE(msg(text).find("not a compact range"), std::string::npos);
+  // Every truncation and one extra byte.
+  for (size_t n = 0; n < good.size(); ++n) {
+    const std::string m = msg(std::span(good).first(n));
+    EXPECT_TRUE(m.find("truncated") != std::string::npos || m.find("not a compact range") != std::string::npos)
+        << n << ": " << m;
+  }
+  auto longer = good;
+  longer.push_back(0);
+  EXPECT_NE(msg(longer).find("trailing bytes"), std::string::npos);
+  // Every single-bit flip anywhere is refused.
+  for (size_t i = 0; i < good.size(); ++i) {
+    auto bad = good;
+    bad[i] ^= 0x10;
+    EXPECT_FALSE(CompactRange::parse(bad).is_ok()) << "byte " << i;
+  }
+  // A consistent checksum over a count that does not fit the size.
+  std::vector<uint8_t> lie(good.begin(), good.end() - 32);
+  lie[8] = 12;  // size 12 = 1100b needs 2 hashes, the data has 3
+  const Hash32 sum = sha256(lie);
+  lie.insert(lie.end(), sum.begin(), sum.end());
+  auto p = CompactRange::parse(lie);
+  ASSERT_FALSE(p.is_ok());
+  EXPECT_EQ(p.status().code(), Code::kCorruption);
+  EXPECT_NE(p.status().to_string().find("needs 2 hashes"), std::string::npos) << p.status().to_string();
+  auto flipped = good;
+  flipped[40] ^= 1;
+  EXPECT_NE(msg(flipped).find("checksum"), std::string::npos);
 }
 
 TEST(Checkpoint, SignVerifyAndTamper) {

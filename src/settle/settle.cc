@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -243,6 +244,9 @@ Result<std::unique_ptr<Ledger>> open_ledger(const std::string& location, const s
 
 Result<MerkleTree> journal_tree(Ledger& ledger) {
   MerkleTree t;
+  auto n = ledger.journal_count();
+  if (!n) return n.status();
+  t.reserve(*n);
   COVENANT_RETURN_IF_ERROR(ledger.journal_for_each(1, [&](const JournalRow& row) {
     t.append_entry(as_bytes(row.entry));
     return true;
@@ -255,11 +259,155 @@ std::string default_checkpoint_dir(const std::string& location) {
   return location + ".checkpoints";
 }
 
+// ---------------------------------------------------------------------------
+// Checkpoint frontier
+
+namespace {
+
+std::vector<uint8_t> frontier_signed_message(std::span<const uint8_t> body) {
+  std::vector<uint8_t> m(kFrontierSignatureContext.size() + body.size());
+  std::memcpy(m.data(), kFrontierSignatureContext.data(), kFrontierSignatureContext.size());
+  if (!body.empty()) std::memcpy(m.data() + kFrontierSignatureContext.size(), body.data(), body.size());
+  return m;
+}
+
+// Reads a whole file; nullopt when it does not exist.
+Result<std::optional<std::string>> read_optional_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec) && !ec) return std::optional<std::string>();
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Status::io("cannot read " + path + ": " + std::strerror(errno));
+  std::string text{std::istreambuf_iterator<char>(f), {}};
+  if (f.bad()) return Status::io("cannot read " + path);
+  return std::optional<std::string>(std::move(text));
+}
+
+// The stored frontier when it may be used for `ledger`; nullopt with *why
+// otherwise. Errors are the journal's own (a damaged row): the rebuild would
+// meet them too.
+Result<std::optional<StoredFrontier>> usable_frontier(Ledger& ledger, const SigningKey& key, const std::string& dir,
+                                                      std::string* why) {
+  const std::string path = dir + "/" + kFrontierFileName;
+  auto bytes = read_optional_file(path);
+  if (!bytes) {
+    *why = bytes.status().to_string();
+    return std::optional<StoredFrontier>();
+  }
+  if (!*bytes) {
+    *why = "no frontier file " + path;
+    return std::optional<StoredFrontier>();
+  }
+  auto f = decode_frontier(as_bytes(**bytes), key.public_key());
+  if (!f) {
+    *why = path + ": " + f.status().message();
+    return std::optional<StoredFrontier>();
+  }
+  const uint64_t m = f->range.size();
+  if (m > 0) {
+    // No journal_count() here: on SQLite it is a scan of the table.
+    auto row = ledger.journal_at(m);
+    if (!row) return row.status();
+    if (!*row) {
+      auto n = ledger.journal_count();
+      *why = path + " covers " + std::to_string(m) + " entries but the journal has " +
+             (n ? std::to_string(*n) : std::string("fewer")) + " (another or a restored ledger)";
+      return std::optional<StoredFrontier>();
+    }
+    if ((*row)->chain != f->journal_chain) {
+      *why = path + " was cut from another journal (the journal chain at entry " + std::to_string(m) + " differs)";
+      return std::optional<StoredFrontier>();
+    }
+  } else if (f->journal_chain != Hash32{}) {
+    *why = path + ": size 0 with a non-zero journal chain";
+    return std::optional<StoredFrontier>();
+  }
+  const std::string cp_path = dir + "/checkpoint-" + std::to_string(m) + ".txt";
+  auto note = read_optional_file(cp_path);
+  if (!note || !*note) {
+    *why = path + " (size " + std::to_string(m) + ") has no " + cp_path + " to be checked against";
+    return std::optional<StoredFrontier>();
+  }
+  const PublicKey keys[] = {key.public_key()};
+  auto cp = verify_checkpoint(**note, keys);
+  if (!cp) {
+    *why = cp_path + " does not verify with the executor key (" + cp.status().message() + ")";
+    return std::optional<StoredFrontier>();
+  }
+  if (cp->tree_size != m || cp->root != f->range.root()) {
+    *why = path + ": its root at size " + std::to_string(m) + " is not the one signed in " + cp_path;
+    return std::optional<StoredFrontier>();
+  }
+  return std::optional<StoredFrontier>(std::move(*f));
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_frontier(const StoredFrontier& f, const SigningKey& key) {
+  const std::vector<uint8_t> range = f.range.serialize();
+  const size_t head = kFrontierMagic.size() + 32;
+  std::vector<uint8_t> out(head + range.size() + kSignatureBytes);
+  std::memcpy(out.data(), kFrontierMagic.data(), kFrontierMagic.size());
+  std::memcpy(out.data() + kFrontierMagic.size(), f.journal_chain.data(), 32);
+  std::memcpy(out.data() + head, range.data(), range.size());
+  const size_t body = head + range.size();
+  key.sign(frontier_signed_message(std::span(out).first(body)), out.data() + body);
+  return out;
+}
+
+Result<StoredFrontier> decode_frontier(std::span<const uint8_t> bytes, const PublicKey& key) {
+  if (bytes.size() < kFrontierMagic.size() ||
+      std::memcmp(bytes.data(), kFrontierMagic.data(), kFrontierMagic.size()) != 0) {
+    return Status::invalid("not a frontier file (no \"" + std::string(kFrontierMagic) + "\" header)");
+  }
+  const size_t fixed = kFrontierMagic.size() + 32 + kSignatureBytes;
+  if (bytes.size() < fixed + CompactRange::serialized_size(0)) {
+    return Status::invalid("frontier file of " + std::to_string(bytes.size()) + " bytes is truncated");
+  }
+  StoredFrontier f;
+  std::memcpy(f.journal_chain.data(), bytes.data() + kFrontierMagic.size(), 32);
+  const auto range_bytes = bytes.subspan(kFrontierMagic.size() + 32, bytes.size() - fixed);
+  auto range = CompactRange::parse(range_bytes);
+  if (!range) return range.status();
+  f.range = std::move(*range);
+  const auto body = bytes.first(bytes.size() - kSignatureBytes);
+  if (!ed25519_verify(key, frontier_signed_message(body), bytes.last(kSignatureBytes))) {
+    return Status::corruption("frontier signature does not verify with the executor key (kid " + to_hex(kid_for(key)) +
+                              "): altered, or written under another key");
+  }
+  return f;
+}
+
 Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const std::string& origin,
-                                   const std::string& dir, uint64_t* tree_size) {
-  auto tree = journal_tree(ledger);
-  if (!tree) return tree.status();
-  Checkpoint cp{origin, tree->size(), tree->root()};
+                                   const std::string& dir, uint64_t* tree_size, CheckpointStats* stats) {
+  CheckpointStats st;
+  std::string why;
+  auto stored = usable_frontier(ledger, key, dir, &why);
+  if (!stored) return stored.status();
+  StoredFrontier f;
+  if (*stored) {
+    f = std::move(**stored);
+    st.frontier_size = f.range.size();
+  } else {
+    st.rebuilt = true;
+    std::error_code ec;
+    // A directory that never had a checkpoint has nothing to explain.
+    const bool fresh = !std::filesystem::exists(dir + "/latest.txt", ec) &&
+                       !std::filesystem::exists(dir + "/" + kFrontierFileName, ec);
+    if (!fresh) {
+      st.frontier_note = why;
+      std::fprintf(stderr, "covenant: checkpoint: not using the stored frontier: %s; rebuilding the tree from the whole journal\n",
+                   why.c_str());
+    }
+  }
+  // Only the entries after the frontier, checked against its journal chain by
+  // journal_for_each (each row against its predecessor, from row `size`).
+  COVENANT_RETURN_IF_ERROR(ledger.journal_for_each(f.range.size() + 1, [&](const JournalRow& row) {
+    f.range.append_entry(as_bytes(row.entry));
+    f.journal_chain = row.chain;
+    ++st.leaves_read;
+    return true;
+  }));
+  Checkpoint cp{origin, f.range.size(), f.range.root()};
   auto note = sign_checkpoint(cp, key);
   if (!note) return note.status();
   std::error_code ec;
@@ -268,7 +416,19 @@ Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const 
   const std::string path = dir + "/checkpoint-" + std::to_string(cp.tree_size) + ".txt";
   COVENANT_RETURN_IF_ERROR(write_file_atomic(path, *note));
   COVENANT_RETURN_IF_ERROR(write_file_atomic(dir + "/latest.txt", *note));
+  // Last: a crash before this leaves the previous frontier, still matching
+  // its own checkpoint file, so the next run extends it.
+  const std::vector<uint8_t> fb = encode_frontier(f, key);
+  Status w = write_file_atomic(dir + "/" + kFrontierFileName,
+                               std::string_view(reinterpret_cast<const char*>(fb.data()), fb.size()));
+  if (w.is_ok()) {
+    st.frontier_written = true;
+  } else {
+    std::fprintf(stderr, "covenant: checkpoint: %s (the next checkpoint rebuilds the tree)\n", w.to_string().c_str());
+  }
+  st.tree_size = cp.tree_size;
   if (tree_size) *tree_size = cp.tree_size;
+  if (stats) *stats = std::move(st);
   return path;
 }
 

@@ -160,10 +160,55 @@ Result<std::unique_ptr<Ledger>> open_ledger(const std::string& location, const s
 // The Merkle tree over the journal entries (leaf i = journal seq i + 1).
 Result<MerkleTree> journal_tree(Ledger& ledger);
 std::string default_checkpoint_dir(const std::string& ledger_location);
-// Signs a checkpoint of the whole journal and writes <dir>/checkpoint-<size>.txt
-// and <dir>/latest.txt. Returns the path written.
+
+// The checkpoint frontier: <dir>/frontier, the compact range (RFC 9162 subtree
+// roots, docs/merkle-log.md) of the tree the last checkpoint signed, so the
+// next checkpoint hashes only the entries appended since. Binary:
+//   "CVNFRNT1" | journal chain of entry <size> (32; zeros for size 0)
+//   | CompactRange::serialize() | Ed25519 signature (64) by the executor key
+//   over "covenant/frontier/v1\n" || everything before it.
+// cut_checkpoint uses it only when all of these hold, else rebuilds from the
+// journal and says why (CheckpointStats::frontier_note, and on stderr unless
+// the directory has no checkpoint yet):
+//   - it parses (magic, exact length, checksum) and its signature verifies
+//     with the signing key's public key;
+//   - its size is at most the journal's, and the journal's chain at that size
+//     is the one it records (same journal prefix: not another ledger);
+//   - <dir>/checkpoint-<size>.txt verifies with the same key, has that size
+//     and the frontier's root.
+inline constexpr const char* kFrontierFileName = "frontier";
+inline constexpr std::string_view kFrontierMagic = "CVNFRNT1";
+inline constexpr std::string_view kFrontierSignatureContext = "covenant/frontier/v1\n";
+
+struct StoredFrontier {
+  CompactRange range;
+  Hash32 journal_chain{};  // the journal row seq = range.size(): its chain
+};
+std::vector<uint8_t> encode_frontier(const StoredFrontier& f, const SigningKey& key);
+// Strict parse and signature check (kInvalidArgument: not a frontier file or
+// truncated; kCorruption: checksum or signature fails).
+Result<StoredFrontier> decode_frontier(std::span<const uint8_t> bytes, const PublicKey& key);
+
+struct CheckpointStats {
+  uint64_t tree_size = 0;
+  uint64_t frontier_size = 0;  // entries covered by the stored frontier it started from (0: none used)
+  uint64_t leaves_read = 0;    // journal entries read and hashed
+  bool rebuilt = false;        // no usable frontier: the tree was rebuilt from the whole journal
+  std::string frontier_note;   // why a stored frontier was not used ("" when it was, or none existed on a fresh dir)
+  bool frontier_written = false;
+};
+
+// Signs a checkpoint of the whole journal and writes <dir>/checkpoint-<size>.txt,
+// <dir>/latest.txt, then <dir>/frontier (all write-then-rename). Starts from
+// the stored frontier when it checks out (above), so the cost is the entries
+// appended since the last checkpoint, not the whole journal. A crash between
+// the files leaves an older frontier whose checkpoint still matches (used) or
+// a frontier without its checkpoint (rebuilt). Failing to write the frontier
+// is reported on stderr and in stats, not an error: the checkpoint is written.
+// Returns the path written.
 Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const std::string& origin,
-                                   const std::string& dir, uint64_t* tree_size = nullptr);
+                                   const std::string& dir, uint64_t* tree_size = nullptr,
+                                   CheckpointStats* stats = nullptr);
 
 // The approve CLI's settlement flags (src/cli/contract_cmd.cc).
 struct ApproveFlags {

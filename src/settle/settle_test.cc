@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -325,6 +327,314 @@ TEST(SettleEscrow, ApprovedIntentWithAmountHolds) {
   EXPECT_FALSE(plan_escrow(intent, json::parse(R"({"approved": false})"), 0, id).hold);
   EXPECT_FALSE(plan_escrow(json::parse(R"({"amount": 5})"), json::parse(R"({"approved": true})"), 0, id).hold);
   EXPECT_FALSE(plan_escrow(json::parse(R"({"agent_id": "a", "amount": 0})"), json::parse(R"({"approved": true})"), 0, id).hold);
+}
+
+// ---------------------------------------------------------------------------
+// Incremental checkpoints (the stored frontier, docs/settlement.md)
+
+const SigningKey& cp_key() {
+  static const SigningKey k = [] {
+    std::array<uint8_t, 32> seed;
+    seed.fill(7);
+    return SigningKey::from_seed(seed);
+  }();
+  return k;
+}
+const std::string kOrigin = "covenant.local/ledger";
+
+// Appends entries [from, to) of a synthetic journal (about the size of a
+// receipt), in one durable transaction. `salt` tells ledgers apart.
+void append_entries(Ledger& l, uint64_t from, uint64_t to, const std::string& salt = "a") {
+  std::vector<LedgerOperation> ops;
+  for (uint64_t i = from; i < to; ++i) {
+    std::string entry = "entry " + salt + " " + std::to_string(i) + " " + std::string(270, 'x');
+    ops.push_back(JournalAppend{sha256(entry), entry});
+  }
+  auto r = l.submit(ops);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  for (const LedgerReply& rep : *r) ASSERT_EQ(rep.result, LedgerResult::ok);
+}
+
+// What cut_checkpoint signed before the frontier existed: the whole tree
+// rebuilt from the journal, then the note. Ed25519 is deterministic, so the
+// notes compare byte for byte.
+std::string full_rebuild_note(Ledger& l) {
+  auto t = journal_tree(l);
+  EXPECT_TRUE(t.is_ok()) << t.status().to_string();
+  return sign_checkpoint({kOrigin, t->size(), t->root()}, cp_key()).value();
+}
+
+CheckpointStats cut(Ledger& l, const std::string& dir, const SigningKey& key = cp_key()) {
+  CheckpointStats st;
+  uint64_t size = 0;
+  auto path = cut_checkpoint(l, key, kOrigin, dir, &size, &st);
+  EXPECT_TRUE(path.is_ok()) << path.status().to_string();
+  if (path.is_ok()) {
+    EXPECT_EQ(*path, dir + "/checkpoint-" + std::to_string(size) + ".txt");
+    EXPECT_EQ(read_text(*path), read_text(dir + "/latest.txt"));
+    EXPECT_EQ(read_text(*path), full_rebuild_note(l)) << "size " << size;
+  }
+  EXPECT_EQ(st.tree_size, size);
+  EXPECT_TRUE(st.frontier_written);
+  return st;
+}
+
+void write_bytes(const std::string& path, std::span<const uint8_t> b) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+std::unique_ptr<Ledger> new_ledger(const std::string& path) {
+  auto l = open_ledger(path, "");
+  EXPECT_TRUE(l.is_ok()) << l.status().to_string();
+  return std::move(*l);
+}
+
+TEST(SettleCheckpoint, IncrementalEqualsFullRebuildOver1000Appends) {
+  const std::string dir = tmpdir("incr");
+  auto l = new_ledger(dir + "/ledger.db");
+  const std::string cps = dir + "/cp";
+  // The first checkpoint, on a fresh directory: built from the whole journal, silently.
+  append_entries(*l, 0, 3);
+  CheckpointStats st = cut(*l, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_EQ(st.frontier_note, "");
+  EXPECT_EQ(st.leaves_read, 3u);
+  uint64_t n = 3, incremental = 0;
+  while (n < 1000) {
+    const uint64_t next = std::min<uint64_t>(n + 7, 1000);
+    append_entries(*l, n, next);
+    st = cut(*l, cps);
+    ASSERT_EQ(st.tree_size, next);
+    // Only the new entries were read: the rest came from the frontier.
+    EXPECT_FALSE(st.rebuilt) << st.frontier_note;
+    EXPECT_EQ(st.frontier_size, n);
+    EXPECT_EQ(st.leaves_read, next - n);
+    incremental += !st.rebuilt;
+    n = next;
+  }
+  EXPECT_EQ(incremental, 143u);
+  // Nothing new: the same checkpoint again, reading nothing.
+  st = cut(*l, cps);
+  EXPECT_EQ(st.tree_size, 1000u);
+  EXPECT_EQ(st.leaves_read, 0u);
+  EXPECT_FALSE(st.rebuilt);
+  // The stored frontier is the compact range of the journal's tree.
+  auto f = decode_frontier(read_file(cps + "/frontier"), cp_key().public_key());
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  EXPECT_EQ(f->range.size(), 1000u);
+  EXPECT_EQ(f->range.hashes().size(), 6u);  // 1000 = 1111101000b
+  EXPECT_EQ(f->range.root(), journal_tree(*l).value().root());
+  EXPECT_EQ(f->journal_chain, l->journal_at(1000).value()->chain);
+}
+
+TEST(SettleCheckpoint, DamagedFrontierIsDetectedAndTheCheckpointStaysRight) {
+  const std::string dir = tmpdir("damaged");
+  auto l = new_ledger(dir + "/ledger.db");
+  const std::string cps = dir + "/cp", fpath = cps + "/frontier";
+  append_entries(*l, 0, 20);
+  cut(*l, cps);
+  const std::vector<uint8_t> good20 = read_file(fpath);
+  ASSERT_EQ(good20.size(), 8 + 32 + CompactRange::serialized_size(20) + 64);
+  append_entries(*l, 20, 50);
+
+  auto expect_rebuilt = [&](std::span<const uint8_t> bytes, const std::string& what, const std::string& why) {
+    write_bytes(fpath, bytes);
+    CheckpointStats st = cut(*l, cps);
+    EXPECT_TRUE(st.rebuilt) << what;
+    EXPECT_EQ(st.leaves_read, 50u) << what;
+    EXPECT_NE(st.frontier_note.find(why), std::string::npos) << what << ": " << st.frontier_note;
+  };
+  // Every single flipped byte.
+  for (size_t i = 0; i < good20.size(); ++i) {
+    auto bad = good20;
+    bad[i] ^= 0x01;
+    expect_rebuilt(bad, "byte " + std::to_string(i), "frontier");
+  }
+  // Every truncation (a torn write), and an empty file (a crash before the data reached the disk).
+  for (size_t n = 0; n < good20.size(); ++n) expect_rebuilt(std::span(good20).first(n), "truncated to " + std::to_string(n), "frontier");
+  expect_rebuilt({}, "empty", "not a frontier file");
+  // A checksum-valid range with other hashes, correctly signed (as if the key
+  // holder's disk were rewritten): the signed checkpoint catches it.
+  {
+    auto f = decode_frontier(good20, cp_key().public_key()).value();
+    auto hashes = f.range.hashes();
+    hashes.back()[0] ^= 1;
+    f.range = CompactRange::from_hashes(20, hashes).value();
+    expect_rebuilt(encode_frontier(f, cp_key()), "re-signed other hashes", "is not the one signed in");
+  }
+  // Signed by another key.
+  {
+    const SigningKey other = SigningKey::generate();
+    expect_rebuilt(encode_frontier(decode_frontier(good20, cp_key().public_key()).value(), other), "other key",
+                   "signature does not verify");
+  }
+  // Missing, with checkpoints in the directory: said, and rebuilt.
+  std::filesystem::remove(fpath);
+  CheckpointStats st = cut(*l, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_NE(st.frontier_note.find("no frontier file"), std::string::npos) << st.frontier_note;
+  // After every rebuild the frontier is whole again and the next one is incremental.
+  append_entries(*l, 50, 55);
+  st = cut(*l, cps);
+  EXPECT_FALSE(st.rebuilt) << st.frontier_note;
+  EXPECT_EQ(st.leaves_read, 5u);
+}
+
+// A crash between writing the checkpoint and the frontier, either order.
+TEST(SettleCheckpoint, CrashBetweenCheckpointAndFrontierIsRepaired) {
+  const std::string dir = tmpdir("crash");
+  auto l = new_ledger(dir + "/ledger.db");
+  const std::string cps = dir + "/cp", fpath = cps + "/frontier";
+  append_entries(*l, 0, 20);
+  cut(*l, cps);
+  const std::vector<uint8_t> at20 = read_file(fpath);
+  append_entries(*l, 20, 27);
+  cut(*l, cps);
+  const std::vector<uint8_t> at27 = read_file(fpath);
+  // checkpoint-27 written, the frontier still at 20 (the order cut_checkpoint
+  // writes in): the older frontier matches its own checkpoint and is extended.
+  write_bytes(fpath, at20);
+  append_entries(*l, 27, 35);
+  CheckpointStats st = cut(*l, cps);
+  EXPECT_FALSE(st.rebuilt) << st.frontier_note;
+  EXPECT_EQ(st.frontier_size, 20u);
+  EXPECT_EQ(st.leaves_read, 15u);
+  // A stale frontier whose checkpoint file is gone or differs: rebuilt.
+  write_bytes(fpath, at27);
+  std::filesystem::remove(cps + "/checkpoint-27.txt");
+  st = cut(*l, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_NE(st.frontier_note.find("checkpoint-27.txt"), std::string::npos) << st.frontier_note;
+  write_bytes(fpath, at27);
+  {
+    // checkpoint-27.txt replaced by a correctly signed note of another root.
+    Hash32 other{};
+    other[3] = 9;
+    std::ofstream(cps + "/checkpoint-27.txt") << sign_checkpoint({kOrigin, 27, other}, cp_key()).value();
+  }
+  st = cut(*l, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_NE(st.frontier_note.find("is not the one signed in"), std::string::npos) << st.frontier_note;
+  // ... or signed by a key that is not the executor's.
+  write_bytes(fpath, at27);
+  {
+    auto t = journal_tree(*l).value();
+    std::ofstream(cps + "/checkpoint-27.txt")
+        << sign_checkpoint({kOrigin, 27, t.root_at(27).value()}, SigningKey::generate()).value();
+  }
+  st = cut(*l, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_NE(st.frontier_note.find("does not verify"), std::string::npos) << st.frontier_note;
+}
+
+TEST(SettleCheckpoint, AFrontierFromAnotherLedgerIsNotUsed) {
+  const std::string dir = tmpdir("other");
+  // One checkpoint directory for two ledgers (as PostgreSQL and memory:
+  // ledgers share $COVENANT_HOME/checkpoints by default), one key.
+  const std::string cps = dir + "/cp";
+  auto a = new_ledger(dir + "/a.db");
+  auto b = new_ledger(dir + "/b.db");
+  append_entries(*a, 0, 30, "a");
+  cut(*a, cps);
+  const std::vector<uint8_t> fa = read_file(cps + "/frontier");
+  // B is longer: A's frontier and checkpoint-30 match each other, not B's journal.
+  append_entries(*b, 0, 40, "b");
+  CheckpointStats st = cut(*b, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_NE(st.frontier_note.find("another journal"), std::string::npos) << st.frontier_note;
+  EXPECT_EQ(st.leaves_read, 40u);
+  // B is shorter than A's frontier.
+  auto c = new_ledger(dir + "/c.db");
+  append_entries(*c, 0, 10, "c");
+  write_bytes(cps + "/frontier", fa);
+  st = cut(*c, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_NE(st.frontier_note.find("the journal has 10"), std::string::npos) << st.frontier_note;
+  // A's frontier relabelled with B's journal chain at 30 (unsigned): refused by its signature.
+  write_bytes(cps + "/frontier", fa);
+  auto forged = fa;
+  const Hash32 bchain = b->journal_at(30).value()->chain;
+  std::copy(bchain.begin(), bchain.end(), forged.begin() + 8);
+  write_bytes(cps + "/frontier", forged);
+  st = cut(*b, cps);
+  EXPECT_TRUE(st.rebuilt);
+  EXPECT_NE(st.frontier_note.find("signature"), std::string::npos) << st.frontier_note;
+  // A ledger whose journal starts with the same entries may use it: same tree.
+  auto d = new_ledger(dir + "/d.db");
+  append_entries(*d, 0, 30, "a");
+  append_entries(*d, 30, 33, "d");
+  write_bytes(cps + "/frontier", fa);
+  cut(*a, cps);  // checkpoint-30.txt is A's again
+  st = cut(*d, cps);
+  EXPECT_FALSE(st.rebuilt) << st.frontier_note;
+  EXPECT_EQ(st.leaves_read, 3u);
+}
+
+TEST(SettleCheckpoint, FrontierFileIsStrict) {
+  CompactRange r;
+  for (int i = 0; i < 5; ++i) r.append(sha256(std::string(1, static_cast<char>(i))));
+  StoredFrontier f{r, sha256(std::string("chain"))};
+  const auto bytes = encode_frontier(f, cp_key());
+  auto back = decode_frontier(bytes, cp_key().public_key());
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->range, r);
+  EXPECT_EQ(back->journal_chain, f.journal_chain);
+  EXPECT_EQ(decode_frontier(std::vector<uint8_t>{'C', 'V', 'N'}, cp_key().public_key()).status().code(),
+            Code::kInvalidArgument);
+  auto longer = bytes;
+  longer.push_back(0);
+  EXPECT_FALSE(decode_frontier(longer, cp_key().public_key()).is_ok());
+}
+
+// The figure in docs/settlement.md: a checkpoint at 100,000 journal entries,
+// rebuilt from the journal vs extended from the frontier. Prints timings; it
+// asserts only that the results are the same.
+TEST(SettleCheckpointBench, FullVsIncrementalAt100k) {
+  uint64_t total = 100'000;
+  if (const char* e = std::getenv("COVENANT_CHECKPOINT_BENCH_ENTRIES"); e && *e) total = std::strtoull(e, nullptr, 10);
+  const std::string dir = tmpdir("bench");
+  auto l = new_ledger(dir + "/ledger.db");
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  for (uint64_t i = 0; i < total; i += 5000) append_entries(*l, i, std::min(total, i + 5000));
+  const double fill_s = std::chrono::duration<double>(clock::now() - t0).count();
+  auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  double old_best = 1e30, full_best = 1e30, incr_best = 1e30, incr1_best = 1e30;
+  for (int round = 0; round < 3; ++round) {
+    // Before: the whole MerkleTree from the journal, then sign.
+    auto a = clock::now();
+    const std::string old_note = full_rebuild_note(*l);
+    old_best = std::min(old_best, ms(a, clock::now()));
+    // Now, with no usable frontier (a fresh directory): the compact range from the whole journal.
+    const std::string cps = dir + "/cp" + std::to_string(round);
+    CheckpointStats st;
+    a = clock::now();
+    ASSERT_TRUE(cut_checkpoint(*l, cp_key(), kOrigin, cps, nullptr, &st).is_ok());
+    full_best = std::min(full_best, ms(a, clock::now()));
+    EXPECT_TRUE(st.rebuilt);
+    EXPECT_EQ(read_text(cps + "/latest.txt"), old_note);
+    // Now, 16 entries later (--checkpoint-every 16), and 1 entry later.
+    for (int rep = 0; rep < 5; ++rep) {
+      for (uint64_t k : {16, 1}) {
+        const uint64_t n = l->journal_count().value();
+        append_entries(*l, n, n + k);
+        a = clock::now();
+        ASSERT_TRUE(cut_checkpoint(*l, cp_key(), kOrigin, cps, nullptr, &st).is_ok());
+        double& best = k == 16 ? incr_best : incr1_best;
+        best = std::min(best, ms(a, clock::now()));
+        EXPECT_FALSE(st.rebuilt) << st.frontier_note;
+        EXPECT_EQ(st.leaves_read, k);
+      }
+    }
+  }
+  EXPECT_EQ(read_text(dir + "/cp2/latest.txt"), full_rebuild_note(*l));
+  std::printf("checkpoint at %llu journal entries (SQLite, filled in %.1f s), best of 3 (incremental: of 15):\n"
+              "  full rebuild, MerkleTree (before)          %8.1f ms\n"
+              "  full rebuild, compact range (no frontier)  %8.1f ms\n"
+              "  incremental, 16 new entries                %8.3f ms\n"
+              "  incremental, 1 new entry                   %8.3f ms\n",
+              static_cast<unsigned long long>(total), fill_s, old_best, full_best, incr_best, incr1_best);
 }
 
 void settle_cycle(const std::string& location, const std::string& pg_schema, const std::string& dir) {
