@@ -6,7 +6,6 @@
 //
 //   cmake --build build -j2 --target bench_component
 //   build/bench/bench_component [--iterations N] [--component NAME]
-#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -167,21 +166,5 @@ int run(int argc, char** argv) {
 
 // Calls run on a big-stack thread, as embedders should (docs/engine.md).
 int main(int argc, char** argv) {
-  struct Args {
-    int argc;
-    char** argv;
-    int rc;
-  } a{argc, argv, 0};
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, size_t(512) << 20);
-  pthread_t th;
-  auto body = [](void* p) -> void* {
-    auto* x = static_cast<Args*>(p);
-    x->rc = covenant::run(x->argc, x->argv);
-    return nullptr;
-  };
-  if (pthread_create(&th, &attr, body, &a) != 0) return 1;
-  pthread_join(th, nullptr);
-  return a.rc;
+  return covenant::run_with_big_stack([&] { return covenant::run(argc, argv); });
 }

@@ -81,6 +81,14 @@ struct Trap {
 
 enum class Tier : uint8_t { kInterp = 0, kBaseline = 1, kOptimized = 2, kAuto = 3 };
 const char* tier_name(Tier tier);
+
+// Guest calls recurse on the native stack (up to call_depth_max frames); a
+// call from a thread with less stack than that needs hops to a helper thread
+// (correct, but tens of µs slower). Embedders run their calls on a thread
+// with a big stack instead: this runs fn on a new thread with stack_bytes of
+// stack and returns what fn returns (the CLI and the benchmarks use it).
+inline constexpr size_t kEmbedderStackBytes = size_t(256) << 20;
+int run_with_big_stack(const std::function<int()>& fn, size_t stack_bytes = kEmbedderStackBytes);
 std::optional<Tier> parse_tier(std::string_view name);
 
 // Wasm features beyond the deterministic default profile must be named here.

@@ -1,10 +1,10 @@
 // covenant: the command-line entry point. Subcommands live in *_cmd.cc.
-#include <pthread.h>
 
 #include <cstdio>
 #include <cstring>
 
 #include "cli/command.h"
+#include "covenant/engine.h"
 
 namespace covenant::cli {
 
@@ -40,25 +40,8 @@ static int dispatch(int argc, char** argv) {
   return kExitError;
 }
 
-// Guest calls recurse on the native stack (up to call_depth_max frames); run
-// every command on a thread with a stack big enough that the engine never has
-// to hop to a helper thread.
+// Every command runs on a thread with a stack big enough that the engine
+// never has to hop to a helper thread.
 int main(int argc, char** argv) {
-  struct Args {
-    int argc;
-    char** argv;
-    int rc;
-  } a{argc, argv, 1};
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, size_t(256) << 20);
-  pthread_t th;
-  auto body = [](void* p) -> void* {
-    auto* x = static_cast<Args*>(p);
-    x->rc = dispatch(x->argc, x->argv);
-    return nullptr;
-  };
-  if (pthread_create(&th, &attr, body, &a) != 0) return dispatch(argc, argv);
-  pthread_join(th, nullptr);
-  return a.rc;
+  return covenant::run_with_big_stack([&] { return dispatch(argc, argv); });
 }

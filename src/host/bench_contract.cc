@@ -6,7 +6,6 @@
 //   cmake --build build-host -j2 --target bench_contract
 //   build-host/src/host/bench_contract --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
-#include <pthread.h>
 
 #include <fstream>
 #include <iterator>
@@ -123,22 +122,10 @@ BENCHMARK(BM_BudgetApprove);
 
 // Calls run on a big-stack thread, as embedders should (docs/engine.md).
 int main(int argc, char** argv) {
-  struct Args {
-    int argc;
-    char** argv;
-  } a{argc, argv};
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, size_t(512) << 20);
-  pthread_t th;
-  auto body = [](void* p) -> void* {
-    auto* x = static_cast<Args*>(p);
-    benchmark::Initialize(&x->argc, x->argv);
+  return covenant::run_with_big_stack([&] {
+    benchmark::Initialize(&argc, argv);
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
-    return nullptr;
-  };
-  if (pthread_create(&th, &attr, body, &a) != 0) return 1;
-  pthread_join(th, nullptr);
-  return 0;
+    return 0;
+  });
 }

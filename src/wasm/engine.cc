@@ -104,6 +104,12 @@ Result<CallOutcome> Instance::call(std::string_view export_name, std::span<const
 
 const char* Engine::version() { return "covenant-engine/0.1.0 wabt/1.0.32"; }
 
+int run_with_big_stack(const std::function<int()>& fn, size_t stack_bytes) {
+  int rc = 0;
+  wasm::run_on_big_stack([&] { rc = fn(); }, stack_bytes);
+  return rc;
+}
+
 namespace wasm {
 
 Result<std::vector<Linker::Entry>> resolve_imports(const PreparedModule& prep, const Linker& linker) {
