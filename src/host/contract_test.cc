@@ -425,7 +425,7 @@ TEST(Kv, QuotaOverrunTrapsCleanly) {
   EXPECT_NE(r.trap.message.find("bytes > max_bytes 1000"), std::string::npos) << r.trap.message;
   EXPECT_EQ(c->kv_dump().value().at("x"), "1");
 
-  // A value must be readable back through the result arena.
+  // A value must be readable back as one host result (kHostResultBytesMax).
   Grants big = all_grants();
   big.kv->max_bytes = 1 << 20;
   c = deploy_caps(big);

@@ -4,7 +4,8 @@
 // this is what generated bindings will do for you.
 //
 // Memory discipline: everything cabi_realloc hands out (the host's copies of
-// strings and lists passed in, the host result arena) lives until the guest
+// strings and lists passed in, and host results, which the host places with
+// cabi_realloc) lives until the guest
 // calls cabi_reset() — at the end of each export, or in its cabi_post_*.
 #pragma once
 

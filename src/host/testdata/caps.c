@@ -11,7 +11,7 @@ CABI_EXPORT("kv-set") void kv_set(const char* k, uint32_t kn, const char* v, uin
 }
 
 CABI_EXPORT("kv-get") struct ch_opt_bytes* kv_get(const char* k, uint32_t kn) {
-  ch_kv_get(k, kn, &opt_ret);  // points into the host result arena: valid until the call ends
+  ch_kv_get(k, kn, &opt_ret);  // placed by the host with cabi_realloc: ours until cabi_reset()
   return &opt_ret;
 }
 
@@ -109,7 +109,7 @@ CABI_EXPORT("stamp") uint64_t stamp(const char* k, uint32_t kn) {
   return v;
 }
 
-// Results that point into the heap or the host result arena are freed once
+// Results that point into the heap (host results included) are freed once
 // the host has lifted them.
 #define POST(name, fn) \
   CABI_EXPORT("cabi_post_" name) void fn(void* ret) { \
