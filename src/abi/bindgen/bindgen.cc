@@ -146,18 +146,8 @@ class Gen {
         return Status::not_found("bindgen: world " + world_.name.written + " imports " + item.name +
                                  ", which no --deps package defines");
     }
-    for (auto& d : deps_) {
-      for (auto& e : d->imports_) {
-        for (auto t : e.params) d->visit(t);
-        for (auto t : e.results) d->visit(t);
-      }
-    }
-    bool imports = !imports_.empty();
-    for (auto& d : deps_) imports = imports || !d->imports_.empty();
-    for (auto& e : imports_) {
-      for (auto t : e.params) visit(t);
-      for (auto t : e.results) visit(t);
-    }
+    for (auto& d : deps_) d->visit_fns(d->imports_);
+    visit_fns(imports_);
     for (const auto& item : world_.exports) {
       if (item.kind == wit::WorldItem::Kind::kFunction) {
         add_export(item.function, "", w_, world_.name.kebab);
@@ -168,10 +158,7 @@ class Gen {
         for (const auto& fn : iface.functions) add_export(fn, core, snake(iface.name.kebab), iface.name.kebab);
       }
     }
-    for (auto& e : exports_) {
-      for (auto t : e.params) visit(t);
-      for (auto t : e.results) visit(t);
-    }
+    visit_fns(exports_);
     for (TypeId t : types_) {
       if (abi_.layout(t).size > 0xffffffffull) return Status::unsupported("bindgen: type " + pkg_.type_to_string(t) + " is too large for wasm32");
     }
@@ -219,36 +206,41 @@ class Gen {
     return deps_.back().get();
   }
 
-  void add_import(const wit::Function& fn, const std::string& core, const std::string& owner) {
+  // What imports and exports share: the core signature and the params/results tuples.
+  ExportFn function_abi(const wit::Function& fn, const std::string& owner, abi::Direction dir) const {
     ExportFn e;
     e.fn = &fn;
     e.owner = owner;
-    auto name = abi::import_name(core, fn);
-    e.module = name.module;
-    e.field = name.field;
-    e.sig = abi_.core_signature(fn, abi::Direction::kImport);
+    e.sig = abi_.core_signature(fn, dir);
     for (const auto& p : fn.params) e.params.push_back(p.type);
     for (const auto& r : fn.results) e.results.push_back(r.type);
     e.params_tuple = tuple_layout(e.params);
     e.results_tuple = tuple_layout(e.results);
+    return e;
+  }
+
+  void add_import(const wit::Function& fn, const std::string& core, const std::string& owner) {
+    ExportFn e = function_abi(fn, owner, abi::Direction::kImport);
+    auto name = abi::import_name(core, fn);
+    e.module = name.module;
+    e.field = name.field;
     imports_.push_back(std::move(e));
   }
 
   void add_export(const wit::Function& fn, const std::string& core, const std::string& owner, const std::string& owner_kebab) {
-    ExportFn e;
-    e.fn = &fn;
-    e.owner = owner;
+    ExportFn e = function_abi(fn, owner, abi::Direction::kExport);
     e.owner_kebab = owner_kebab;
     e.core_name = abi::export_name(core, fn);
     e.post_name = abi::post_return_name(core, fn);
-    e.sig = abi_.core_signature(fn, abi::Direction::kExport);
-    for (const auto& p : fn.params) e.params.push_back(p.type);
-    for (const auto& r : fn.results) e.results.push_back(r.type);
-    e.params_tuple = tuple_layout(e.params);
-    e.results_tuple = tuple_layout(e.results);
     exports_.push_back(std::move(e));
   }
 
+  void visit_fns(const std::vector<ExportFn>& fns) {
+    for (const auto& e : fns) {
+      for (auto t : e.params) visit(t);
+      for (auto t : e.results) visit(t);
+    }
+  }
   void visit(TypeId t) {
     if (t == wit::kNoType) return;
     const auto& y = ty(t);
@@ -722,20 +714,15 @@ class Gen {
 
   // Structurally equal anonymous types (two `list<u8>`) have distinct TypeIds
   // but one name: each named definition is emitted once.
-  std::vector<TypeId> c_distinct() const {
+  std::vector<TypeId> distinct(std::string (Gen::*name)(TypeId) const) const {
     std::vector<TypeId> out;
     std::set<std::string> names;
     for (TypeId t : types_)
-      if (names.insert(c_name(t)).second) out.push_back(t);
+      if (names.insert((this->*name)(t)).second) out.push_back(t);
     return out;
   }
-  std::vector<TypeId> as_distinct() const {
-    std::vector<TypeId> out;
-    std::set<std::string> names;
-    for (TypeId t : types_)
-      if (names.insert(as_name(t)).second) out.push_back(t);
-    return out;
-  }
+  std::vector<TypeId> c_distinct() const { return distinct(&Gen::c_name); }
+  std::vector<TypeId> as_distinct() const { return distinct(&Gen::as_name); }
 
   // Header and source pieces of a dependency package's imports.
   std::string c_header_types() const {
@@ -1107,8 +1094,9 @@ class Span {
     return s;
   }
 
-  // ================================================================== Rust
-  static const char* rs_core(CoreType t) {
+  // ============================================ Rust and AssemblyScript
+  // Both spell core types and the integer/float scalars the same way.
+  static const char* wasm_core(CoreType t) {
     switch (t) {
       case CoreType::kI32: return "i32";
       case CoreType::kI64: return "i64";
@@ -1117,10 +1105,9 @@ class Span {
     }
     return "?";
   }
-  std::string rs_name(TypeId t) const {
-    if (t == wit::kNoType) return "()";
-    const auto& y = ty(t);
-    switch (y.kind) {
+  // bool, the integers and the floats; nullptr for any other kind.
+  static const char* wasm_scalar(TypeKind k) {
+    switch (k) {
       case TypeKind::kBool: return "bool";
       case TypeKind::kS8: return "i8";
       case TypeKind::kU8: return "u8";
@@ -1132,22 +1119,22 @@ class Span {
       case TypeKind::kU64: return "u64";
       case TypeKind::kF32: return "f32";
       case TypeKind::kF64: return "f64";
-      case TypeKind::kChar: return "char";
-      case TypeKind::kString: return "String";
-      default: break;
+      default: return nullptr;
     }
+  }
+  // The unsigned integer of a discriminant or flags value of `bytes` bytes.
+  static const char* wasm_uint(uint64_t bytes) { return bytes == 1 ? "u8" : bytes == 2 ? "u16" : "u32"; }
+
+  // ================================================================== Rust
+  static const char* rs_core(CoreType t) { return wasm_core(t); }
+  std::string rs_name(TypeId t) const {
+    if (t == wit::kNoType) return "()";
+    const auto& y = ty(t);
+    if (const char* n = wasm_scalar(y.kind)) return n;
+    if (y.kind == TypeKind::kChar) return "char";
+    if (y.kind == TypeKind::kString) return "String";
     if (!y.name.kebab.empty()) return camel(y.name.kebab);
-    switch (y.kind) {
-      case TypeKind::kList: return "Vec<" + rs_name(y.elem) + ">";
-      case TypeKind::kOption: return "Option<" + rs_name(y.elem) + ">";
-      case TypeKind::kResult: return "Result<" + rs_name(y.ok) + ", " + rs_name(y.err) + ">";
-      case TypeKind::kTuple: {
-        std::string s = "(";
-        for (const auto& f : y.fields) s += rs_name(f.type) + ", ";
-        return s + ")";
-      }
-      default: return "?";
-    }
+    return rs_name_anon(t, "?");
   }
   std::string rs_typedef(TypeId t) const {
     const auto& y = ty(t);
@@ -1164,7 +1151,7 @@ class Span {
         for (const auto& f : y.fields) s += "    " + camel(f.name.kebab) + ",\n";
         return s + "}\n";
       case TypeKind::kFlags: {
-        std::string u = lay(t).size == 1 ? "u8" : lay(t).size == 2 ? "u16" : "u32";
+        std::string u = wasm_uint(lay(t).size);
         s += "pub type " + n + " = " + u + ";\n";
         for (size_t i = 0; i < y.fields.size(); ++i)
           s += "pub const " + upper(y.name.kebab) + "_" + upper(y.fields[i].name.kebab) + ": " + n + " = 1 << " + std::to_string(i) + ";\n";
@@ -1176,10 +1163,11 @@ class Span {
           s += "    " + camel(f.name.kebab) + (f.type == wit::kNoType ? "" : "(" + rs_name(f.type) + ")") + ",\n";
         return s + "}\n";
       default:  // a named alias of an anonymous type
-        return s + "pub type " + n + " = " + rs_name_anon(t) + ";\n";
+        return s + "pub type " + n + " = " + rs_name_anon(t, "()") + ";\n";
     }
   }
-  std::string rs_name_anon(TypeId t) const {
+  // The structural spelling of a list, option, result or tuple; `other` for any other kind.
+  std::string rs_name_anon(TypeId t, const char* other) const {
     const auto& y = ty(t);
     switch (y.kind) {
       case TypeKind::kList: return "Vec<" + rs_name(y.elem) + ">";
@@ -1190,7 +1178,7 @@ class Span {
         for (const auto& f : y.fields) s += rs_name(f.type) + ", ";
         return s + ")";
       }
-      default: return "()";
+      default: return other;
     }
   }
   std::string rs_lift_expr(TypeId t, const std::vector<std::string>& a) const {
@@ -1299,7 +1287,7 @@ class Span {
         }
         case TypeKind::kFlags: s += "    *(ptr as *const " + n + ")\n"; break;
         default: {
-          std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+          std::string d = wasm_uint(l.discriminant_bytes);
           s += "    match *(ptr as *const " + d + ") {\n";
           for (size_t c = 0; c < l.cases.size(); ++c) {
             TypeId p = l.cases[c];
@@ -1334,7 +1322,7 @@ class Span {
           break;
         case TypeKind::kFlags: s += "    *(ptr as *mut " + n + ") = *v;\n"; break;
         default: {
-          std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+          std::string d = wasm_uint(l.discriminant_bytes);
           s += "    match v {\n";
           for (size_t c = 0; c < l.cases.size(); ++c) {
             TypeId p = l.cases[c];
@@ -1366,7 +1354,7 @@ class Span {
             if (needs_free(y.fields[i].type)) s += "    " + rs_free_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
           break;
         default: {
-          std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+          std::string d = wasm_uint(l.discriminant_bytes);
           s += "    match *(ptr as *const " + d + ") {\n";
           for (size_t c = 0; c < l.cases.size(); ++c)
             if (needs_free(l.cases[c]))
@@ -1532,7 +1520,7 @@ class Span {
           s += "    " + rs_flat_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
         break;
       default: {
-        std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+        std::string d = wasm_uint(l.discriminant_bytes);
         s += "    let d = *(ptr as *const " + d + ") as u64;\n    out.push(d);\n    let start = out.len();\n    match d {\n";
         for (size_t c = 0; c < l.cases.size(); ++c)
           if (l.cases[c] != wit::kNoType)
@@ -1686,34 +1674,13 @@ class Span {
   }
 
   // ======================================================== AssemblyScript
-  static const char* as_core(CoreType t) {
-    switch (t) {
-      case CoreType::kI32: return "i32";
-      case CoreType::kI64: return "i64";
-      case CoreType::kF32: return "f32";
-      case CoreType::kF64: return "f64";
-    }
-    return "?";
-  }
+  static const char* as_core(CoreType t) { return wasm_core(t); }
   std::string as_name(TypeId t) const {
     if (t == wit::kNoType) return "u8";
     const auto& y = ty(t);
-    switch (y.kind) {
-      case TypeKind::kBool: return "bool";
-      case TypeKind::kS8: return "i8";
-      case TypeKind::kU8: return "u8";
-      case TypeKind::kS16: return "i16";
-      case TypeKind::kU16: return "u16";
-      case TypeKind::kS32: return "i32";
-      case TypeKind::kU32: return "u32";
-      case TypeKind::kS64: return "i64";
-      case TypeKind::kU64: return "u64";
-      case TypeKind::kF32: return "f32";
-      case TypeKind::kF64: return "f64";
-      case TypeKind::kChar: return "u32";
-      case TypeKind::kString: return "string";
-      default: break;
-    }
+    if (const char* n = wasm_scalar(y.kind)) return n;
+    if (y.kind == TypeKind::kChar) return "u32";
+    if (y.kind == TypeKind::kString) return "string";
     if (y.kind == TypeKind::kList) return "Array<" + as_name(y.elem) + ">";
     if (!y.name.kebab.empty()) return as_prefix_ + camel(y.name.kebab);
     return as_prefix_ + camel(anon(t));
@@ -1758,14 +1725,14 @@ class Span {
         for (size_t i = 0; i < y.fields.size(); ++i) s += "  " + camel(y.fields[i].name.kebab) + " = " + std::to_string(i) + ",\n";
         return s + "}\n";
       case TypeKind::kFlags: {
-        std::string u = l.size == 1 ? "u8" : l.size == 2 ? "u16" : "u32";
+        std::string u = wasm_uint(l.size);
         s += "export type " + n + " = " + u + ";\n";
         for (size_t i = 0; i < y.fields.size(); ++i)
           s += "export const " + upper(anon(t)) + "_" + upper(y.fields[i].name.kebab) + ": " + u + " = " + std::to_string(1u << i) + ";\n";
         return s;
       }
       default: {
-        std::string d = (y.kind == TypeKind::kOption || y.kind == TypeKind::kResult) ? "bool" : l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+        std::string d = (y.kind == TypeKind::kOption || y.kind == TypeKind::kResult) ? "bool" : wasm_uint(l.discriminant_bytes);
         s += "export class " + n + " {\n  " + as_tagfield(t) + ": " + d + " = " + (d == "bool" ? "false" : "0") + ";\n";
         for (size_t c = 0; c < l.cases.size(); ++c)
           if (l.cases[c] != wit::kNoType) s += "  " + as_member(t, c) + ": " + as_name(l.cases[c]) + " = " + as_default(l.cases[c]) + ";\n";
@@ -1795,7 +1762,7 @@ class Span {
       case TypeKind::kString: return as_fn_ + "__cov_string_lift(load<i32>(" + ptr + "), load<i32>(" + ptr + " + 4))";
       case TypeKind::kEnum: {
         uint32_t d = lay(t).discriminant_bytes;
-        return "<" + as_name(t) + ">load<" + (d == 1 ? "u8" : d == 2 ? "u16" : "u32") + ">(" + ptr + ")";
+        return "<" + as_name(t) + ">load<" + wasm_uint(d) + ">(" + ptr + ")";
       }
       default:
         if (is_scalar(y.kind) || y.kind == TypeKind::kFlags) return "load<" + as_name(t) + ">(" + ptr + ")";
@@ -1809,7 +1776,7 @@ class Span {
       case TypeKind::kString: return as_fn_ + "__cov_string_store(" + ptr + ", " + v + ");";
       case TypeKind::kEnum: {
         uint32_t d = lay(t).discriminant_bytes;
-        std::string u = d == 1 ? "u8" : d == 2 ? "u16" : "u32";
+        std::string u = wasm_uint(d);
         return "store<" + u + ">(" + ptr + ", <" + u + ">" + v + ");";
       }
       default:
@@ -1858,7 +1825,7 @@ class Span {
         s += "  const r = new " + n + "();\n";
         bool boolean = y.kind == TypeKind::kOption || y.kind == TypeKind::kResult;
         s += "  if (<u32>p0 >= " + std::to_string(l.cases.size()) + ") unreachable();\n";
-        s += "  r." + as_tagfield(t) + " = " + (boolean ? "p0 != 0" : "<" + std::string(l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32") + ">p0") + ";\n";
+        s += "  r." + as_tagfield(t) + " = " + (boolean ? "p0 != 0" : "<" + std::string(wasm_uint(l.discriminant_bytes)) + ">p0") + ";\n";
         for (size_t c = 0; c < l.cases.size(); ++c) {
           TypeId p = l.cases[c];
           if (p == wit::kNoType) continue;
@@ -1882,7 +1849,7 @@ class Span {
         s += "  return r;\n";
         break;
       default: {
-        std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+        std::string d = wasm_uint(l.discriminant_bytes);
         bool boolean = y.kind == TypeKind::kOption || y.kind == TypeKind::kResult;
         s += "  const r = new " + n + "();\n  const tag = load<" + d + ">(ptr);\n  if (<u32>tag >= " + std::to_string(l.cases.size()) + ") unreachable();\n";
         s += "  r." + as_tagfield(t) + " = " + (boolean ? "tag != 0" : "tag") + ";\n";
@@ -1910,7 +1877,7 @@ class Span {
         }
         break;
       default: {
-        std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+        std::string d = wasm_uint(l.discriminant_bytes);
         bool boolean = y.kind == TypeKind::kOption || y.kind == TypeKind::kResult;
         s += "  const tag = " + std::string(boolean ? "<u32>(v." + as_tagfield(t) + " ? 1 : 0)" : "<u32>v.tag") + ";\n";
         s += "  store<" + d + ">(ptr, <" + d + ">tag);\n";
@@ -1935,7 +1902,7 @@ class Span {
             if (needs_free(y.fields[i].type)) s += "  " + as_free_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
           break;
         default: {
-          std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+          std::string d = wasm_uint(l.discriminant_bytes);
           s += "  const tag = load<" + d + ">(ptr);\n";
           for (size_t c = 0; c < l.cases.size(); ++c)
             if (needs_free(l.cases[c])) s += "  if (tag == " + std::to_string(c) + ") " + as_free_stmt(l.cases[c], "ptr + " + std::to_string(l.payload_offset)) + "\n";
@@ -2054,7 +2021,7 @@ export function __cov_string_store(ptr: usize, s: string): void {
         for (size_t i = 0; i < y.fields.size(); ++i) s += "  " + as_flat_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
         break;
       default: {
-        std::string d = l.discriminant_bytes == 1 ? "u8" : l.discriminant_bytes == 2 ? "u16" : "u32";
+        std::string d = wasm_uint(l.discriminant_bytes);
         s += "  const d = <u32>load<" + d + ">(ptr);\n  out.push(<u64>d);\n  const start = out.length;\n";
         for (size_t c = 0; c < l.cases.size(); ++c)
           if (l.cases[c] != wit::kNoType)
