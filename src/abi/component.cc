@@ -217,9 +217,12 @@ CoreModule parse_core_module(const uint8_t* base, size_t begin, size_t end) {
       case 7: {  // exports
         uint32_t n = s.count("core export count", 3);
         for (uint32_t i = 0; i < n; ++i) {
+          const size_t eat = s.pos();
           std::string nm = s.name("core export name");
           uint8_t kind = s.u8("core export kind");
           uint32_t idx = s.u32("core export index");
+          if (kind == 0 && uint64_t(idx) >= uint64_t(m.imported_funcs) + func_types.size())
+            fail(eat, "core export \"" + nm + "\" names function " + std::to_string(idx) + ", which the module does not have");
           m.exports.emplace_back(std::move(nm), std::make_pair(kind, idx));
         }
         break;
@@ -777,9 +780,10 @@ class Reader {
     if (slash == std::string_view::npos) return false;
     const size_t at = n.find('@', slash);
     const std::string_view iface = n.substr(slash + 1, at == std::string_view::npos ? std::string_view::npos : at - slash - 1);
-    if (!wit::is_kebab_label(n.substr(0, colon)) || !wit::is_kebab_label(n.substr(colon + 1, slash - colon - 1)) ||
-        !wit::is_kebab_label(iface))
-      return false;
+    const std::string_view ns = n.substr(0, colon), pkg = n.substr(colon + 1, slash - colon - 1);
+    if (!wit::is_kebab_label(ns) || !wit::is_kebab_label(pkg) || !wit::is_kebab_label(iface)) return false;
+    // WIT cannot spell a keyword in a package path (`covenant:func/clock`).
+    if (keyword(ns) || keyword(pkg) || keyword(iface)) return false;
     if (at == std::string_view::npos) return true;
     // semver: N.N.N, then optional -pre / +build of [0-9A-Za-z.-]
     std::string_view v = n.substr(at + 1);
@@ -803,7 +807,7 @@ class Reader {
     std::string nm = s.name("extern name");
     if (!valid_extern_name(nm))
       unsupported(at, "import/export name \"" + nm +
-                          "\" is neither a kebab-case label nor an interface name ns:pkg/iface@version");
+                          "\" is neither a kebab-case label nor an interface name ns:pkg/iface@version that WIT can spell");
     if (form == 0x02)
       for (uint32_t n = s.count("name attributes", 2); n; --n) {
         const uint8_t a = s.u8("name attribute");
@@ -1172,7 +1176,8 @@ class Reader {
       bool found = false;
       for (auto& [k, v] : m.exports)
         if (k == f->name && v.first == 0) { idx = v.second; found = true; }
-      if (!found || idx < m.imported_funcs) fail(f->at, "shim export \"" + f->name + "\" is not one of its trampolines");
+      if (!found || idx < m.imported_funcs || idx - m.imported_funcs >= m.trampoline_slot.size())
+        fail(f->at, "shim export \"" + f->name + "\" is not one of its trampolines");
       const int64_t slot = m.trampoline_slot[idx - m.imported_funcs];
       auto it = slots_.find({&ci, static_cast<uint32_t>(slot)});
       if (it == slots_.end()) fail(f->at, "shim slot " + std::to_string(slot) + " is never filled by a fix-up module");
@@ -1448,7 +1453,8 @@ class Reader {
       } else {
         iname = x.name;
       }
-      if (!wit::is_kebab_label(iname)) fail(8, "export \"" + x.name + "\" is not an interface name");
+      if (!wit::is_kebab_label(iname) || keyword(iname))
+        unsupported(8, "export \"" + x.name + "\" cannot be written as a WIT interface name");
       Names names;
       std::string defs;
       for (auto& [k, v] : x.inst->exports)
