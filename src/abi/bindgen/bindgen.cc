@@ -397,9 +397,20 @@ class Gen {
     std::string s;
     for (size_t c = 0; c < l.cases.size(); ++c) {
       TypeId p = l.cases[c];
-      if (only_freed ? needs_free(p) : p != wit::kNoType) s += line(std::to_string(c), p, "ptr + " + std::to_string(l.payload_offset));
+      if (only_freed ? needs_free(p) : p != wit::kNoType) s += line(c, p, "ptr + " + std::to_string(l.payload_offset));
     }
     return s;
+  }
+  // The flat values of each field of a record or tuple, from the record's flat values `a`.
+  std::vector<std::vector<std::string>> field_slices(TypeId t, const std::vector<std::string>& a) const {
+    std::vector<std::vector<std::string>> out;
+    size_t at = 0;
+    for (const auto& f : ty(t).fields) {
+      size_t k = lay(f.type).flat.size();
+      out.push_back(slice(a, at, k));
+      at += k;
+    }
+    return out;
   }
   // A scalar, enum or flags value: one flat core value, stored and passed by value.
   bool flat_scalar(TypeId t) const {
@@ -578,12 +589,8 @@ class Gen {
         break;
       case TypeKind::kRecord:
       case TypeKind::kTuple: {
-        size_t at = 0;
-        for (size_t i = 0; i < y.fields.size(); ++i) {
-          size_t k = lay(y.fields[i].type).flat.size();
-          s += "  r." + c_field(t, i) + " = " + c_lift_expr(y.fields[i].type, slice(a, at, k)) + ";\n";
-          at += k;
-        }
+        auto flat = field_slices(t, a);
+        for (size_t i = 0; i < y.fields.size(); ++i) s += "  r." + c_field(t, i) + " = " + c_lift_expr(y.fields[i].type, flat[i]) + ";\n";
         break;
       }
       default: {  // variant-like
@@ -679,12 +686,8 @@ class Gen {
       case TypeKind::kList: s += "  *o0 = (int32_t)(uintptr_t)v->ptr;\n  *o1 = (int32_t)v->len;\n"; break;
       case TypeKind::kRecord:
       case TypeKind::kTuple: {
-        size_t at = 0;
-        for (size_t i = 0; i < y.fields.size(); ++i) {
-          size_t k = lay(y.fields[i].type).flat.size();
-          s += c_lower_stmts(y.fields[i].type, "v->" + c_field(t, i), slice(outs, at, k), "  ");
-          at += k;
-        }
+        auto flat = field_slices(t, outs);
+        for (size_t i = 0; i < y.fields.size(); ++i) s += c_lower_stmts(y.fields[i].type, "v->" + c_field(t, i), flat[i], "  ");
         break;
       }
       default: {  // variant-like: discriminant, then the case's values coerced into the joined slots
@@ -1273,6 +1276,14 @@ class Span {
     if (y.kind == TypeKind::kResult) return std::string(c ? "Err" : "Ok") + (has ? b : "(_)");
     return camel(y.name.kebab) + "::" + camel(y.fields[c].name.kebab) + b;
   }
+  // The body's tail expression building a record or tuple from its field values.
+  std::string rs_construct(TypeId t, const std::vector<std::string>& fs) const {
+    const auto& y = ty(t);
+    if (y.kind == TypeKind::kTuple) return "    (" + join(fs) + ",)\n";
+    std::string s = "    " + rs_name(t) + " {\n";
+    for (size_t i = 0; i < fs.size(); ++i) s += "        " + ident(snake(y.fields[i].name.kebab)) + ": " + fs[i] + ",\n";
+    return s + "    }\n";
+  }
   std::string rs_helpers(TypeId t) const {
     const auto& y = ty(t);
     const auto& l = lay(t);
@@ -1293,20 +1304,10 @@ class Span {
           break;
         case TypeKind::kRecord:
         case TypeKind::kTuple: {
-          size_t at = 0;
           std::vector<std::string> fs;
-          for (size_t i = 0; i < y.fields.size(); ++i) {
-            size_t k = lay(y.fields[i].type).flat.size();
-            fs.push_back(rs_lift_expr(y.fields[i].type, slice(a, at, k)));
-            at += k;
-          }
-          if (y.kind == TypeKind::kTuple) {
-            s += "    (" + join(fs) + ",)\n";
-          } else {
-            s += "    " + n + " {\n";
-            for (size_t i = 0; i < fs.size(); ++i) s += "        " + ident(snake(y.fields[i].name.kebab)) + ": " + fs[i] + ",\n";
-            s += "    }\n";
-          }
+          auto flat = field_slices(t, a);
+          for (size_t i = 0; i < y.fields.size(); ++i) fs.push_back(rs_lift_expr(y.fields[i].type, flat[i]));
+          s += rs_construct(t, fs);
           break;
         }
         case TypeKind::kEnum:
@@ -1339,13 +1340,7 @@ class Span {
           std::vector<std::string> fs;
           for (size_t i = 0; i < y.fields.size(); ++i)
             fs.push_back(rs_load_expr(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])));
-          if (y.kind == TypeKind::kTuple) {
-            s += "    (" + join(fs) + ",)\n";
-          } else {
-            s += "    " + n + " {\n";
-            for (size_t i = 0; i < fs.size(); ++i) s += "        " + ident(snake(y.fields[i].name.kebab)) + ": " + fs[i] + ",\n";
-            s += "    }\n";
-          }
+          s += rs_construct(t, fs);
           break;
         }
         case TypeKind::kFlags: s += "    *(ptr as *const " + n + ")\n"; break;
@@ -1376,12 +1371,10 @@ class Span {
           break;
         }
         case TypeKind::kRecord:
-          for (size_t i = 0; i < y.fields.size(); ++i)
-            s += "    " + rs_store_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i]), "&v." + ident(snake(y.fields[i].name.kebab))) + "\n";
-          break;
         case TypeKind::kTuple:
-          for (size_t i = 0; i < y.fields.size(); ++i)
-            s += "    " + rs_store_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i]), "&v." + std::to_string(i)) + "\n";
+          s += field_stmts(t, "    ", false, [&](TypeId f, const std::string& at, size_t i) {
+            return rs_store_stmt(f, at, "&v." + (y.kind == TypeKind::kTuple ? std::to_string(i) : ident(snake(y.fields[i].name.kebab))));
+          });
           break;
         case TypeKind::kFlags: s += "    *(ptr as *mut " + n + ") = *v;\n"; break;
         default: {
@@ -1402,6 +1395,7 @@ class Span {
     }
     // free what store allocated
     if (needs_free(t)) {
+      auto free = [&](TypeId f, const std::string& at, size_t = 0) { return rs_free_stmt(f, at); };
       s += "#[allow(unused_variables)]\nunsafe fn free_" + tag_ + "t" + id + "(ptr: usize) {\n";
       switch (y.kind) {
         case TypeKind::kList: {
@@ -1412,18 +1406,11 @@ class Span {
           break;
         }
         case TypeKind::kRecord:
-        case TypeKind::kTuple:
-          for (size_t i = 0; i < y.fields.size(); ++i)
-            if (needs_free(y.fields[i].type)) s += "    " + rs_free_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
-          break;
-        default: {
-          std::string d = wasm_uint(l.discriminant_bytes);
-          s += "    match *(ptr as *const " + d + ") {\n";
-          for (size_t c = 0; c < l.cases.size(); ++c)
-            if (needs_free(l.cases[c]))
-              s += "        " + std::to_string(c) + " => { " + rs_free_stmt(l.cases[c], "ptr + " + std::to_string(l.payload_offset)) + " }\n";
+        case TypeKind::kTuple: s += field_stmts(t, "    ", true, free); break;
+        default:
+          s += "    match *(ptr as *const " + std::string(wasm_uint(l.discriminant_bytes)) + ") {\n";
+          s += case_lines(t, true, [&](size_t c, TypeId p, const std::string& at) { return "        " + std::to_string(c) + " => { " + free(p, at) + " }\n"; });
           s += "        _ => {}\n    }\n";
-        }
       }
       s += "}\n";
     }
@@ -1575,7 +1562,7 @@ class Span {
       case TypeKind::kTuple: s += field_stmts(t, "    ", false, flat); break;
       default:
         s += "    let d = *(ptr as *const " + std::string(wasm_uint(l.discriminant_bytes)) + ") as u64;\n    out.push(d);\n    let start = out.len();\n    match d {\n";
-        s += case_lines(t, false, [&](const std::string& c, TypeId p, const std::string& at) { return "        " + c + " => { " + flat(p, at) + " }\n"; });
+        s += case_lines(t, false, [&](size_t c, TypeId p, const std::string& at) { return "        " + std::to_string(c) + " => { " + flat(p, at) + " }\n"; });
         s += "        _ => {}\n    }\n    while out.len() < start + " + std::to_string(l.flat.size() - 1) + " {\n        out.push(0);\n    }\n";
     }
     return s + "}\n";
@@ -1738,6 +1725,9 @@ class Span {
     if (y.kind == TypeKind::kResult) return c ? "err" : "ok";
     return lower_camel(y.fields[c].name.kebab);
   }
+  std::string as_field(TypeId t, size_t i) const {  // a record's or tuple's field i
+    return ty(t).kind == TypeKind::kTuple ? "f" + std::to_string(i) : lower_camel(ty(t).fields[i].name.kebab);
+  }
   std::string as_tagfield(TypeId t) const {
     const auto& y = ty(t);
     return y.kind == TypeKind::kOption ? "isSome" : y.kind == TypeKind::kResult ? "isErr" : "tag";
@@ -1848,13 +1838,8 @@ class Span {
       case TypeKind::kRecord:
       case TypeKind::kTuple: {
         s += "  const r = new " + n + "();\n";
-        size_t at = 0;
-        for (size_t i = 0; i < y.fields.size(); ++i) {
-          size_t k = lay(y.fields[i].type).flat.size();
-          std::string f = y.kind == TypeKind::kTuple ? "f" + std::to_string(i) : lower_camel(y.fields[i].name.kebab);
-          s += "  r." + f + " = " + as_lift_expr(y.fields[i].type, slice(a, at, k)) + ";\n";
-          at += k;
-        }
+        auto flat = field_slices(t, a);
+        for (size_t i = 0; i < y.fields.size(); ++i) s += "  r." + as_field(t, i) + " = " + as_lift_expr(y.fields[i].type, flat[i]) + ";\n";
         s += "  return r;\n";
         break;
       }
@@ -1879,10 +1864,7 @@ class Span {
       case TypeKind::kRecord:
       case TypeKind::kTuple:
         s += "  const r = new " + n + "();\n";
-        for (size_t i = 0; i < y.fields.size(); ++i) {
-          std::string f = y.kind == TypeKind::kTuple ? "f" + std::to_string(i) : lower_camel(y.fields[i].name.kebab);
-          s += "  r." + f + " = " + as_load_expr(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + ";\n";
-        }
+        s += field_stmts(t, "  ", false, [&](TypeId f, const std::string& at, size_t i) { return "r." + as_field(t, i) + " = " + as_load_expr(f, at) + ";"; });
         s += "  return r;\n";
         break;
       default: {
@@ -1890,9 +1872,9 @@ class Span {
         bool boolean = y.kind == TypeKind::kOption || y.kind == TypeKind::kResult;
         s += "  const r = new " + n + "();\n  const tag = load<" + d + ">(ptr);\n  if (<u32>tag >= " + std::to_string(l.cases.size()) + ") unreachable();\n";
         s += "  r." + as_tagfield(t) + " = " + (boolean ? "tag != 0" : "tag") + ";\n";
-        for (size_t c = 0; c < l.cases.size(); ++c)
-          if (l.cases[c] != wit::kNoType)
-            s += "  if (tag == " + std::to_string(c) + ") r." + as_member(t, c) + " = " + as_load_expr(l.cases[c], "ptr + " + std::to_string(l.payload_offset)) + ";\n";
+        s += case_lines(t, false, [&](size_t c, TypeId p, const std::string& at) {
+          return "  if (tag == " + std::to_string(c) + ") r." + as_member(t, c) + " = " + as_load_expr(p, at) + ";\n";
+        });
         s += "  return r;\n";
       }
     }
@@ -1908,23 +1890,21 @@ class Span {
       }
       case TypeKind::kRecord:
       case TypeKind::kTuple:
-        for (size_t i = 0; i < y.fields.size(); ++i) {
-          std::string f = y.kind == TypeKind::kTuple ? "f" + std::to_string(i) : lower_camel(y.fields[i].name.kebab);
-          s += "  " + as_store_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i]), "v." + f) + "\n";
-        }
+        s += field_stmts(t, "  ", false, [&](TypeId f, const std::string& at, size_t i) { return as_store_stmt(f, at, "v." + as_field(t, i)); });
         break;
       default: {
         std::string d = wasm_uint(l.discriminant_bytes);
         bool boolean = y.kind == TypeKind::kOption || y.kind == TypeKind::kResult;
         s += "  const tag = " + std::string(boolean ? "<u32>(v." + as_tagfield(t) + " ? 1 : 0)" : "<u32>v.tag") + ";\n";
         s += "  store<" + d + ">(ptr, <" + d + ">tag);\n";
-        for (size_t c = 0; c < l.cases.size(); ++c)
-          if (l.cases[c] != wit::kNoType)
-            s += "  if (tag == " + std::to_string(c) + ") " + as_store_stmt(l.cases[c], "ptr + " + std::to_string(l.payload_offset), "v." + as_member(t, c)) + "\n";
+        s += case_lines(t, false, [&](size_t c, TypeId p, const std::string& at) {
+          return "  if (tag == " + std::to_string(c) + ") " + as_store_stmt(p, at, "v." + as_member(t, c)) + "\n";
+        });
       }
     }
     s += "}\n";
     if (needs_free(t)) {
+      auto free = [&](TypeId f, const std::string& at, size_t = 0) { return as_free_stmt(f, at); };
       s += "export function __cov_free_" + tag_ + "t" + id + "(ptr: usize): void {\n";
       switch (y.kind) {
         case TypeKind::kList:
@@ -1934,16 +1914,10 @@ class Span {
           s += "  __cov_free(load<i32>(ptr));\n";
           break;
         case TypeKind::kRecord:
-        case TypeKind::kTuple:
-          for (size_t i = 0; i < y.fields.size(); ++i)
-            if (needs_free(y.fields[i].type)) s += "  " + as_free_stmt(y.fields[i].type, "ptr + " + std::to_string(l.field_offsets[i])) + "\n";
-          break;
-        default: {
-          std::string d = wasm_uint(l.discriminant_bytes);
-          s += "  const tag = load<" + d + ">(ptr);\n";
-          for (size_t c = 0; c < l.cases.size(); ++c)
-            if (needs_free(l.cases[c])) s += "  if (tag == " + std::to_string(c) + ") " + as_free_stmt(l.cases[c], "ptr + " + std::to_string(l.payload_offset)) + "\n";
-        }
+        case TypeKind::kTuple: s += field_stmts(t, "  ", true, free); break;
+        default:
+          s += "  const tag = load<" + std::string(wasm_uint(l.discriminant_bytes)) + ">(ptr);\n";
+          s += case_lines(t, true, [&](size_t c, TypeId p, const std::string& at) { return "  if (tag == " + std::to_string(c) + ") " + free(p, at) + "\n"; });
       }
       s += "}\n";
     }
@@ -2052,7 +2026,7 @@ export function __cov_string_store(ptr: usize, s: string): void {
       case TypeKind::kTuple: s += field_stmts(t, "  ", false, flat); break;
       default:
         s += "  const d = <u32>load<" + std::string(wasm_uint(l.discriminant_bytes)) + ">(ptr);\n  out.push(<u64>d);\n  const start = out.length;\n";
-        s += case_lines(t, false, [&](const std::string& c, TypeId p, const std::string& at) { return "  if (d == " + c + ") { " + flat(p, at) + " }\n"; });
+        s += case_lines(t, false, [&](size_t c, TypeId p, const std::string& at) { return "  if (d == " + std::to_string(c) + ") { " + flat(p, at) + " }\n"; });
         s += "  while (out.length < start + " + std::to_string(l.flat.size() - 1) + ") out.push(0);\n";
     }
     return s + "}\n";
