@@ -305,30 +305,19 @@ class Gen {
       CoreType have = joined[1 + i];
       const std::string& a = args[1 + i];
       CoreType w = want[i];
-      std::string e = a;
-      if (w != have) {
-        switch (l) {
-          case L::kC:
-            if (w == CoreType::kI32) e = "(int32_t)" + a;
-            else if (w == CoreType::kF32) e = "__cov_f32_from_bits((uint32_t)" + a + ")";
-            else if (w == CoreType::kF64) e = "__cov_f64_from_bits((uint64_t)" + a + ")";
-            else e = "(int64_t)" + a;
-            break;
-          case L::kRust:
-            if (w == CoreType::kI32) e = "(" + a + " as i32)";
-            else if (w == CoreType::kF32) e = "f32::from_bits(" + a + " as u32)";
-            else if (w == CoreType::kF64) e = "f64::from_bits(" + a + " as u64)";
-            else e = "(" + a + " as i64)";
-            break;
-          case L::kAs:
-            if (w == CoreType::kI32) e = "<i32>" + a;
-            else if (w == CoreType::kF32) e = "reinterpret<f32>(<i32>" + a + ")";
-            else if (w == CoreType::kF64) e = "reinterpret<f64>(" + a + ")";
-            else e = "<i64>" + a;
-            break;
-        }
+      if (w == have) {
+        out.push_back(a);
+        continue;
       }
-      out.push_back(e);
+      // Per language, the text around the joined value that makes it an i32, f32, f64 or i64.
+      static const char* const kCoerce[3][4][2] = {
+          {{"(int32_t)", ""}, {"__cov_f32_from_bits((uint32_t)", ")"}, {"__cov_f64_from_bits((uint64_t)", ")"}, {"(int64_t)", ""}},
+          {{"(", " as i32)"}, {"f32::from_bits(", " as u32)"}, {"f64::from_bits(", " as u64)"}, {"(", " as i64)"}},
+          {{"<i32>", ""}, {"reinterpret<f32>(<i32>", ")"}, {"reinterpret<f64>(", ")"}, {"<i64>", ""}},
+      };
+      int k = w == CoreType::kI32 ? 0 : w == CoreType::kF32 ? 1 : w == CoreType::kF64 ? 2 : 3;
+      const auto& around = kCoerce[static_cast<int>(l)][k];
+      out.push_back(around[0] + a + around[1]);
     }
     return out;
   }
@@ -430,6 +419,38 @@ class Gen {
     }
     if (y.kind == TypeKind::kString) return push(ptr, "u32") + " " + push(ptr + " + 4", "u32");
     return fn_prefix + tag_ + "t" + std::to_string(t) + "(" + ptr + ", out);";
+  }
+  // How Rust and AssemblyScript spell the import-side helper that appends a
+  // stored compound value's flat values to `out` as raw bits; {a, b} pairs go
+  // around the discriminant type, the case number and the joined slot count.
+  struct FlatSpelling {
+    const char* open[2];  // around the helper's name suffix (<tag>t<id>)
+    const char* list;     // a list's body
+    const char* ind;      // a record field's statement indentation
+    const char* variant_open[2];
+    const char* case_open[2];
+    const char* case_close;
+    const char* variant_close[2];
+    std::string (Gen::*stmt)(TypeId, const std::string&) const;
+  };
+  std::string flat_fn(TypeId t, const FlatSpelling& sp) const {
+    const auto& y = ty(t);
+    const auto& l = lay(t);
+    if (flat_scalar(t) || l.flat_overflow) return "";
+    std::string s = sp.open[0] + tag_ + "t" + std::to_string(t) + sp.open[1];
+    auto flat = [&](TypeId f, const std::string& at, size_t = 0) { return (this->*sp.stmt)(f, at); };
+    switch (y.kind) {
+      case TypeKind::kList: s += sp.list; break;
+      case TypeKind::kRecord:
+      case TypeKind::kTuple: s += field_stmts(t, sp.ind, false, flat); break;
+      default:
+        s += sp.variant_open[0] + std::string(wasm_uint(l.discriminant_bytes)) + sp.variant_open[1];
+        s += case_lines(t, false, [&](size_t c, TypeId p, const std::string& at) {
+          return sp.case_open[0] + std::to_string(c) + sp.case_open[1] + flat(p, at) + sp.case_close;
+        });
+        s += sp.variant_close[0] + std::to_string(l.flat.size() - 1) + sp.variant_close[1];
+    }
+    return s + "}\n";
   }
   bool any_needs_free(const std::vector<TypeId>& ts) const {
     for (auto t : ts)
@@ -1551,21 +1572,13 @@ class Span {
     });
   }
   std::string rs_flat_fn(TypeId t) const {
-    const auto& y = ty(t);
-    const auto& l = lay(t);
-    if (flat_scalar(t) || l.flat_overflow) return "";
-    std::string s = "#[allow(unused_variables)]\nunsafe fn flat_" + tag_ + "t" + std::to_string(t) + "(ptr: usize, out: &mut Vec<u64>) {\n";
-    auto flat = [&](TypeId f, const std::string& at, size_t = 0) { return rs_flat_stmt(f, at); };
-    switch (y.kind) {
-      case TypeKind::kList: s += "    out.push(*(ptr as *const u32) as u64);\n    out.push(*((ptr + 4) as *const u32) as u64);\n"; break;
-      case TypeKind::kRecord:
-      case TypeKind::kTuple: s += field_stmts(t, "    ", false, flat); break;
-      default:
-        s += "    let d = *(ptr as *const " + std::string(wasm_uint(l.discriminant_bytes)) + ") as u64;\n    out.push(d);\n    let start = out.len();\n    match d {\n";
-        s += case_lines(t, false, [&](size_t c, TypeId p, const std::string& at) { return "        " + std::to_string(c) + " => { " + flat(p, at) + " }\n"; });
-        s += "        _ => {}\n    }\n    while out.len() < start + " + std::to_string(l.flat.size() - 1) + " {\n        out.push(0);\n    }\n";
-    }
-    return s + "}\n";
+    static const FlatSpelling kRust = {
+        "#[allow(unused_variables)]\nunsafe fn flat_", "(ptr: usize, out: &mut Vec<u64>) {\n",
+        "    out.push(*(ptr as *const u32) as u64);\n    out.push(*((ptr + 4) as *const u32) as u64);\n", "    ",
+        {"    let d = *(ptr as *const ", ") as u64;\n    out.push(d);\n    let start = out.len();\n    match d {\n"},
+        {"        ", " => { "}, " }\n",
+        {"        _ => {}\n    }\n    while out.len() < start + ", " {\n        out.push(0);\n    }\n"}, &Gen::rs_flat_stmt};
+    return flat_fn(t, kRust);
   }
   static std::string rs_from_bits(CoreType c, const std::string& b) {
     switch (c) {
@@ -1983,20 +1996,8 @@ export function __cov_string_store(ptr: usize, s: string): void {
     for (const auto& d : deps_)
       for (TypeId t : d->as_distinct()) s += d->as_typedef(t);
     for (TypeId t : as_distinct()) s += as_typedef(t);
-    for (const auto& e : imports_) {
-      if (e.results.size() < 2) continue;
-      s += "export class " + as_import_results_class(e) + " {\n";
-      for (size_t i = 0; i < e.results.size(); ++i)
-        s += "  " + lower_camel(e.fn->results[i].name.kebab) + ": " + as_name(e.results[i]) + " = " + as_default(e.results[i]) + ";\n";
-      s += "}\n";
-    }
-    for (const auto& e : exports_) {
-      if (e.results.size() < 2) continue;
-      s += "export class " + as_results_class(e) + " {\n";
-      for (size_t i = 0; i < e.results.size(); ++i)
-        s += "  " + lower_camel(e.fn->results[i].name.kebab) + ": " + as_name(e.results[i]) + " = " + as_default(e.results[i]) + ";\n";
-      s += "}\n";
-    }
+    for (const auto& e : imports_) s += as_results_class_def(e, as_import_results_class(e));
+    for (const auto& e : exports_) s += as_results_class_def(e, as_results_class(e));
     s += "\n// ---- canonical ABI helpers, per type\n";
     for (const auto& d : deps_)
       for (TypeId t : d->types_) s += d->as_helpers(t) + d->as_flat_fn(t);
@@ -2015,21 +2016,13 @@ export function __cov_string_store(ptr: usize, s: string): void {
     });
   }
   std::string as_flat_fn(TypeId t) const {
-    const auto& y = ty(t);
-    const auto& l = lay(t);
-    if (flat_scalar(t) || l.flat_overflow) return "";
-    std::string s = "export function __cov_flat_" + tag_ + "t" + std::to_string(t) + "(ptr: usize, out: Array<u64>): void {\n";
-    auto flat = [&](TypeId f, const std::string& at, size_t = 0) { return as_flat_stmt(f, at); };
-    switch (y.kind) {
-      case TypeKind::kList: s += "  out.push(<u64>load<u32>(ptr));\n  out.push(<u64>load<u32>(ptr + 4));\n"; break;
-      case TypeKind::kRecord:
-      case TypeKind::kTuple: s += field_stmts(t, "  ", false, flat); break;
-      default:
-        s += "  const d = <u32>load<" + std::string(wasm_uint(l.discriminant_bytes)) + ">(ptr);\n  out.push(<u64>d);\n  const start = out.length;\n";
-        s += case_lines(t, false, [&](size_t c, TypeId p, const std::string& at) { return "  if (d == " + std::to_string(c) + ") { " + flat(p, at) + " }\n"; });
-        s += "  while (out.length < start + " + std::to_string(l.flat.size() - 1) + ") out.push(0);\n";
-    }
-    return s + "}\n";
+    static const FlatSpelling kAs = {
+        "export function __cov_flat_", "(ptr: usize, out: Array<u64>): void {\n",
+        "  out.push(<u64>load<u32>(ptr));\n  out.push(<u64>load<u32>(ptr + 4));\n", "  ",
+        {"  const d = <u32>load<", ">(ptr);\n  out.push(<u64>d);\n  const start = out.length;\n"},
+        {"  if (d == ", ") { "}, " }\n",
+        {"  while (out.length < start + ", ") out.push(0);\n"}, &Gen::as_flat_stmt};
+    return flat_fn(t, kAs);
   }
   static std::string as_from_bits(CoreType c, const std::string& b) {
     switch (c) {
@@ -2093,6 +2086,14 @@ export function __cov_string_store(ptr: usize, s: string): void {
       s += "  return " + as_lift_expr(e.results[0], {"r"}) + ";\n";
     }
     return s + "}\n\n";
+  }
+  // The class holding a function's several results; "" for one result or none.
+  std::string as_results_class_def(const ExportFn& e, const std::string& name) const {
+    if (e.results.size() < 2) return "";
+    std::string s = "export class " + name + " {\n";
+    for (size_t i = 0; i < e.results.size(); ++i)
+      s += "  " + lower_camel(e.fn->results[i].name.kebab) + ": " + as_name(e.results[i]) + " = " + as_default(e.results[i]) + ";\n";
+    return s + "}\n";
   }
   std::string as_import_results_class(const ExportFn& e) const { return camel("imports-" + e.owner + "-" + e.fn->name.kebab) + "Results"; }
   std::string as_results_class(const ExportFn& e) const { return camel(e.owner_kebab + "-" + e.fn->name.kebab) + "Results"; }
