@@ -1209,17 +1209,22 @@ class Span {
       default: return nullptr;
     }
   }
+  // The name of no type, a scalar, a char or a string: `none`, the scalar's, `chr`
+  // or `str`; "" for any other kind.
+  std::string wasm_leaf_name(TypeId t, const char* none, const char* chr, const char* str) const {
+    if (t == wit::kNoType) return none;
+    auto k = ty(t).kind;
+    if (const char* n = wasm_scalar(k)) return n;
+    return k == TypeKind::kChar ? chr : k == TypeKind::kString ? str : "";
+  }
   // The unsigned integer of a discriminant or flags value of `bytes` bytes.
   static const char* wasm_uint(uint64_t bytes) { return bytes == 1 ? "u8" : bytes == 2 ? "u16" : "u32"; }
 
   // ================================================================== Rust
   static const char* rs_core(CoreType t) { return wasm_core(t); }
   std::string rs_name(TypeId t) const {
-    if (t == wit::kNoType) return "()";
+    if (std::string n = wasm_leaf_name(t, "()", "char", "String"); !n.empty()) return n;
     const auto& y = ty(t);
-    if (const char* n = wasm_scalar(y.kind)) return n;
-    if (y.kind == TypeKind::kChar) return "char";
-    if (y.kind == TypeKind::kString) return "String";
     if (!y.name.kebab.empty()) return camel(y.name.kebab);
     return rs_name_anon(t, "?");
   }
@@ -1713,11 +1718,8 @@ class Span {
   // ======================================================== AssemblyScript
   static const char* as_core(CoreType t) { return wasm_core(t); }
   std::string as_name(TypeId t) const {
-    if (t == wit::kNoType) return "u8";
+    if (std::string n = wasm_leaf_name(t, "u8", "u32", "string"); !n.empty()) return n;
     const auto& y = ty(t);
-    if (const char* n = wasm_scalar(y.kind)) return n;
-    if (y.kind == TypeKind::kChar) return "u32";
-    if (y.kind == TypeKind::kString) return "string";
     if (y.kind == TypeKind::kList) return "Array<" + as_name(y.elem) + ">";
     if (!y.name.kebab.empty()) return as_prefix_ + camel(y.name.kebab);
     return as_prefix_ + camel(anon(t));
