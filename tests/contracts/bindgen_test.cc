@@ -198,26 +198,6 @@ TEST(Bindgen, AssemblyScriptCompilesForEveryType) {
   EXPECT_EQ(compile_as(dir), 0);
 }
 
-// The bindings checked in beside the example contracts are exactly what
-// `covenant bindgen FILE --lang L` writes for tests/wit/seed.wit today.
-// COVENANT_BINDGEN_UPDATE=1 rewrites them.
-TEST(Bindgen, ExampleBindingsAreFresh) {
-  fs::path root = fs::path(COVENANT_SOURCE_DIR);
-  wit::Package seed = parse(read_text(root / "tests/wit/seed.wit"));
-  bool update = std::getenv("COVENANT_BINDGEN_UPDATE") != nullptr;
-  for (auto [lang, dir] : {std::pair{Lang::kC, "c"}, std::pair{Lang::kCpp, "cpp"}, std::pair{Lang::kRust, "rust"},
-                           std::pair{Lang::kAssemblyScript, "assemblyscript"}}) {
-    auto files = generate(seed, {.lang = lang, .source_name = "seed.wit"});
-    ASSERT_TRUE(files.is_ok()) << files.status().message();
-    for (const auto& f : *files) {
-      fs::path p = root / "contracts/examples" / dir / f.path;
-      if (update) write_text(p, f.content);
-      EXPECT_TRUE(read_text(p) == f.content) << p << " is stale: run covenant bindgen --lang " << dir
-                                             << " tests/wit/seed.wit --out contracts/examples/" << dir;
-    }
-  }
-}
-
 // ---- generated code at run time: echo(all) through every language's bindings
 // returns the value it was given (every type constructor, flat and spilled
 // params, a spilled result, post-return), lifted by the host's canonical ABI.
