@@ -15,6 +15,7 @@
 #include "covenant/engine.h"
 #include "covenant/wit.h"
 #include "covenant/wit_json.h"
+#include "guest_memory.h"
 
 namespace covenant::bindgen {
 namespace {
@@ -202,24 +203,7 @@ TEST(Bindgen, AssemblyScriptCompilesForEveryType) {
 // returns the value it was given (every type constructor, flat and spilled
 // params, a spilled result, post-return), lifted by the host's canonical ABI.
 
-class InstanceMemory final : public abi::GuestMemory {
- public:
-  InstanceMemory(Instance& inst, uint32_t realloc_index) : inst_(inst), realloc_index_(realloc_index) {}
-  uint8_t* data() override { return inst_.memory().data(); }
-  uint64_t size() override { return inst_.memory().size(); }
-  Result<uint32_t> realloc(uint32_t op, uint32_t os, uint32_t al, uint32_t ns) override {
-    Value args[] = {Value::i32(static_cast<int32_t>(op)), Value::i32(static_cast<int32_t>(os)),
-                    Value::i32(static_cast<int32_t>(al)), Value::i32(static_cast<int32_t>(ns))};
-    auto out = inst_.call(realloc_index_, args);
-    if (!out) return out.status();
-    if (!out->ok()) return Status::invalid("cabi_realloc trapped: " + out->trap.message);
-    return static_cast<uint32_t>(out->results.at(0).bits);
-  }
-
- private:
-  Instance& inst_;
-  uint32_t realloc_index_;
-};
+using testing_guest::InstanceMemory;
 
 // Builds the `host` world of all_exports.wit in `lang` with a trivial
 // implementation; returns the .wasm path, or "" if the toolchain is missing.
