@@ -12,13 +12,9 @@
 #include <thread>
 
 #include "covenant/engine.h"
-#include "wabt/binary-writer.h"
+#include "wasm/wat_test_util.h"
 #include "wabt/ir.h"
-#include "wabt/resolve-names.h"
-#include "wabt/stream.h"
 #include "wabt/validator.h"
-#include "wabt/wast-lexer.h"
-#include "wabt/wast-parser.h"
 #include "wasm/cache.h"
 
 namespace covenant {
@@ -26,22 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<uint8_t> wat(const std::string& text) {
-  wabt::Errors errors;
-  auto lexer = wabt::WastLexer::CreateBufferLexer("test.wat", text.data(), text.size(), &errors);
-  wabt::Features features;
-  wabt::WastParseOptions opts(features);
-  std::unique_ptr<wabt::Module> m;
-  if (wabt::Failed(wabt::ParseWatModule(lexer.get(), &m, &errors, &opts)) ||
-      wabt::Failed(wabt::ResolveNamesModule(m.get(), &errors))) {
-    ADD_FAILURE() << "bad WAT: " << (errors.empty() ? "" : errors[0].message);
-    return {};
-  }
-  wabt::MemoryStream s;
-  wabt::WriteBinaryOptions wo(features, true, false, false);
-  EXPECT_TRUE(wabt::Succeeded(wabt::WriteBinaryModule(&s, m.get(), wo)));
-  return s.output_buffer().data;
-}
+using wasm_test::wat;
 
 std::string fresh_dir(const std::string& name) {
   std::string d = ::testing::TempDir() + "/covenant-" + name + "-" + std::to_string(getpid());

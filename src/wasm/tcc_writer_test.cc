@@ -15,35 +15,15 @@
 #include <sstream>
 
 #include "covenant/engine.h"
-#include "wabt/binary-writer.h"
+#include "wasm/wat_test_util.h"
 #include "wabt/ir.h"
-#include "wabt/resolve-names.h"
-#include "wabt/stream.h"
-#include "wabt/wast-lexer.h"
-#include "wabt/wast-parser.h"
 #include "wasm/prepare.h"
 #include "wasm/tiers.h"
 
 namespace covenant::wasm {
 namespace {
 
-std::vector<uint8_t> wat(const std::string& text) {
-  wabt::Errors errors;
-  auto lexer = wabt::WastLexer::CreateBufferLexer("test.wat", text.data(), text.size(), &errors);
-  wabt::Features features;
-  features.enable_multi_value();
-  wabt::WastParseOptions opts(features);
-  std::unique_ptr<wabt::Module> m;
-  if (wabt::Failed(wabt::ParseWatModule(lexer.get(), &m, &errors, &opts)) ||
-      wabt::Failed(wabt::ResolveNamesModule(m.get(), &errors))) {
-    ADD_FAILURE() << "bad WAT: " << (errors.empty() ? "" : errors[0].message);
-    return {};
-  }
-  wabt::MemoryStream s;
-  wabt::WriteBinaryOptions wo(features, true, false, false);
-  EXPECT_TRUE(wabt::Succeeded(wabt::WriteBinaryModule(&s, m.get(), wo)));
-  return s.output_buffer().data;
-}
+std::vector<uint8_t> wat(const std::string& text) { return wasm_test::wat(text, /*multi_value=*/true); }
 
 struct Op {
   const char* name;
