@@ -34,20 +34,6 @@ const char* section_name(uint8_t id) {
   return id < 13 ? names[id] : "unknown";
 }
 
-bool read_leb_u32(std::span<const uint8_t> b, size_t& pos, uint32_t& out) {
-  uint64_t result = 0;
-  for (int shift = 0; shift < 35; shift += 7) {
-    if (pos >= b.size()) return false;
-    uint8_t byte = b[pos++];
-    result |= uint64_t(byte & 0x7f) << shift;
-    if (!(byte & 0x80)) {
-      if (result > 0xffffffffu) return false;
-      out = static_cast<uint32_t>(result);
-      return true;
-    }
-  }
-  return false;
-}
 
 struct SectionMap {
   struct Section {
@@ -168,6 +154,21 @@ uint32_t body_nesting(std::span<const uint8_t> b, size_t pos, size_t end) {
 }
 
 }  // namespace
+
+bool read_leb_u32(std::span<const uint8_t> b, size_t& pos, uint32_t& out) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 35; shift += 7) {
+    if (pos >= b.size()) return false;
+    uint8_t byte = b[pos++];
+    result |= uint64_t(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) {
+      if (result > 0xffffffffu) return false;
+      out = static_cast<uint32_t>(result);
+      return true;
+    }
+  }
+  return false;
+}
 
 std::string describe_offset(std::span<const uint8_t> bytes, uint64_t offset) {
   char buf[160];

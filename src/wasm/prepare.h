@@ -60,6 +60,9 @@ struct PreparedModule {
 Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const LoadLimits& limits,
                                       const Features& features, bool metering = true);
 
+// One unsigned LEB128 u32 at b[pos] (at most 5 bytes, no overflow); advances pos.
+bool read_leb_u32(std::span<const uint8_t> b, size_t& pos, uint32_t& out);
+
 // Describes a byte offset of a module as "section 'code', function 3, offset 0x1f".
 std::string describe_offset(std::span<const uint8_t> bytes, uint64_t offset);
 

@@ -19,6 +19,7 @@
 #include "wabt/binary-reader.h"
 #include "wabt/cast.h"
 #include "wabt/ir.h"
+#include "wasm/prepare.h"
 #include "wasm/wabt_util.h"
 
 namespace covenant::wasm {
@@ -1227,20 +1228,6 @@ std::string from_bits(Type t, const std::string& s) {
   }
 }
 
-bool read_leb(std::span<const uint8_t> b, size_t& pos, uint32_t& out) {
-  uint64_t r = 0;
-  for (int shift = 0; shift < 35; shift += 7) {
-    if (pos >= b.size()) return false;
-    uint8_t byte = b[pos++];
-    r |= uint64_t(byte & 0x7f) << shift;
-    if (!(byte & 0x80)) {
-      if (r > 0xffffffffu) return false;
-      out = static_cast<uint32_t>(r);
-      return true;
-    }
-  }
-  return false;
-}
 
 void write_leb(std::vector<uint8_t>& o, uint32_t v) {
   do {
@@ -1261,11 +1248,11 @@ bool strip_bodies(std::span<const uint8_t> in, std::vector<uint8_t>& out) {
     size_t start = pos;
     uint8_t id = in[pos++];
     uint32_t size;
-    if (!read_leb(in, pos, size) || pos + size > in.size()) return false;
+    if (!read_leb_u32(in, pos, size) || pos + size > in.size()) return false;
     if (id == 10) {
       size_t p = pos;
       uint32_t count;
-      if (!read_leb(in.subspan(0, pos + size), p, count)) return false;
+      if (!read_leb_u32(in.subspan(0, pos + size), p, count)) return false;
       std::vector<uint8_t> payload;
       write_leb(payload, count);
       for (uint32_t i = 0; i < count; ++i) payload.insert(payload.end(), {0x02, 0x00, 0x0b});
