@@ -36,6 +36,10 @@
 
 namespace covenant {
 
+namespace host {
+class KvStore;  // src/host/kv_store.h
+}
+
 // ---------------------------------------------------------------------------
 // Grants
 
@@ -149,6 +153,9 @@ struct DeployOptions {
   Grants grants;                 // empty: nothing but pure computation
   std::string deployment = "default";  // kv namespace owner: deployments never see each other's keys
   std::string kv_path;           // SQLite file for kv; empty = in memory (lost with the Contract)
+  // When set, kv lives here instead (kv_path ignored): the settlement pipeline's store,
+  // whose commit() stages a call's writes for the ledger transaction (settle/pipeline.h).
+  std::shared_ptr<host::KvStore> kv_store;
   InstanceLimits limits;         // per pooled instance
   // false (default): the pooled instance is reset only after a trap, so guest
   // memory and globals persist between successful calls (a warm seed approve
@@ -210,6 +217,9 @@ class Contract {
   // The function an export name resolves to, or nullptr.
   const wit::Function* find_export(std::string_view export_name) const;
   Module& module();
+  // The kv store key prefix of this deployment's namespace ("" without a kv grant):
+  // deployment NUL namespace NUL. Store keys are this prefix + the contract's key.
+  const std::string& kv_prefix() const;
   // The whole kv namespace of this deployment (tests, tooling).
   Result<std::map<std::string, std::string>> kv_dump();
 

@@ -109,7 +109,12 @@ struct Id128 {
   X(journal_entry_must_not_be_empty, 81)                      \
   X(journal_entry_too_large, 82)                              \
   X(journal_exists_with_different_entry, 83)                  \
-  X(journal_exists, 84)
+  X(journal_exists, 84)                                       \
+  X(kv_key_must_not_be_empty, 90)                             \
+  X(kv_key_too_large, 91)                                     \
+  X(kv_value_too_large, 92)                                   \
+  X(kv_expectation_failed, 93)                                \
+  X(atomic_part_refused, 94)
 
 enum class LedgerResult : uint16_t {
 #define COVENANT_LEDGER_RESULT_ENUM(name, number) name = number,
@@ -182,13 +187,57 @@ struct ExpireHolds {
   size_t limit = 1024;
 };
 
-using LedgerOperation = std::variant<Account, Transfer, JournalAppend, ExpireHolds>;
+// kv rows: an ordered map of byte strings kept in the ledger's own database, so that
+// contract kv state, executor chain heads and service records commit in the same
+// transaction as the journal and the holds (docs/ledger.md "kv rows").
+inline constexpr size_t kKvRowKeyBytesMax = 1024;
+inline constexpr size_t kKvRowValueBytesMax = 1u << 20;
+
+// The row `key` must hold exactly `value` (nullopt: the row must be absent).
+struct KvExpect {
+  std::string key;
+  std::optional<std::string> value;
+};
+// The keys starting with `prefix`, in byte order, at most `limit` of them, must be
+// exactly `keys`.
+struct KvRangeExpect {
+  std::string prefix;
+  size_t limit = 0;
+  std::vector<std::string> keys;
+};
+// Sets the row (nullopt: deletes it; deleting an absent row is fine).
+struct KvPut {
+  std::string key;
+  std::optional<std::string> value;
+};
+
+// All or nothing: every expectation is checked against the state as of the operations
+// before it (in this batch too), then the puts, the journal appends, the accounts and the
+// transfers are applied in that order. If an expectation fails (kv_expectation_failed,
+// LedgerReply::failed_index = its index in expects, then range_expects continuing the
+// count) or any part is refused (atomic_part_refused; LedgerReply::part_result = the
+// refused part's own code, failed_index = its index among journal, accounts, transfers
+// counted in that order), nothing of the operation is applied. Accounts and transfers that
+// already exist identically (account_exists, exists) and journal_exists count as success.
+// Used by the settlement pipeline: one call's kv writes, receipt and hold commit together.
+struct Atomic {
+  std::vector<KvExpect> expects;
+  std::vector<KvRangeExpect> range_expects;
+  std::vector<KvPut> puts;
+  std::vector<JournalAppend> journal;
+  std::vector<Account> accounts;
+  std::vector<Transfer> transfers;
+};
+
+using LedgerOperation = std::variant<Account, Transfer, JournalAppend, ExpireHolds, Atomic>;
 
 struct LedgerReply {
   LedgerResult result = LedgerResult::ok;
   uint64_t timestamp_ns = 0;  // of the recorded object (the original one on a replay)
-  uint64_t journal_seq = 0;   // JournalAppend: the entry's sequence number
+  uint64_t journal_seq = 0;   // JournalAppend (Atomic: its first journal append): the entry's sequence number
   uint64_t expired_count = 0; // ExpireHolds: holds released
+  uint32_t failed_index = 0;  // Atomic: which expectation or part failed (see Atomic)
+  LedgerResult part_result = LedgerResult::ok;  // Atomic: the refused part's own code
 };
 
 struct LedgerOptions {
@@ -252,6 +301,11 @@ class Ledger {
   virtual Result<uint64_t> journal_count() = 0;
   // Calls fn for each entry with seq >= from_seq in order, verified; stops when fn is false.
   virtual Status journal_for_each(uint64_t from_seq, const std::function<bool(const JournalRow&)>& fn) = 0;
+  // kv rows (committed state). kv_scan: rows whose key starts with prefix and is > after
+  // (all from the first when after is empty), ascending by key, at most limit.
+  virtual Result<std::optional<std::string>> kv_get(const std::string& key) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> kv_scan(const std::string& prefix,
+                                                                           const std::string& after, size_t limit) = 0;
   // All accounts / transfers, verified, ascending by id.
   virtual Result<std::vector<Account>> all_accounts() = 0;
   virtual Result<std::vector<Transfer>> all_transfers() = 0;

@@ -6,7 +6,8 @@
 //   StorageTxn the caller owns and must not outlive its Storage.
 //
 // The storage knows nothing of balances or holds: it keeps opaque records keyed by a
-// 16-byte id (accounts, transfers) and the append-only journal rows. Checksums and hash
+// 16-byte id (accounts, transfers), the append-only journal rows and the kv rows (an
+// ordered map of byte strings). Checksums and hash
 // chains are computed and checked by the ledger (src/ledger/record.h), so every backend
 // gets the same corruption detection. Backends: "memory:", a SQLite file path, and a
 // "postgresql://" / "postgres://" URL (see docs/ledger.md).
@@ -23,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "covenant/status.h"
@@ -48,6 +50,10 @@ struct KeyedRecord {
   Id128Bytes id{};
   std::string record;
 };
+
+// A kv row: key and value are arbitrary bytes (NUL included). Keys sort in unsigned byte
+// order (memcmp, then the shorter first) in every backend.
+using KvRow = std::pair<std::string, std::string>;
 
 enum class Table { kAccounts, kTransfers, kJournal };
 const char* table_name(Table table);
@@ -80,6 +86,15 @@ class StorageTxn {
   // REQUIRES: row.seq == journal_last().seq + 1.
   virtual Status journal_append(const JournalRow& row) = 0;
 
+  // kv rows. Reads see this transaction's own writes (deferred ones included).
+  virtual Result<std::optional<std::string>> kv_get(const std::string& key) = 0;
+  // Answer i: the value of keys[i], if any. The default calls kv_get() for each.
+  virtual Result<std::vector<std::optional<std::string>>> kv_get_many(const std::vector<std::string>& keys);
+  // Sets the row; nullopt deletes it (deleting an absent row is fine). May be deferred.
+  virtual Status kv_put(const std::string& key, std::optional<std::string> value) = 0;
+  // The rows whose key starts with prefix (all rows when it is empty), ascending, <= limit.
+  virtual Result<std::vector<KvRow>> kv_scan(const std::string& prefix, size_t limit) = 0;
+
   // Durable when it returns ok (SQLite synchronous=FULL in WAL mode; PostgreSQL
   // synchronous_commit). On error nothing of this transaction is visible.
   virtual Status commit() = 0;
@@ -104,6 +119,10 @@ class Storage {
   // Rows with seq >= from_seq, ascending, at most limit.
   virtual Result<std::vector<JournalRow>> journal_scan(uint64_t from_seq, size_t limit) = 0;
   virtual Result<uint64_t> journal_count() = 0;
+  virtual Result<std::optional<std::string>> kv_get(const std::string& key) = 0;
+  // The rows whose key starts with prefix and is > after (no bound when after is empty),
+  // ascending, at most limit.
+  virtual Result<std::vector<KvRow>> kv_scan(const std::string& prefix, const std::string& after, size_t limit) = 0;
   // Bytes the store occupies (files, or relation sizes), for the benchmarks.
   virtual Result<uint64_t> size_bytes() = 0;
   // "sqlite", "postgresql" or "memory".
@@ -128,5 +147,12 @@ struct StorageOptions {
 Result<std::unique_ptr<Storage>> open_storage(const std::string& location, const StorageOptions& options);
 
 bool is_postgres_location(std::string_view location);
+
+// The smallest byte string greater than every string that starts with prefix: prefix with
+// its trailing 0xff bytes dropped and the last byte then incremented. nullopt when there is
+// none (prefix empty or all 0xff): the range is unbounded above.
+std::optional<std::string> kv_prefix_successor(std::string_view prefix);
+// The first key a scan of (prefix, after) may return: max(prefix, after + "\0").
+std::string kv_scan_lower_bound(const std::string& prefix, const std::string& after);
 
 }  // namespace covenant

@@ -16,6 +16,7 @@
 #include "cli/command.h"
 #include "covenant/contract.h"
 #include "covenant/engine.h"
+#include "settle/pipeline.h"
 #include "settle/settle.h"
 
 namespace covenant::cli {
@@ -150,13 +151,31 @@ int run_contract(const Args& a, const char* usage, bool approve) {
     if (args.is_discarded()) return fail("--args: not valid JSON");
   }
 
+  // approve --ledger: the settlement pipeline owns the ledger, the executor key and kv
+  // (kv rows live in the ledger's database and commit with the receipt).
+  const bool pipelined = approve && !a.settle.opts.ledger.empty();
+  std::unique_ptr<settle::Pipeline> pipeline;
+  if (pipelined) {
+    if (!a.kv.empty()) return fail("--kv cannot be used with --ledger: kv state lives in the ledger's database", usage);
+    settle::PipelineOptions po;
+    po.ledger = a.settle.opts.ledger;
+    po.pg_schema = a.settle.opts.pg_schema;
+    po.keys_dir = a.settle.opts.keys_dir;
+    po.checkpoint_dir = a.settle.opts.checkpoint_dir;
+    po.origin = a.settle.opts.origin;
+    auto p = settle::Pipeline::open(po);
+    if (!p) return fail(p.status().message());
+    pipeline = std::move(*p);
+    opts.kv_store = pipeline->kv_store();
+  }
+
   auto engine = Engine::create({});
   if (!engine) return fail(engine.status().to_string());
   auto t0 = std::chrono::steady_clock::now();
   auto contract = Contract::deploy(**engine, wasm, opts);
   uint64_t deploy_ns = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-  if (!contract) return fail(contract.status().message());
+  if (!contract) return fail(a.contract + ": " + contract.status().message());
   Contract& c = **contract;
 
   std::string export_name = a.export_name;
@@ -164,22 +183,59 @@ int run_contract(const Args& a, const char* usage, bool approve) {
     export_name = c.find_export("policy.approve") ? "policy.approve" : "approve";
     if (!c.find_export(export_name)) return fail(a.contract + ": the world exports no policy.approve");
   }
-  CallOptions co;
-  co.fuel = a.fuel;
-  auto r = c.call_json(export_name, args, co);
-  if (!r) return fail(r.status().message());
+  std::string grants_text;
+  if (approve && a.settle.enabled() && !a.grants.empty() && !read_text(a.grants, grants_text, err)) return fail(err);
+  settle::CallInputs inputs{wasm, opts.wit, a.world, grants_text, export_name, text, a.fuel, a.tier};
+  json settled;  // approve --ledger / --replay-out: receipt (and hold) ids, src/settle
+  std::optional<Contract::CallResult> result;
+  if (pipelined) {
+    settle::PipelineCall pc;
+    pc.export_name = export_name;
+    pc.args = args;
+    pc.inputs = inputs;
+    auto o = pipeline->approve(c, pc);
+    // Nothing is printed before the commit; an error here means nothing was stored.
+    if (!o) return fail(o.status().message());
+    result = std::move(o->call);
+    if (!o->trapped()) {
+      settled["receipt_id"] = o->receipt_id;
+      settled["hold_id"] = o->hold_id ? json(*o->hold_id) : json(nullptr);
+      settled["log_index"] = o->log_index;
+      // After the commit: a checkpoint or replay package that cannot be written is
+      // reported on stderr and never turns the committed call into a failure.
+      const uint64_t every = a.settle.opts.checkpoint_every;
+      if (every && (o->log_index + 1) % every == 0) {
+        auto cp = pipeline->maybe_checkpoint(every, true);
+        if (!cp) std::fprintf(stderr, "warning: checkpoint not written: %s\n", cp.status().message().c_str());
+        else if (!cp->empty()) settled["checkpoint"] = *cp;
+      }
+      if (!a.settle.opts.replay_out.empty()) {
+        Status ws = settle::write_replay_package(a.settle.opts.replay_out,
+                                                 settle::make_replay_package(inputs, result->record, o->cose,
+                                                                             pipeline->key().public_key()));
+        if (!ws) std::fprintf(stderr, "warning: replay package not written: %s\n", ws.message().c_str());
+      }
+    }
+    pipeline->close();
+  } else {
+    CallOptions co;
+    co.fuel = a.fuel;
+    auto r = c.call_json(export_name, args, co);
+    if (!r) return fail(r.status().message());
+    result = std::move(*r);
+    if (approve && a.settle.enabled() && result->trap.kind == TrapKind::kNone) {
+      auto s = a.settle.apply(c, inputs, *result, a.grants);
+      if (!s) return fail(s.status().message());
+      settled = std::move(*s);
+    }
+  }
+  const Contract::CallResult* r = &*result;
 
   for (const LogLine& l : r->record.logs)
     std::fprintf(stderr, "log %s: %s\n", log_level_name(l.level), l.message.c_str());
   if (r->record.logs_dropped) std::fprintf(stderr, "log: %u lines dropped\n", r->record.logs_dropped);
 
   bool trapped = r->trap.kind != TrapKind::kNone;
-  json settled;  // approve --ledger / --replay-out: receipt (and hold) ids, src/settle
-  if (approve && a.settle.enabled() && !trapped) {
-    auto s = a.settle.apply(c, {wasm, opts.wit, a.world, "", export_name, text, a.fuel, a.tier}, *r, a.grants);
-    if (!s) return fail(s.status().message());
-    settled = std::move(*s);
-  }
   auto lt = c.module().load_timings();
   if (a.as_json) {
     json j;

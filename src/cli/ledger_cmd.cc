@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "covenant/ledger.h"
+#include "settle/pipeline.h"
 
 namespace covenant::cli {
 namespace {
@@ -242,7 +243,11 @@ int run_ledger(int argc, char** argv) {
   if (sub == "verify") {
     auto r = ledger.verify();
     if (!r.is_ok()) return fail(args, r.status().to_string());
-    const VerifyReport& v = *r;
+    VerifyReport& v = *r;
+    // Receipts: every executor's chain, and every escrow hold named by a receipt.
+    auto chains = settle::verify_chains(ledger);
+    if (!chains.is_ok()) return fail(args, chains.status().to_string());
+    for (const std::string& p : chains->problems) v.problems.push_back(p);
     if (args.json) {
       std::printf("%s\n", nlohmann::json{{"ok", v.ok()},
                                          {"accounts", v.accounts},
@@ -250,6 +255,8 @@ int run_ledger(int argc, char** argv) {
                                          {"holds_live", v.holds_live},
                                          {"journal_entries", v.journal_entries},
                                          {"journal_head", hex(v.journal_head)},
+                                         {"receipts", chains->receipts},
+                                         {"executor_chains", chains->chains},
                                          {"problems", v.problems}}
                               .dump()
                               .c_str());
@@ -258,6 +265,8 @@ int run_ledger(int argc, char** argv) {
                   v.ok() ? "ok" : "CORRUPT", static_cast<unsigned long long>(v.accounts),
                   static_cast<unsigned long long>(v.transfers), static_cast<unsigned long long>(v.holds_live),
                   static_cast<unsigned long long>(v.journal_entries), hex(v.journal_head).c_str());
+      std::printf("receipts: %llu in %zu executor chain(s)\n", static_cast<unsigned long long>(chains->receipts),
+                  chains->chains.size());
       for (const std::string& p : v.problems) std::printf("  %s\n", p.c_str());
     }
     return v.ok() ? kExitOk : kExitError;

@@ -1,5 +1,8 @@
 // covenant: the command-line entry point. Subcommands live in *_cmd.cc.
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdio>
 #include <cstring>
 
@@ -43,5 +46,14 @@ static int dispatch(int argc, char** argv) {
 // Every command runs on a thread with a stack big enough that the engine
 // never has to hop to a helper thread.
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) {
+    // serve takes SIGTERM/SIGINT with sigwait: block them in every thread, this one
+    // included, before any other thread exists.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  }
   return covenant::run_with_big_stack([&] { return dispatch(argc, argv); });
 }

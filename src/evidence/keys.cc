@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,7 +51,9 @@ Status write_new_file(const std::string& path, const std::string& content, mode_
 }
 
 Status replace_file(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
+  // A name of this process's own: two processes replacing the file at once never
+  // share (or unlink) each other's temporary.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   ::unlink(tmp.c_str());
   COVENANT_RETURN_IF_ERROR(write_new_file(tmp, content, 0644));
   if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::io("cannot rename " + tmp + ": " + errno_text());
@@ -149,7 +152,21 @@ Result<std::unique_ptr<KeyStore>> KeyStore::open(const std::string& dir, bool cr
     std::filesystem::create_directories(dir, ec);
     if (ec) return Status::io("cannot create " + dir + ": " + ec.message());
     ::chmod(dir.c_str(), 0700);
-    COVENANT_RETURN_IF_ERROR(ks->write_new_key(SigningKey::generate()));
+    // Several processes may start on one fresh directory at once: an exclusive lock on
+    // <dir>/.lock makes exactly one of them create the key; the others find it after.
+    const std::string lock_path = dir + "/.lock";
+    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0) return Status::io("cannot open " + lock_path + ": " + errno_text());
+    if (::flock(lock_fd, LOCK_EX) != 0) {
+      Status st = Status::io("cannot lock " + lock_path + ": " + errno_text());
+      ::close(lock_fd);
+      return st;
+    }
+    Status st;
+    if (!std::filesystem::exists(dir + "/active", ec)) st = ks->write_new_key(SigningKey::generate());
+    ::flock(lock_fd, LOCK_UN);
+    ::close(lock_fd);
+    COVENANT_RETURN_IF_ERROR(st);
   }
   COVENANT_RETURN_IF_ERROR(ks->load());
   return ks;

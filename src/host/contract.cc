@@ -103,7 +103,7 @@ struct Contract::Impl {
   bool uses_kv = false;
   bool uses_random = false;
   Linker linker;
-  std::unique_ptr<host::KvStore> store;
+  std::shared_ptr<host::KvStore> store;
   std::string kv_prefix;
 
   std::mutex pool_mu;
@@ -349,7 +349,9 @@ Result<std::unique_ptr<Contract>> Contract::deploy(Engine& engine, std::span<con
   // kv store.
   if (impl->grants.kv) {
     impl->kv_prefix = opts.deployment + std::string(1, '\0') + impl->grants.kv->ns + std::string(1, '\0');
-    if (opts.kv_path.empty()) {
+    if (opts.kv_store) {
+      impl->store = opts.kv_store;
+    } else if (opts.kv_path.empty()) {
       impl->store = host::make_memory_kv_store();
     } else {
       auto s = host::open_sqlite_kv_store(opts.kv_path);
@@ -554,6 +556,7 @@ Result<Contract::CallResult> Contract::replay_json(std::string_view export_name,
 }
 
 const wit::Package& Contract::package() const { return impl_->pkg; }
+const std::string& Contract::kv_prefix() const { return impl_->kv_prefix; }
 const wit::World& Contract::world() const { return *impl_->world; }
 Module& Contract::module() { return *impl_->module; }
 

@@ -152,7 +152,7 @@ void bench_backend(const char* name, const std::string& location, LedgerOptions 
   }
   Ledger& ledger = **opened;
   std::vector<LedgerOperation> accounts;
-  for (uint64_t i = 1; i <= kAccounts; ++i) accounts.push_back(Account{.id = {0, i}, .ledger = 1, .code = 1});
+  for (uint64_t i = 1; i <= kAccounts; ++i) accounts.emplace_back(Account{.id = {0, i}, .ledger = 1, .code = 1});
   if (!ledger.submit(accounts).is_ok()) return;
   std::atomic<uint64_t> next_id{1};
   for (bool journal : {false, true}) {

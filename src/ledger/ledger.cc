@@ -11,6 +11,7 @@
 #include <cassert>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -110,6 +111,7 @@ class Batch {
       }
       it = accounts_.emplace(id, std::move(a)).first;
     }
+    remember_account(id);
     return it->second ? &*it->second : nullptr;
   }
 
@@ -127,6 +129,7 @@ class Batch {
       }
       it = transfers_.emplace(id, std::move(t)).first;
     }
+    remember_transfer(id);
     return it->second ? &*it->second : nullptr;
   }
 
@@ -134,20 +137,31 @@ class Batch {
   Status prefetch(const std::vector<const LedgerOperation*>& ops) {
     std::vector<Id128> account_ids, transfer_ids;
     std::vector<Hash32> keys;
+    std::vector<std::string> kv_keys;
+    auto add_transfer = [&](const Transfer& t) {
+      transfer_ids.push_back(t.id);
+      if (!t.pending_id.is_zero()) transfer_ids.push_back(t.pending_id);
+      if (!t.debit_account_id.is_zero()) account_ids.push_back(t.debit_account_id);
+      if (!t.credit_account_id.is_zero()) account_ids.push_back(t.credit_account_id);
+    };
     for (const LedgerOperation* op : ops) {
       if (auto* a = std::get_if<Account>(op)) {
         account_ids.push_back(a->id);
       } else if (auto* t = std::get_if<Transfer>(op)) {
-        transfer_ids.push_back(t->id);
-        if (!t->pending_id.is_zero()) transfer_ids.push_back(t->pending_id);
-        if (!t->debit_account_id.is_zero()) account_ids.push_back(t->debit_account_id);
-        if (!t->credit_account_id.is_zero()) account_ids.push_back(t->credit_account_id);
+        add_transfer(*t);
       } else if (auto* j = std::get_if<JournalAppend>(op)) {
         keys.push_back(j->key);
+      } else if (auto* at = std::get_if<Atomic>(op)) {
+        for (const KvExpect& e : at->expects)
+          if (!e.key.empty() && e.key.size() <= kKvRowKeyBytesMax) kv_keys.push_back(e.key);
+        for (const JournalAppend& ja : at->journal) keys.push_back(ja.key);
+        for (const Account& aa : at->accounts) account_ids.push_back(aa.id);
+        for (const Transfer& tt : at->transfers) add_transfer(tt);
       }
     }
     COVENANT_RETURN_IF_ERROR(prefetch_records(Table::kAccounts, account_ids, accounts_, decode_account));
     COVENANT_RETURN_IF_ERROR(prefetch_records(Table::kTransfers, transfer_ids, transfers_, decode_transfer));
+    COVENANT_RETURN_IF_ERROR(prefetch_kv(std::move(kv_keys)));
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     std::erase_if(keys, [&](const Hash32& k) { return known_keys_.count(k) > 0; });
@@ -183,13 +197,97 @@ class Batch {
     return Status::ok();
   }
 
+  Status prefetch_kv(std::vector<std::string> keys) {
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    std::erase_if(keys, [&](const std::string& k) { return kv_.count(k) > 0 || kv_known_.count(k) > 0; });
+    if (keys.empty()) return Status::ok();
+    auto values = txn_.kv_get_many(keys);
+    if (!values.is_ok()) return values.status();
+    if (values->size() != keys.size()) return Status::internal("kv_get_many answered the wrong number of keys");
+    for (size_t i = 0; i < keys.size(); ++i) kv_known_.emplace(std::move(keys[i]), std::move((*values)[i]));
+    return Status::ok();
+  }
+
   void put_account(const Account& a) {
+    remember_account(a.id);
     accounts_[a.id] = a;
     dirty_accounts_.insert(a.id);
   }
   void put_transfer(const Transfer& t) {
+    remember_transfer(t.id);
     transfers_[t.id] = t;
     dirty_transfers_.insert(t.id);
+  }
+
+  // ---- kv rows: the batch's view is its staged puts over the transaction ----
+
+  Result<std::optional<std::string>> kv_get(const std::string& key) {
+    if (auto it = kv_.find(key); it != kv_.end()) return it->second;
+    if (auto it = kv_known_.find(key); it != kv_known_.end()) return it->second;
+    auto v = txn_.kv_get(key);
+    if (!v.is_ok()) return v.status();
+    kv_known_.emplace(key, *v);
+    return v;
+  }
+
+  // The first `limit` keys starting with prefix, in byte order, as this batch sees them.
+  Result<std::vector<std::string>> kv_scan_keys(const std::string& prefix, size_t limit) {
+    std::vector<std::string> out;
+    if (limit == 0) return out;
+    // Each staged delete can hide one stored row: read that many more.
+    size_t deletes = 0;
+    for (auto it = kv_.lower_bound(prefix); it != kv_.end() && it->first.starts_with(prefix); ++it)
+      deletes += it->second ? 0 : 1;
+    const size_t want = limit > SIZE_MAX - deletes ? SIZE_MAX : limit + deletes;
+    auto rows = txn_.kv_scan(prefix, want);
+    if (!rows.is_ok()) return rows.status();
+    std::set<std::string> keys;
+    for (auto& row : *rows) keys.insert(std::move(row.first));
+    for (auto it = kv_.lower_bound(prefix); it != kv_.end() && it->first.starts_with(prefix); ++it) {
+      if (it->second) keys.insert(it->first);
+      else keys.erase(it->first);
+    }
+    for (auto it = keys.begin(); it != keys.end() && out.size() < limit; ++it) out.push_back(*it);
+    return out;
+  }
+
+  void kv_put(const std::string& key, const std::optional<std::string>& value) {
+    if (undo_ && !undo_->kv.count(key)) {
+      auto it = kv_.find(key);
+      undo_->kv.emplace(key, it == kv_.end() ? std::nullopt : std::optional<std::optional<std::string>>(it->second));
+    }
+    kv_[key] = value;
+  }
+
+  // ---- undo log: an Atomic operation is applied whole or not at all ----
+
+  // From now on every change to the working set is recorded, until commit_undo()/rollback().
+  void begin_undo() { undo_.emplace(); }
+  void commit_undo() { undo_.reset(); }
+  void rollback() {
+    if (!undo_) return;
+    Undo& u = *undo_;
+    for (auto& [id, pre] : u.accounts) {
+      if (pre.cached) accounts_[id] = std::move(pre.value);
+      else accounts_.erase(id);
+      if (!pre.dirty) dirty_accounts_.erase(id);
+    }
+    for (auto& [id, pre] : u.transfers) {
+      if (pre.cached) transfers_[id] = std::move(pre.value);
+      else transfers_.erase(id);
+      if (!pre.dirty) dirty_transfers_.erase(id);
+    }
+    if (u.journal_saved) {
+      for (size_t i = u.appended; i < appended_.size(); ++i) appended_keys_.erase(appended_[i].key);
+      appended_.resize(u.appended);
+      tail_ = std::move(u.tail);
+    }
+    for (auto& [key, pre] : u.kv) {
+      if (pre) kv_[key] = std::move(*pre);
+      else kv_.erase(key);
+    }
+    undo_.reset();
   }
   void mark_account(const Id128& id) { dirty_accounts_.insert(id); }
   void mark_transfer(const Id128& id) { dirty_transfers_.insert(id); }
@@ -217,6 +315,11 @@ class Batch {
   }
 
   void journal_append(JournalRow row) {
+    if (undo_ && !undo_->journal_saved) {
+      undo_->journal_saved = true;
+      undo_->appended = appended_.size();
+      undo_->tail = tail_;
+    }
     appended_keys_[row.key] = appended_.size();
     tail_ = row;
     appended_.push_back(std::move(row));
@@ -236,10 +339,42 @@ class Batch {
       COVENANT_RETURN_IF_ERROR(txn_.put(Table::kTransfers, id.bytes(), encode_transfer(t), deadline));
     }
     for (const JournalRow& r : appended_) COVENANT_RETURN_IF_ERROR(txn_.journal_append(r));
+    for (const auto& [key, value] : kv_) COVENANT_RETURN_IF_ERROR(txn_.kv_put(key, value));
     return Status::ok();
   }
 
  private:
+  template <class T>
+  struct PreImage {
+    bool cached = false;     // in the working set at all
+    std::optional<T> value;  // as it was before the Atomic operation touched it
+    bool dirty = false;
+  };
+  struct Undo {
+    std::map<Id128, PreImage<Account>> accounts;
+    std::map<Id128, PreImage<Transfer>> transfers;
+    bool journal_saved = false;
+    size_t appended = 0;
+    JournalRow tail;
+    std::map<std::string, std::optional<std::optional<std::string>>> kv;  // outer nullopt: was not staged
+  };
+
+  // Called whenever a row is handed out or replaced, before the caller can change it.
+  void remember_account(const Id128& id) {
+    if (!undo_ || undo_->accounts.count(id)) return;
+    auto it = accounts_.find(id);
+    const bool cached = it != accounts_.end();
+    undo_->accounts.emplace(id, PreImage<Account>{cached, cached ? it->second : std::nullopt,
+                                                  dirty_accounts_.count(id) > 0});
+  }
+  void remember_transfer(const Id128& id) {
+    if (!undo_ || undo_->transfers.count(id)) return;
+    auto it = transfers_.find(id);
+    const bool cached = it != transfers_.end();
+    undo_->transfers.emplace(id, PreImage<Transfer>{cached, cached ? it->second : std::nullopt,
+                                                    dirty_transfers_.count(id) > 0});
+  }
+
   StorageTxn& txn_;
   std::map<Id128, std::optional<Account>> accounts_;
   std::map<Id128, std::optional<Transfer>> transfers_;
@@ -250,6 +385,9 @@ class Batch {
   std::vector<JournalRow> appended_;
   std::map<Hash32, size_t> appended_keys_;
   std::map<Hash32, std::optional<JournalRow>> known_keys_;  // prefetched, as committed
+  std::map<std::string, std::optional<std::string>> kv_;        // staged puts (nullopt: delete)
+  std::map<std::string, std::optional<std::string>> kv_known_;  // read from the transaction
+  std::optional<Undo> undo_;                                    // while an Atomic is applied
 };
 
 // ---- validate: stateless checks, in the order of their codes ----
@@ -527,6 +665,126 @@ Result<LedgerResult> apply_expire(Batch& b, const ExpireHolds& in, uint64_t ts, 
   return LedgerResult::ok;
 }
 
+// ---- Atomic: expectations, then every part, all or nothing ----
+
+LedgerResult validate_kv_key(const std::string& key) {
+  if (key.empty()) return LedgerResult::kv_key_must_not_be_empty;
+  if (key.size() > kKvRowKeyBytesMax) return LedgerResult::kv_key_too_large;
+  return LedgerResult::ok;
+}
+
+LedgerResult validate_kv_value(const std::optional<std::string>& value) {
+  return value && value->size() > kKvRowValueBytesMax ? LedgerResult::kv_value_too_large : LedgerResult::ok;
+}
+
+// Sizes first, so nothing is read for an operation that cannot apply. failed_index counts
+// expects, then range_expects (only the prefix length is checked), then puts.
+LedgerResult validate_atomic(const Atomic& in, uint32_t* failed_index) {
+  uint32_t i = 0;
+  for (const KvExpect& e : in.expects) {
+    LedgerResult r = validate_kv_key(e.key);
+    if (r == LedgerResult::ok) r = validate_kv_value(e.value);
+    if (r != LedgerResult::ok) {
+      *failed_index = i;
+      return r;
+    }
+    ++i;
+  }
+  for (const KvRangeExpect& e : in.range_expects) {
+    if (e.prefix.size() > kKvRowKeyBytesMax) {
+      *failed_index = i;
+      return LedgerResult::kv_key_too_large;
+    }
+    ++i;
+  }
+  for (const KvPut& p : in.puts) {
+    LedgerResult r = validate_kv_key(p.key);
+    if (r == LedgerResult::ok) r = validate_kv_value(p.value);
+    if (r != LedgerResult::ok) {
+      *failed_index = i;
+      return r;
+    }
+    ++i;
+  }
+  return LedgerResult::ok;
+}
+
+// The puts, then each journal entry, account and transfer with the rules of the standalone
+// operations; stops at the first refused part. `next_ts` hands out one timestamp per part
+// (strictly increasing, as for standalone operations). The caller undoes a refusal.
+template <class NextTs>
+Result<LedgerResult> apply_atomic_parts(Batch& b, const Atomic& in, NextTs& next_ts, LedgerReply* reply) {
+  uint32_t part = 0;
+  auto refuse = [&](LedgerResult r) {
+    reply->part_result = r;
+    reply->failed_index = part;
+    return LedgerResult::atomic_part_refused;
+  };
+  for (const KvPut& p : in.puts) b.kv_put(p.key, p.value);
+  for (const JournalAppend& j : in.journal) {
+    LedgerReply pr;
+    auto r = apply_journal(b, j, next_ts(), &pr);
+    if (!r.is_ok()) return r.status();
+    if (!ledger_result_is_success(*r)) return refuse(*r);
+    if (part == 0) reply->journal_seq = pr.journal_seq;
+    ++part;
+  }
+  for (const Account& a : in.accounts) {
+    LedgerReply pr;
+    auto r = apply_account(b, a, next_ts(), &pr);
+    if (!r.is_ok()) return r.status();
+    if (!ledger_result_is_success(*r)) return refuse(*r);
+    ++part;
+  }
+  for (const Transfer& t : in.transfers) {
+    LedgerReply pr;
+    auto r = apply_transfer(b, t, next_ts(), &pr);
+    if (!r.is_ok()) return r.status();
+    if (!ledger_result_is_success(*r)) return refuse(*r);
+    ++part;
+  }
+  return LedgerResult::ok;
+}
+
+template <class NextTs>
+Result<LedgerResult> apply_atomic(Batch& b, const Atomic& in, uint64_t ts, NextTs& next_ts, LedgerReply* reply) {
+  LedgerResult v = validate_atomic(in, &reply->failed_index);
+  if (v != LedgerResult::ok) return v;
+  // Expectations, against the batch's view: committed rows under the puts of the operations
+  // before this one. The transaction holds the store's exclusive write lock (SQLite file
+  // lock, PostgreSQL advisory lock), so no writer in any process can change a row between
+  // this check and the commit: a compare-and-set.
+  uint32_t i = 0;
+  for (const KvExpect& e : in.expects) {
+    auto value = b.kv_get(e.key);
+    if (!value.is_ok()) return value.status();
+    if (*value != e.value) {
+      reply->failed_index = i;
+      return LedgerResult::kv_expectation_failed;
+    }
+    ++i;
+  }
+  for (const KvRangeExpect& e : in.range_expects) {
+    auto keys = b.kv_scan_keys(e.prefix, e.limit);
+    if (!keys.is_ok()) return keys.status();
+    if (*keys != e.keys) {
+      reply->failed_index = i;
+      return LedgerResult::kv_expectation_failed;
+    }
+    ++i;
+  }
+  b.begin_undo();
+  auto r = apply_atomic_parts(b, in, next_ts, reply);
+  if (!r.is_ok() || *r != LedgerResult::ok) {
+    b.rollback();
+    reply->journal_seq = 0;
+    return r;
+  }
+  b.commit_undo();
+  reply->timestamp_ns = ts;
+  return LedgerResult::ok;
+}
+
 class LedgerImpl final : public Ledger {
  public:
   LedgerImpl(std::unique_ptr<Storage> storage, LedgerOptions options)
@@ -637,6 +895,13 @@ class LedgerImpl final : public Ledger {
     }
   }
 
+  Result<std::optional<std::string>> kv_get(const std::string& key) override { return storage_->kv_get(key); }
+
+  Result<std::vector<std::pair<std::string, std::string>>> kv_scan(const std::string& prefix, const std::string& after,
+                                                                   size_t limit) override {
+    return storage_->kv_scan(prefix, after, limit);
+  }
+
   Result<std::vector<Account>> all_accounts() override {
     std::vector<Account> out;
     COVENANT_RETURN_IF_ERROR(scan_records(Table::kAccounts, [&](const KeyedRecord& r) -> Status {
@@ -716,6 +981,7 @@ class LedgerImpl final : public Ledger {
     for (Request* req : requests)
       for (const LedgerOperation& op : req->ops) all.push_back(&op);
     COVENANT_RETURN_IF_ERROR(b.prefetch(all));
+    auto next_ts = [this] { return next_timestamp(); };
     for (Request* req : requests) {
       for (size_t i = 0; i < req->ops.size(); ++i) {
         LedgerReply& reply = (*req->replies)[i];
@@ -727,7 +993,8 @@ class LedgerImpl final : public Ledger {
               if constexpr (std::is_same_v<T, Account>) return apply_account(b, op, ts, &reply);
               else if constexpr (std::is_same_v<T, Transfer>) return apply_transfer(b, op, ts, &reply);
               else if constexpr (std::is_same_v<T, JournalAppend>) return apply_journal(b, op, ts, &reply);
-              else return apply_expire(b, op, ts, &reply);
+              else if constexpr (std::is_same_v<T, ExpireHolds>) return apply_expire(b, op, ts, &reply);
+              else return apply_atomic(b, op, ts, next_ts, &reply);
             },
             req->ops[i]);
         if (!r.is_ok()) return r.status();

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <map>
 #include <random>
 #include <sstream>
+#include <string>
 #include <thread>
 
 #include "covenant/ledger.h"
@@ -93,6 +95,11 @@ TEST(LedgerResultCodes, NumberingIsStableAndDocumented) {
       {R::journal_entry_too_large, 82, "journal_entry_too_large"},
       {R::journal_exists_with_different_entry, 83, "journal_exists_with_different_entry"},
       {R::journal_exists, 84, "journal_exists"},
+      {R::kv_key_must_not_be_empty, 90, "kv_key_must_not_be_empty"},
+      {R::kv_key_too_large, 91, "kv_key_too_large"},
+      {R::kv_value_too_large, 92, "kv_value_too_large"},
+      {R::kv_expectation_failed, 93, "kv_expectation_failed"},
+      {R::atomic_part_refused, 94, "atomic_part_refused"},
   };
   std::ifstream doc_file(std::string(COVENANT_SOURCE_DIR) + "/docs/ledger.md");
   ASSERT_TRUE(doc_file) << "docs/ledger.md is missing";
@@ -210,6 +217,18 @@ class LedgerConformance : public ::testing::TestWithParam<std::string> {
     return a.is_ok() && a->has_value() ? **a : Account{};
   }
   void advance_s(uint64_t s) { store_->now_ns += s * 1'000'000'000ull; }
+  LedgerReply atomic(Atomic a) {
+    std::vector<LedgerOperation> ops;
+    ops.emplace_back(std::move(a));
+    auto r = ledger_->submit(ops);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? r->front() : LedgerReply{.result = R::id_must_not_be_zero};
+  }
+  std::optional<std::string> kv(const std::string& key) {
+    auto r = ledger_->kv_get(key);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r.is_ok() ? *r : std::nullopt;
+  }
 
   std::unique_ptr<TestStore> store_;
   std::unique_ptr<Ledger> ledger_;
@@ -771,6 +790,10 @@ class FaultInjectionStorage final : public Storage {
   Result<std::optional<JournalRow>> journal_by_key(const Hash32& k) override { return base_->journal_by_key(k); }
   Result<std::vector<JournalRow>> journal_scan(uint64_t f, size_t n) override { return base_->journal_scan(f, n); }
   Result<uint64_t> journal_count() override { return base_->journal_count(); }
+  Result<std::optional<std::string>> kv_get(const std::string& k) override { return base_->kv_get(k); }
+  Result<std::vector<KvRow>> kv_scan(const std::string& p, const std::string& a, size_t n) override {
+    return base_->kv_scan(p, a, n);
+  }
   Result<uint64_t> size_bytes() override { return base_->size_bytes(); }
   const char* backend() const override { return base_->backend(); }
   Status TEST_flip_byte(Table t, const Id128Bytes& id, uint64_t r, size_t o) override {
@@ -789,6 +812,9 @@ class FaultInjectionStorage final : public Storage {
     Result<std::optional<JournalRow>> journal_last() override { return base_->journal_last(); }
     Result<std::optional<JournalRow>> journal_by_key(const Hash32& k) override { return base_->journal_by_key(k); }
     Status journal_append(const JournalRow& r) override { return base_->journal_append(r); }
+    Result<std::optional<std::string>> kv_get(const std::string& k) override { return base_->kv_get(k); }
+    Status kv_put(const std::string& k, std::optional<std::string> v) override { return base_->kv_put(k, std::move(v)); }
+    Result<std::vector<KvRow>> kv_scan(const std::string& p, size_t n) override { return base_->kv_scan(p, n); }
     Status commit() override {
       if (owner_->fail_commits.load() > 0) {
         --owner_->fail_commits;
@@ -874,6 +900,402 @@ TEST_P(LedgerConformance, FailedCommitAcknowledgesNothingAndRetryIsSafe) {
   EXPECT_EQ((*again)[1].result, R::journal_exists);
   EXPECT_EQ(balance(2).credits_posted, 5u);
   expect_invariants(*ledger_);
+}
+
+// ---- kv rows and Atomic ----
+
+std::string bytes(std::initializer_list<int> b) {
+  std::string s;
+  for (int c : b) s.push_back(static_cast<char>(c));
+  return s;
+}
+
+// What a scan must return, computed on a std::map (std::string orders as unsigned bytes).
+std::vector<KvRow> model_scan(const std::map<std::string, std::string>& m, const std::string& prefix,
+                              const std::string& after, size_t limit) {
+  std::vector<KvRow> out;
+  for (const auto& [k, v] : m)
+    if (k.starts_with(prefix) && (after.empty() || k > after) && out.size() < limit) out.emplace_back(k, v);
+  return out;
+}
+
+TEST(LedgerKv, PrefixSuccessor) {
+  EXPECT_EQ(kv_prefix_successor(""), std::nullopt);
+  EXPECT_EQ(kv_prefix_successor(bytes({0xff, 0xff})), std::nullopt);
+  EXPECT_EQ(kv_prefix_successor("a"), std::optional<std::string>("b"));
+  EXPECT_EQ(kv_prefix_successor(bytes({'a', 0xff, 0xff})), std::optional<std::string>("b"));
+  EXPECT_EQ(kv_prefix_successor(bytes({'a', 0x00})), std::optional<std::string>(bytes({'a', 0x01})));
+  EXPECT_EQ(kv_prefix_successor(bytes({0x7f})), std::optional<std::string>(bytes({0x80})));
+  EXPECT_EQ(kv_scan_lower_bound("p", ""), "p");
+  EXPECT_EQ(kv_scan_lower_bound("p", "a"), "p");
+  EXPECT_EQ(kv_scan_lower_bound("p", "pq"), bytes({'p', 'q', 0x00}));
+}
+
+TEST_P(LedgerConformance, KvRowsBinaryKeysAndPrefixScans) {
+  std::map<std::string, std::string> model;
+  const std::vector<std::string> keys = {
+      "a", bytes({'a', 0x00}), bytes({'a', 0x00, 'b'}), bytes({'a', 0xff}), bytes({'a', 0xff, 0x00}),
+      bytes({'a', 0xff, 0xff}), "b", bytes({0x00}), bytes({0x00, 0x00}), bytes({0x7f}), bytes({0x80}),
+      bytes({0xff}), bytes({0xff, 0xff}), bytes({0xff, 0xff, 0x01}), std::string(kKvRowKeyBytesMax, '\xff'),
+  };
+  Atomic put;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::string value = i == 3 ? std::string() : bytes({0x00, static_cast<int>(i), 0xff, 0x00});  // NULs, and an empty value
+    put.puts.push_back({keys[i], value});
+    model[keys[i]] = value;
+  }
+  put.puts.push_back({"big", std::string(kKvRowValueBytesMax, '\x01')});
+  model["big"] = std::string(kKvRowValueBytesMax, '\x01');
+  ASSERT_EQ(atomic(put).result, R::ok);
+  // Deleting a row, and deleting an absent one.
+  ASSERT_EQ(atomic(Atomic{.puts = {{bytes({'a', 0x00}), std::nullopt}, {"absent", std::nullopt}}}).result, R::ok);
+  model.erase(bytes({'a', 0x00}));
+
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    for (const std::string& k : keys) {
+      auto it = model.find(k);
+      EXPECT_EQ(kv(k), it == model.end() ? std::nullopt : std::optional<std::string>(it->second)) << hex(
+          std::span(reinterpret_cast<const uint8_t*>(k.data()), k.size()));
+    }
+    EXPECT_EQ(kv("absent"), std::nullopt);
+    EXPECT_EQ(kv(bytes({'a', 0x00, 0x00})), std::nullopt);
+    const std::vector<std::string> prefixes = {"", "a", bytes({'a', 0x00}), bytes({'a', 0xff}), bytes({0xff}),
+                                               bytes({0xff, 0xff}), bytes({0x00}), "b", "c", bytes({0x7f})};
+    for (const std::string& prefix : prefixes) {
+      for (size_t limit : {size_t{0}, size_t{1}, size_t{2}, size_t{1000}}) {
+        auto got = ledger_->kv_scan(prefix, "", limit);
+        ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+        EXPECT_EQ(*got, model_scan(model, prefix, "", limit)) << "prefix size " << prefix.size() << " limit " << limit;
+      }
+      // Paging with `after` yields every row once, in order.
+      std::vector<KvRow> paged;
+      std::string after;
+      for (;;) {
+        auto page = ledger_->kv_scan(prefix, after, 2);
+        ASSERT_TRUE(page.is_ok()) << page.status().to_string();
+        if (page->empty()) break;
+        paged.insert(paged.end(), page->begin(), page->end());
+        after = page->back().first;
+      }
+      EXPECT_EQ(paged, model_scan(model, prefix, "", 1000));
+    }
+    // `after` below the prefix, inside it, and past it.
+    for (const std::string& after : {std::string("0"), std::string("a"), bytes({'a', 0xff}), std::string("z")}) {
+      auto got = ledger_->kv_scan("a", after, 1000);
+      ASSERT_TRUE(got.is_ok());
+      EXPECT_EQ(*got, model_scan(model, "a", after, 1000));
+    }
+  };
+  check("committed");
+  if (GetParam() != "memory") {
+    reopen();  // durable: read back from the store
+    check("after reopen");
+  }
+}
+
+TEST_P(LedgerConformance, AtomicValidatesSizes) {
+  const std::string too_long(kKvRowKeyBytesMax + 1, 'k');
+  struct Row {
+    const char* what;
+    Atomic op;
+    LedgerResult want;
+    uint32_t index;
+  } rows[] = {
+      {"empty put key", Atomic{.puts = {{"ok", "v"}, {"", "v"}}}, R::kv_key_must_not_be_empty, 1},
+      {"long put key", Atomic{.puts = {{too_long, "v"}}}, R::kv_key_too_large, 0},
+      {"big value", Atomic{.puts = {{"k", std::string(kKvRowValueBytesMax + 1, 'v')}}}, R::kv_value_too_large, 0},
+      {"empty expect key", Atomic{.expects = {{"", std::nullopt}}}, R::kv_key_must_not_be_empty, 0},
+      {"long prefix", Atomic{.expects = {{"a", std::nullopt}}, .range_expects = {{too_long, 1, {}}}},
+       R::kv_key_too_large, 1},
+      {"counted across", Atomic{.expects = {{"a", std::nullopt}}, .range_expects = {{"p", 1, {}}}, .puts = {{"", "v"}}},
+       R::kv_key_must_not_be_empty, 2},
+  };
+  for (const Row& r : rows) {
+    LedgerReply reply = atomic(r.op);
+    EXPECT_EQ(reply.result, r.want) << r.what;
+    EXPECT_EQ(reply.failed_index, r.index) << r.what;
+  }
+  EXPECT_EQ(kv("ok"), std::nullopt) << "a refused operation applies nothing";
+}
+
+TEST_P(LedgerConformance, AtomicAppliesAllPartsTogether) {
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+  ASSERT_EQ(ledger_->append(sha256("before"), "before")->result, R::ok);
+  const Hash32 receipt_key = sha256("receipt-1");
+  Atomic op{.expects = {{"state/x", std::nullopt}},
+            .range_expects = {{"state/", 10, {}}},
+            .puts = {{"state/x", "1"}, {"head/e1", std::string("\0h", 2)}},
+            .journal = {{receipt_key, "receipt-1"}, {sha256("receipt-2"), "receipt-2"}},
+            .accounts = {Account{.id = {0, 3}, .ledger = 1, .code = 1}},
+            .transfers = {hold(10, 1, 3, 50, 3600), plain(11, 2, 3, 5)}};
+  const LedgerReply reply = atomic(op);
+  ASSERT_EQ(reply.result, R::ok);
+  EXPECT_EQ(reply.journal_seq, 2u) << "the sequence of its first journal entry";
+  EXPECT_NE(reply.timestamp_ns, 0u);
+  EXPECT_EQ(kv("state/x"), "1");
+  EXPECT_EQ(kv("head/e1"), std::string("\0h", 2));
+  EXPECT_EQ(balance(1).debits_pending, 50u);
+  EXPECT_EQ(balance(3).credits_pending, 50u);
+  EXPECT_EQ(balance(3).credits_posted, 5u);
+  auto h = ledger_->lookup_transfer({0, 10});
+  ASSERT_TRUE(h.is_ok() && h->has_value());
+  EXPECT_EQ((*h)->hold_state, HoldState::kPending);
+  EXPECT_GT((*h)->timestamp_ns, reply.timestamp_ns) << "each part gets its own, later timestamp";
+  EXPECT_EQ(ledger_->journal_count().value(), 3u);
+  EXPECT_EQ(ledger_->journal_by_key(receipt_key).value()->seq, 2u);
+
+  // The same again without the expectations: every part is an idempotent replay.
+  op.expects.clear();
+  op.range_expects.clear();
+  const LedgerReply replay = atomic(op);
+  EXPECT_EQ(replay.result, R::ok);
+  EXPECT_EQ(replay.journal_seq, 2u) << "the existing sequence";
+  EXPECT_EQ(ledger_->journal_count().value(), 3u);
+  EXPECT_EQ(balance(1).debits_pending, 50u);
+  // A standalone append after it continues the chain.
+  ASSERT_EQ(ledger_->append(sha256("after"), "after")->journal_seq, 4u);
+  Hash32 chain{};
+  uint64_t seq = 0;
+  for (const char* e : {"before", "receipt-1", "receipt-2", "after"})
+    chain = journal_chain_next(chain, ++seq, sha256(e), sha256(e));
+  auto report = ledger_->verify();
+  ASSERT_TRUE(report.is_ok());
+  EXPECT_EQ(report->journal_head, chain);
+  EXPECT_EQ(report->journal_entries, 4u);
+  expect_invariants(*ledger_);
+}
+
+TEST_P(LedgerConformance, AtomicFailedExpectationAppliesNothing) {
+  ASSERT_EQ(account(1), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+  ASSERT_EQ(atomic(Atomic{.puts = {{"k", "v1"}, {"p/a", "1"}, {"p/b", "2"}}}).result, R::ok);
+  auto attempt = [&](std::vector<KvExpect> expects, std::vector<KvRangeExpect> ranges) {
+    return atomic(Atomic{.expects = std::move(expects),
+                         .range_expects = std::move(ranges),
+                         .puts = {{"k", "v2"}, {"new", "x"}},
+                         .journal = {{sha256("r"), "r"}},
+                         .transfers = {hold(10, 1, 2, 7)}});
+  };
+  struct Row {
+    const char* what;
+    std::vector<KvExpect> expects;
+    std::vector<KvRangeExpect> ranges;
+    uint32_t index;
+  } rows[] = {
+      {"other value", {{"k", "v0"}}, {}, 0},
+      {"absent expected", {{"p/a", "1"}, {"k", std::nullopt}}, {}, 1},
+      {"present expected", {{"missing", ""}}, {}, 0},
+      {"empty value is not absent", {{"k", "v1"}, {"p/a", ""}}, {}, 1},
+      {"range: too few keys", {{"k", "v1"}}, {{"p/", 10, {"p/a"}}}, 1},
+      {"range: too many keys", {}, {{"p/", 10, {"p/a", "p/b", "p/c"}}}, 0},
+      {"range: limit", {}, {{"x", 5, {}}, {"p/", 1, {"p/b"}}}, 1},
+  };
+  for (const Row& r : rows) {
+    LedgerReply reply = attempt(r.expects, r.ranges);
+    EXPECT_EQ(reply.result, R::kv_expectation_failed) << r.what;
+    EXPECT_EQ(reply.failed_index, r.index) << r.what;
+    EXPECT_EQ(reply.journal_seq, 0u) << r.what;
+  }
+  EXPECT_EQ(kv("k"), "v1");
+  EXPECT_EQ(kv("new"), std::nullopt);
+  EXPECT_EQ(ledger_->journal_count().value(), 0u);
+  EXPECT_FALSE(ledger_->lookup_transfer({0, 10})->has_value());
+  EXPECT_EQ(balance(1).debits_pending, 0u);
+  // The expectations met (a limit below the row count sees the first keys only): applied.
+  LedgerReply ok = attempt({{"k", "v1"}, {"missing", std::nullopt}}, {{"p/", 1, {"p/a"}}, {"q/", 3, {}}});
+  EXPECT_EQ(ok.result, R::ok);
+  EXPECT_EQ(ok.journal_seq, 1u);
+  EXPECT_EQ(kv("k"), "v2");
+  EXPECT_EQ(balance(1).debits_pending, 7u);
+  expect_invariants(*ledger_);
+}
+
+TEST_P(LedgerConformance, AtomicRefusedPartUndoesItsOtherParts) {
+  ASSERT_EQ(account(1, 1, kAccountDebitsMustNotExceedCredits), R::ok);
+  ASSERT_EQ(account(2), R::ok);
+  ASSERT_EQ(transfer(plain(1, 2, 1, 100)), R::ok);  // account 1 holds 100
+  ASSERT_EQ(ledger_->append(sha256("e1"), "e1")->result, R::ok);
+  ASSERT_EQ(atomic(Atomic{.puts = {{"k", "old"}}}).result, R::ok);
+  const Account before1 = balance(1), before2 = balance(2);
+
+  // Refused transfer (the last part): puts, journal entry, account and hold are undone.
+  // The other operations of the same submit are unaffected, and the journal entry after it
+  // takes the sequence the refused one had used.
+  std::vector<LedgerOperation> ops = {
+      Atomic{.puts = {{"k", "new"}, {"k2", "x"}, {"gone", std::nullopt}},
+             .journal = {{sha256("undone"), "undone"}},
+             .accounts = {Account{.id = {0, 3}, .ledger = 1, .code = 1}},
+             .transfers = {hold(10, 1, 3, 60), plain(11, 1, 2, 50)}},  // 60 held + 50 > 100
+      JournalAppend{sha256("e2"), "e2"},
+      plain(12, 2, 1, 1),
+      Atomic{.expects = {{"k", "old"}, {"k2", std::nullopt}}, .puts = {{"k3", "y"}}},
+  };
+  auto r = ledger_->submit(ops);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ((*r)[0].result, R::atomic_part_refused);
+  EXPECT_EQ((*r)[0].part_result, R::exceeds_credits);
+  EXPECT_EQ((*r)[0].failed_index, 3u) << "journal 0, account 1, transfers 2 and 3";
+  EXPECT_EQ((*r)[0].journal_seq, 0u);
+  EXPECT_EQ((*r)[1].result, R::ok);
+  EXPECT_EQ((*r)[1].journal_seq, 2u);
+  EXPECT_EQ((*r)[2].result, R::ok);
+  EXPECT_EQ((*r)[3].result, R::ok) << "the refused operation's puts are invisible to later ones";
+  EXPECT_EQ(kv("k"), "old");
+  EXPECT_EQ(kv("k2"), std::nullopt);
+  EXPECT_EQ(kv("k3"), "y");
+  EXPECT_FALSE(ledger_->lookup_account({0, 3})->has_value());
+  EXPECT_FALSE(ledger_->lookup_transfer({0, 10})->has_value());
+  EXPECT_FALSE(ledger_->lookup_transfer({0, 11})->has_value());
+  EXPECT_FALSE(ledger_->journal_by_key(sha256("undone"))->has_value());
+  EXPECT_EQ(ledger_->journal_count().value(), 2u);
+  Account after1 = balance(1);
+  EXPECT_EQ(after1.debits_pending, before1.debits_pending);
+  EXPECT_EQ(after1.debits_posted, before1.debits_posted);
+  EXPECT_EQ(after1.credits_posted, before1.credits_posted + 1);
+  EXPECT_EQ(balance(2).debits_posted, before2.debits_posted + 1);
+
+  // A refused journal part (first) and a refused account (second), each with its own code.
+  LedgerReply j = atomic(Atomic{.puts = {{"k", "j"}}, .journal = {{sha256("e1"), "other bytes"}}});
+  EXPECT_EQ(j.result, R::atomic_part_refused);
+  EXPECT_EQ(j.part_result, R::journal_exists_with_different_entry);
+  EXPECT_EQ(j.failed_index, 0u);
+  LedgerReply a = atomic(Atomic{.journal = {{sha256("e3"), "e3"}},
+                                .accounts = {Account{.id = {0, 4}, .ledger = 1, .code = 1},
+                                             Account{.id = {0, 2}, .ledger = 2, .code = 1}}});
+  EXPECT_EQ(a.result, R::atomic_part_refused);
+  EXPECT_EQ(a.part_result, R::account_exists_with_different_ledger);
+  EXPECT_EQ(a.failed_index, 2u);
+  EXPECT_FALSE(ledger_->lookup_account({0, 4})->has_value());
+  EXPECT_EQ(kv("k"), "old");
+  EXPECT_EQ(ledger_->journal_count().value(), 2u);
+  // A refused post undoes the hold it follows in the same Atomic (a hold's row is restored).
+  ASSERT_EQ(transfer(hold(20, 1, 2, 10)), R::ok);
+  LedgerReply p = atomic(Atomic{.transfers = {resolving(21, 20, kTransferPostPending, 5),
+                                              resolving(22, 20, kTransferVoidPending)}});
+  EXPECT_EQ(p.result, R::atomic_part_refused);
+  EXPECT_EQ(p.part_result, R::pending_transfer_already_posted);
+  EXPECT_EQ(p.failed_index, 1u);
+  EXPECT_EQ(ledger_->lookup_transfer({0, 20}).value()->hold_state, HoldState::kPending);
+  EXPECT_FALSE(ledger_->lookup_transfer({0, 21})->has_value());
+  EXPECT_EQ(balance(1).debits_pending, 10u);
+  // ...and in the same batch, an operation after the refused one sees the hold as it was.
+  std::vector<LedgerOperation> ops2 = {Atomic{.transfers = {resolving(21, 20, kTransferPostPending, 5),
+                                                            resolving(22, 20, kTransferVoidPending)}},
+                                       resolving(23, 20, kTransferVoidPending)};
+  auto r2 = ledger_->submit(ops2);
+  ASSERT_TRUE(r2.is_ok());
+  EXPECT_EQ((*r2)[0].result, R::atomic_part_refused);
+  EXPECT_EQ((*r2)[1].result, R::ok);
+  EXPECT_EQ(ledger_->lookup_transfer({0, 20}).value()->hold_state, HoldState::kVoided);
+  EXPECT_EQ(balance(1).debits_pending, 0u);
+  auto report = ledger_->verify();
+  ASSERT_TRUE(report.is_ok());
+  EXPECT_EQ(report->journal_entries, 2u);
+  expect_invariants(*ledger_);
+}
+
+// Operations in one batch see the puts of those before them (submitted in one call, so they
+// share a batch).
+TEST_P(LedgerConformance, AtomicsInOneBatchSeeEarlierPuts) {
+  ASSERT_EQ(atomic(Atomic{.puts = {{"r/1", "a"}, {"r/2", "b"}, {"r/3", "c"}}}).result, R::ok);
+  std::vector<LedgerOperation> ops = {
+      Atomic{.expects = {{"k", std::nullopt}}, .puts = {{"k", "1"}}},
+      Atomic{.expects = {{"k", "1"}}, .puts = {{"k", "2"}}},
+      Atomic{.expects = {{"k", std::nullopt}}, .puts = {{"k", "9"}}},  // stale: refused
+      Atomic{.range_expects = {{"k", 5, {"k"}}}, .puts = {{"k", std::nullopt}}},
+      Atomic{.expects = {{"k", std::nullopt}}, .puts = {{"k", "3"}}},
+      Atomic{.puts = {{"r/1", std::nullopt}}},
+      // A staged delete hides a stored row, a staged put adds one.
+      Atomic{.range_expects = {{"r/", 2, {"r/2", "r/3"}}}, .puts = {{"r/0", "z"}}},
+      Atomic{.range_expects = {{"r/", 2, {"r/0", "r/2"}}, {"r/", 10, {"r/0", "r/2", "r/3"}}}},
+      Atomic{.expects = {{"r/1", "a"}}},  // deleted earlier in the batch
+  };
+  auto r = ledger_->submit(ops);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  const LedgerResult want[] = {R::ok, R::ok, R::kv_expectation_failed, R::ok, R::ok,
+                               R::ok, R::ok, R::ok, R::kv_expectation_failed};
+  ASSERT_EQ(r->size(), std::size(want));
+  for (size_t i = 0; i < std::size(want); ++i) EXPECT_EQ((*r)[i].result, want[i]) << "operation " << i;
+  EXPECT_EQ(kv("k"), "3");
+  EXPECT_EQ(kv("r/0"), "z");
+  EXPECT_EQ(kv("r/1"), std::nullopt);
+  auto rows = ledger_->kv_scan("r/", "", 10);
+  ASSERT_TRUE(rows.is_ok());
+  EXPECT_EQ(*rows, (std::vector<KvRow>{{"r/0", "z"}, {"r/2", "b"}, {"r/3", "c"}}));
+}
+
+// Compare-and-set from two threads (two Ledger instances on one store where the backend can
+// share it, as two processes would): every increment lands exactly once.
+TEST_P(LedgerConformance, AtomicCompareAndSetCounterFromTwoWriters) {
+  std::unique_ptr<Ledger> second;
+  if (GetParam() != "memory") {
+    auto l = store_->open();
+    ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+    second = std::move(l).value();
+  }
+  Ledger* writers[2] = {ledger_.get(), second ? second.get() : ledger_.get()};
+  constexpr int kIncrements = 60;
+  const std::string key = bytes({'c', 0x00, 0xff});
+  std::atomic<int> retries{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (Ledger* l : writers) {
+    threads.emplace_back([&, l] {
+      for (int i = 0; i < kIncrements; ++i) {
+        for (;;) {
+          auto cur = l->kv_get(key);
+          if (!cur.is_ok()) {
+            ++failures;
+            return;
+          }
+          const uint64_t n = *cur ? std::stoull(**cur) : 0;
+          // Widen the window between read and write so that the writers do collide.
+          std::this_thread::sleep_for(std::chrono::microseconds(100 * (i % 3)));
+          std::vector<LedgerOperation> ops = {Atomic{.expects = {{key, *cur}}, .puts = {{key, std::to_string(n + 1)}}}};
+          auto r = l->submit(ops);
+          if (!r.is_ok()) {
+            ++failures;
+            return;
+          }
+          if ((*r)[0].result == R::ok) break;
+          if ((*r)[0].result != R::kv_expectation_failed) {
+            ++failures;
+            return;
+          }
+          ++retries;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(kv(key), std::to_string(2 * kIncrements));
+  std::printf("[ cas      ] %s: %d increments, %d retries\n", GetParam().c_str(), 2 * kIncrements, retries.load());
+}
+
+// A database created before the kv table existed gets it on open.
+TEST(LedgerSqliteFile, KvTableIsAddedOnOpen) {
+  TestStore store("sqlite");
+  {
+    auto l = store.open();
+    ASSERT_TRUE(l.is_ok());
+    ASSERT_EQ((*l)->append(sha256("x"), "x")->result, R::ok);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(store.location.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE kv", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto l = store.open();
+  ASSERT_TRUE(l.is_ok()) << l.status().to_string();
+  std::vector<LedgerOperation> ops = {Atomic{.puts = {{"k", "v"}}}};
+  auto r = (*l)->submit(ops);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ((*r)[0].result, R::ok);
+  EXPECT_EQ((*l)->kv_get("k").value(), "v");
+  EXPECT_EQ((*l)->journal_count().value(), 1u);
 }
 
 // A byte flipped in the SQLite file itself (not through SQL) is caught on read and by verify.

@@ -1,5 +1,7 @@
 #include "covenant/storage.h"
 
+#include <algorithm>
+
 #include "ledger/storage_internal.h"
 
 namespace covenant {
@@ -24,6 +26,32 @@ Result<std::vector<std::optional<JournalRow>>> StorageTxn::journal_by_keys(const
     out.push_back(std::move(r).value());
   }
   return out;
+}
+
+Result<std::vector<std::optional<std::string>>> StorageTxn::kv_get_many(const std::vector<std::string>& keys) {
+  std::vector<std::optional<std::string>> out;
+  out.reserve(keys.size());
+  for (const std::string& key : keys) {
+    auto r = kv_get(key);
+    if (!r.is_ok()) return r.status();
+    out.push_back(std::move(r).value());
+  }
+  return out;
+}
+
+std::optional<std::string> kv_prefix_successor(std::string_view prefix) {
+  std::string s(prefix);
+  while (!s.empty() && static_cast<uint8_t>(s.back()) == 0xff) s.pop_back();
+  if (s.empty()) return std::nullopt;
+  s.back() = static_cast<char>(static_cast<uint8_t>(s.back()) + 1);
+  return s;
+}
+
+std::string kv_scan_lower_bound(const std::string& prefix, const std::string& after) {
+  if (after.empty()) return prefix;
+  std::string next = after;
+  next.push_back('\0');  // the smallest string greater than after
+  return std::max(prefix, next);  // std::string compares as unsigned bytes (memcmp)
 }
 
 bool is_postgres_location(std::string_view location) {

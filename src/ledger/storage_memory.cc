@@ -1,4 +1,5 @@
 // The in-memory backend: maps behind a mutex. Not durable; for tests and the CLI's "memory:".
+#include <cstdint>
 #include <map>
 #include <mutex>
 
@@ -15,7 +16,17 @@ struct MemoryState {
   std::map<Id128Bytes, uint64_t> deadlines;  // live holds
   std::vector<JournalRow> journal;           // journal[i].seq == i + 1
   std::map<Hash32, uint64_t> journal_keys;
+  std::map<std::string, std::string> kv;  // std::string orders as unsigned bytes (memcmp)
 };
+
+// The rows of `m` with key >= lower that start with prefix, at most limit.
+std::vector<KvRow> scan_kv(const std::map<std::string, std::string>& m, const std::string& prefix,
+                           const std::string& lower, size_t limit) {
+  std::vector<KvRow> out;
+  for (auto it = m.lower_bound(lower); it != m.end() && out.size() < limit && it->first.starts_with(prefix); ++it)
+    out.emplace_back(it->first, it->second);
+  return out;
+}
 
 int index_of(Table t) { return t == Table::kAccounts ? 0 : 1; }
 
@@ -77,6 +88,42 @@ class MemoryTxn final : public StorageTxn {
     return Status::ok();
   }
 
+  Result<std::optional<std::string>> kv_get(const std::string& key) override {
+    if (auto it = kv_.find(key); it != kv_.end()) return it->second;
+    std::lock_guard lock(s_.mu);
+    auto it = s_.kv.find(key);
+    if (it == s_.kv.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+
+  Status kv_put(const std::string& key, std::optional<std::string> value) override {
+    kv_[key] = std::move(value);
+    return Status::ok();
+  }
+
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, size_t limit) override {
+    // Committed rows, enough of them that the staged deletes cannot leave fewer than limit.
+    size_t deletes = 0;
+    for (auto it = kv_.lower_bound(prefix); it != kv_.end() && it->first.starts_with(prefix); ++it)
+      deletes += it->second ? 0 : 1;
+    std::map<std::string, std::string> merged;
+    {
+      std::lock_guard lock(s_.mu);
+      const size_t want = limit > SIZE_MAX - deletes ? SIZE_MAX : limit + deletes;
+      for (auto& [k, v] : scan_kv(s_.kv, prefix, prefix, want)) merged.emplace(std::move(k), std::move(v));
+    }
+    for (auto it = kv_.lower_bound(prefix); it != kv_.end() && it->first.starts_with(prefix); ++it) {
+      if (it->second) merged[it->first] = *it->second;
+      else merged.erase(it->first);
+    }
+    std::vector<KvRow> out;
+    for (auto& [k, v] : merged) {
+      if (out.size() >= limit) break;
+      out.emplace_back(k, v);
+    }
+    return out;
+  }
+
   Status commit() override {
     std::lock_guard lock(s_.mu);
     for (int t = 0; t < 2; ++t)
@@ -90,6 +137,11 @@ class MemoryTxn final : public StorageTxn {
       s_.journal_keys[r.key] = r.seq;
       s_.journal.push_back(std::move(r));
     }
+    for (auto& [k, v] : kv_) {
+      if (v) s_.kv[k] = std::move(*v);
+      else s_.kv.erase(k);
+    }
+    kv_.clear();
     staged_[0].clear();
     staged_[1].clear();
     deadlines_.clear();
@@ -103,6 +155,7 @@ class MemoryTxn final : public StorageTxn {
   std::map<Id128Bytes, std::string> staged_[2];
   std::map<Id128Bytes, std::optional<uint64_t>> deadlines_;
   std::vector<JournalRow> journal_;
+  std::map<std::string, std::optional<std::string>> kv_;  // staged: nullopt = delete
 };
 
 class MemoryStorage final : public Storage {
@@ -154,9 +207,22 @@ class MemoryStorage final : public Storage {
     return static_cast<uint64_t>(s_.journal.size());
   }
 
+  Result<std::optional<std::string>> kv_get(const std::string& key) override {
+    std::lock_guard lock(s_.mu);
+    auto it = s_.kv.find(key);
+    if (it == s_.kv.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, const std::string& after, size_t limit) override {
+    std::lock_guard lock(s_.mu);
+    return scan_kv(s_.kv, prefix, kv_scan_lower_bound(prefix, after), limit);
+  }
+
   Result<uint64_t> size_bytes() override {
     std::lock_guard lock(s_.mu);
     uint64_t n = 0;
+    for (auto& [k, v] : s_.kv) n += k.size() + v.size();
     for (auto& m : s_.tables)
       for (auto& [id, rec] : m) n += id.size() + rec.size();
     for (auto& r : s_.journal) n += 8 + 32 + r.entry.size() + 64;

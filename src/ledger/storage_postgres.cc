@@ -6,7 +6,9 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -48,7 +50,7 @@ constexpr Prepared kStatements[] = {
     {"journal_count", "SELECT count(*)::int8 FROM journal", 0},
     {"size_bytes",
      "SELECT (pg_total_relation_size('accounts') + pg_total_relation_size('transfers') + "
-     "pg_total_relation_size('journal'))::int8",
+     "pg_total_relation_size('journal') + pg_total_relation_size('kv'))::int8",
      0},
     {"lock", "SELECT pg_advisory_xact_lock($1::int4, $2::int4)", 2},
     {"flip_account", "UPDATE accounts SET record = $2 WHERE id = $1", 2},
@@ -71,6 +73,17 @@ constexpr Prepared kStatements[] = {
      "INSERT INTO journal(seq, key, entry, entry_hash, chain) "
      "SELECT * FROM unnest($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[])",
      5},
+    // kv rows: bytea compares bytewise (memcmp, then the shorter first), whatever the collation.
+    {"kv_get", "SELECT value FROM kv WHERE key = $1::bytea", 1},
+    {"kv_get_any", "SELECT key, value FROM kv WHERE key = ANY($1::bytea[])", 1},
+    {"kv_scan_bounded",
+     "SELECT key, value FROM kv WHERE key >= $1::bytea AND key < $2::bytea ORDER BY key LIMIT $3::int8", 3},
+    {"kv_scan_from", "SELECT key, value FROM kv WHERE key >= $1::bytea ORDER BY key LIMIT $2::int8", 2},
+    {"kv_upsert",
+     "INSERT INTO kv(key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) "
+     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+     2},
+    {"kv_delete", "DELETE FROM kv WHERE key = ANY($1::bytea[])", 1},
 };
 
 constexpr uint32_t kByteaOid = 17;
@@ -175,7 +188,8 @@ class Conn {
       CREATE TABLE IF NOT EXISTS transfers(id bytea PRIMARY KEY, record bytea NOT NULL, deadline int8);
       CREATE INDEX IF NOT EXISTS transfers_due ON transfers(deadline) WHERE deadline IS NOT NULL;
       CREATE TABLE IF NOT EXISTS journal(seq int8 PRIMARY KEY, key bytea NOT NULL UNIQUE, entry bytea NOT NULL,
-                                         entry_hash bytea NOT NULL, chain bytea NOT NULL);)sql");
+                                         entry_hash bytea NOT NULL, chain bytea NOT NULL);
+      CREATE TABLE IF NOT EXISTS kv(key bytea PRIMARY KEY, value bytea NOT NULL);)sql");
     Status unlock = exec("SELECT pg_advisory_unlock(" + std::to_string(kAdvisoryLockClass) + ", 0)");
     COVENANT_RETURN_IF_ERROR(st);
     COVENANT_RETURN_IF_ERROR(unlock);
@@ -312,6 +326,26 @@ class Conn {
     return std::optional<JournalRow>(std::move(row));
   }
 
+  Result<std::optional<std::string>> kv_get(const std::string& key) {
+    auto r = run("kv_get", {key});
+    if (!r.is_ok()) return r.status();
+    if (r->rows() == 0) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(r->bytes(0, 0)));
+  }
+
+  // Rows with key >= lower that start with prefix, at most limit.
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, const std::string& lower, size_t limit) {
+    std::vector<KvRow> out;
+    if (limit == 0) return out;
+    const std::string n = be64(std::min<uint64_t>(limit, INT64_MAX));
+    const std::optional<std::string> upper = kv_prefix_successor(prefix);
+    auto r = upper ? run("kv_scan_bounded", {lower, *upper, n}) : run("kv_scan_from", {lower, n});
+    if (!r.is_ok()) return r.status();
+    out.reserve(static_cast<size_t>(r->rows()));
+    for (int i = 0; i < r->rows(); ++i) out.emplace_back(std::string(r->bytes(i, 0)), std::string(r->bytes(i, 1)));
+    return out;
+  }
+
   static uint32_t fnv1a(const std::string& s) {
     uint32_t h = 2166136261u;
     for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
@@ -408,6 +442,34 @@ class PgTxn final : public StorageTxn {
     return Status::ok();
   }
 
+  Result<std::optional<std::string>> kv_get(const std::string& key) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
+    return c_.kv_get(key);
+  }
+
+  Result<std::vector<std::optional<std::string>>> kv_get_many(const std::vector<std::string>& keys) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
+    std::vector<std::optional<std::string>> elems(keys.begin(), keys.end());
+    auto r = c_.run("kv_get_any", {pg_array(kByteaOid, elems)});
+    if (!r.is_ok()) return r.status();
+    std::map<std::string, std::string, std::less<>> found;
+    for (int i = 0; i < r->rows(); ++i) found.emplace(std::string(r->bytes(i, 0)), std::string(r->bytes(i, 1)));
+    std::vector<std::optional<std::string>> out(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (auto it = found.find(keys[i]); it != found.end()) out[i] = it->second;
+    return out;
+  }
+
+  Status kv_put(const std::string& key, std::optional<std::string> value) override {
+    kv_[key] = std::move(value);  // last write per key wins
+    return Status::ok();
+  }
+
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, size_t limit) override {
+    COVENANT_RETURN_IF_ERROR(flush_writes());
+    return c_.kv_scan(prefix, prefix, limit);
+  }
+
   Status commit() override {
     Status flushed = flush_writes();
     if (!flushed.is_ok()) return flushed;  // the destructor rolls back
@@ -451,9 +513,23 @@ class PgTxn final : public StorageTxn {
                     {pg_array(kInt8Oid, seqs), pg_array(kByteaOid, keys), pg_array(kByteaOid, entries),
                      pg_array(kByteaOid, hashes), pg_array(kByteaOid, chains)}});
     }
+    if (!kv_.empty()) {
+      std::vector<std::optional<std::string>> put_keys, values, delete_keys;
+      for (auto& [k, v] : kv_) {
+        if (v) {
+          put_keys.emplace_back(k);
+          values.emplace_back(std::move(v));
+        } else {
+          delete_keys.emplace_back(k);
+        }
+      }
+      if (!put_keys.empty()) qs.push_back({"kv_upsert", {pg_array(kByteaOid, put_keys), pg_array(kByteaOid, values)}});
+      if (!delete_keys.empty()) qs.push_back({"kv_delete", {pg_array(kByteaOid, delete_keys)}});
+    }
     accounts_.clear();
     transfers_.clear();
     journal_.clear();
+    kv_.clear();
     if (qs.empty()) return Status::ok();
     return c_.pipeline(qs).status();
   }
@@ -465,6 +541,7 @@ class PgTxn final : public StorageTxn {
   std::map<Id128Bytes, std::string> accounts_;
   std::map<Id128Bytes, std::pair<std::string, std::optional<uint64_t>>> transfers_;
   std::vector<JournalRow> journal_;
+  std::map<std::string, std::optional<std::string>> kv_;  // nullopt = delete
 };
 
 class PgStorage final : public Storage {
@@ -530,6 +607,16 @@ class PgStorage final : public Storage {
     auto r = reader_.run("journal_count", {});
     if (!r.is_ok()) return r.status();
     return r->u64(0, 0);
+  }
+
+  Result<std::optional<std::string>> kv_get(const std::string& key) override {
+    std::lock_guard lock(read_mu_);
+    return reader_.kv_get(key);
+  }
+
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, const std::string& after, size_t limit) override {
+    std::lock_guard lock(read_mu_);
+    return reader_.kv_scan(prefix, kv_scan_lower_bound(prefix, after), limit);
   }
 
   Result<uint64_t> size_bytes() override {

@@ -3,6 +3,8 @@
 // reader that sees committed data only. Every statement is prepared once and bound.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 
@@ -20,13 +22,15 @@ CREATE TABLE IF NOT EXISTS transfers(id BLOB PRIMARY KEY, record BLOB NOT NULL, 
 CREATE INDEX IF NOT EXISTS transfers_due ON transfers(deadline) WHERE deadline IS NOT NULL;
 CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, entry BLOB NOT NULL,
                                    entry_hash BLOB NOT NULL, chain BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 )sql";
 
 enum StmtId {
   kGetAccount, kGetTransfer, kPutAccount, kPutTransfer, kDueHolds, kJournalLast, kJournalByKey,
   kJournalAt, kJournalAppend, kScanAccountsFirst, kScanAccountsAfter, kScanTransfersFirst,
   kScanTransfersAfter, kJournalScan, kJournalCount, kSizeBytes, kBegin, kCommit, kRollback,
-  kFlipAccount, kFlipTransfer, kFlipJournalEntry, kFlipJournalHash, kStmtCount
+  kFlipAccount, kFlipTransfer, kFlipJournalEntry, kFlipJournalHash, kKvGet, kKvPut, kKvDelete, kKvScanBounded,
+  kKvScanFrom, kStmtCount
 };
 
 constexpr const char* kSql[kStmtCount] = {
@@ -54,6 +58,12 @@ constexpr const char* kSql[kStmtCount] = {
     "UPDATE transfers SET record = ?2 WHERE id = ?1",
     "UPDATE journal SET entry = ?2 WHERE seq = ?1",
     "UPDATE journal SET entry_hash = ?2 WHERE seq = ?1",
+    // kv keys are always bound as blobs: BLOB comparison is memcmp, then the shorter first.
+    "SELECT value FROM kv WHERE key = ?1",
+    "INSERT OR REPLACE INTO kv(key, value) VALUES(?1, ?2)",
+    "DELETE FROM kv WHERE key = ?1",
+    "SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+    "SELECT key, value FROM kv WHERE key >= ?1 ORDER BY key LIMIT ?3",
 };
 
 class Conn {
@@ -151,6 +161,7 @@ class Conn {
     }
     std::string text(int col) {
       const void* p = sqlite3_column_blob(s_, col);
+      if (!p) return {};  // a zero-length blob (or NULL)
       return std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)));
     }
     template <size_t N>
@@ -173,6 +184,30 @@ class Conn {
     if (s.step(&st)) return std::optional<std::string>(s.text(0));
     if (!st.is_ok()) return st;
     return std::optional<std::string>();
+  }
+
+  Result<std::optional<std::string>> kv_get(const std::string& key) {
+    Stmt s(*this, kKvGet);
+    s.blob(1, key);
+    Status st;
+    if (s.step(&st)) return std::optional<std::string>(s.text(0));
+    if (!st.is_ok()) return st;
+    return std::optional<std::string>();
+  }
+
+  // Rows with key >= lower that start with prefix, at most limit.
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, const std::string& lower, size_t limit) {
+    std::vector<KvRow> out;
+    if (limit == 0) return out;
+    const std::optional<std::string> upper = kv_prefix_successor(prefix);
+    Stmt s(*this, upper ? kKvScanBounded : kKvScanFrom);
+    s.blob(1, lower);
+    if (upper) s.blob(2, *upper);
+    s.i64(3, static_cast<int64_t>(std::min<uint64_t>(limit, INT64_MAX)));
+    Status st;
+    while (s.step(&st)) out.emplace_back(s.text(0), s.text(1));
+    if (!st.is_ok()) return st;
+    return out;
   }
 
   Result<std::optional<JournalRow>> journal_one(StmtId id, const std::function<void(Stmt&)>& bind) {
@@ -246,6 +281,15 @@ class SqliteTxn final : public StorageTxn {
         .blob(4, r.entry_hash)
         .blob(5, r.chain)
         .run();
+  }
+
+  Result<std::optional<std::string>> kv_get(const std::string& key) override { return c_.kv_get(key); }
+  Status kv_put(const std::string& key, std::optional<std::string> value) override {
+    if (!value) return Conn::Stmt(c_, kKvDelete).blob(1, key).run();
+    return Conn::Stmt(c_, kKvPut).blob(1, key).blob(2, *value).run();
+  }
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, size_t limit) override {
+    return c_.kv_scan(prefix, prefix, limit);
   }
 
   Status commit() override {
@@ -329,6 +373,16 @@ class SqliteStorage final : public Storage {
     Status st;
     if (!s.step(&st)) return st.is_ok() ? Status::internal("count returned no row") : st;
     return static_cast<uint64_t>(s.col_i64(0));
+  }
+
+  Result<std::optional<std::string>> kv_get(const std::string& key) override {
+    std::lock_guard lock(read_mu_);
+    return reader_.kv_get(key);
+  }
+
+  Result<std::vector<KvRow>> kv_scan(const std::string& prefix, const std::string& after, size_t limit) override {
+    std::lock_guard lock(read_mu_);
+    return reader_.kv_scan(prefix, kv_scan_lower_bound(prefix, after), limit);
   }
 
   Result<uint64_t> size_bytes() override {

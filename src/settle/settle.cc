@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <thread>
 
 #include "evidence/cbor.h"
 
@@ -107,7 +109,10 @@ std::string covenant_home() {
 }
 
 Status write_file_atomic(const std::string& path, std::string_view data) {
-  const std::string tmp = path + ".tmp";
+  // The temporary is this process's and thread's own: concurrent writers never rename
+  // each other's half-written file away.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()) % 1000000);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) return Status::io("cannot write " + tmp + ": " + std::strerror(errno));
@@ -505,6 +510,11 @@ Result<SettleOutcome> settle_call(const SettleOptions& opts, const Contract& con
         write_file_atomic(opts.replay_out, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
   }
   return out;
+}
+
+Status write_replay_package(const std::string& path, const ReplayPackage& pkg) {
+  auto bytes = encode_replay_package(pkg);
+  return write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 // ---------------------------------------------------------------------------

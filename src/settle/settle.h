@@ -85,6 +85,8 @@ struct ReplayPackage {
 ReplayPackage make_replay_package(const CallInputs& in, const CallRecord& record, std::span<const uint8_t> receipt,
                                   const PublicKey& executor_key);
 std::vector<uint8_t> encode_replay_package(const ReplayPackage& pkg);
+// Encodes and writes it (write-then-rename).
+Status write_replay_package(const std::string& path, const ReplayPackage& pkg);
 // Strict: deterministic CBOR, known version, every field present and typed.
 Result<ReplayPackage> decode_replay_package(std::span<const uint8_t> bytes);
 

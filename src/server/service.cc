@@ -1,0 +1,1414 @@
+// API v1 of `covenant serve` (docs/api.md), over the settlement pipeline.
+#include "server/service.h"
+
+#include <sodium.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "covenant/contract.h"
+#include "covenant/engine.h"
+#include "covenant/merkle.h"
+#include "host/kv_store.h"
+#include "server/openapi.h"
+#include "settle/pipeline.h"
+
+namespace covenant::server {
+
+using json = nlohmann::json;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Rows (kv rows of the ledger's database, prefix 0x01).
+
+const std::string kRow = "\x01";
+std::string key_row(const std::string& id) { return kRow + "key/" + id; }
+std::string keyhash_row(const std::string& h) { return kRow + "keyhash/" + h; }
+std::string contract_row(const std::string& t, const std::string& n) { return kRow + "contract/" + t + "/" + n; }
+std::string version_row(const std::string& t, const std::string& n, const std::string& v) {
+  return kRow + "version/" + t + "/" + n + "/" + v;
+}
+std::string module_row(const std::string& v) { return kRow + "module/" + v; }
+std::string idem_row(const std::string& t, const std::string& k) { return kRow + "idem/" + t + "/" + k; }
+std::string receipt_row(const std::string& id) { return kRow + "rcpt/" + id; }
+std::string call_row(const std::string& id) { return kRow + "call/" + id; }
+std::string hold_row(const std::string& id) { return kRow + "hold/" + id; }
+std::string executor_row(const std::string& kid) { return kRow + "executor/" + kid; }
+
+uint64_t unix_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::string sha256_hex(std::string_view s) {
+  return to_hex(sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size())));
+}
+
+std::string random_hex(size_t n) {
+  std::vector<uint8_t> b(n);
+  randombytes_buf(b.data(), n);
+  return to_hex(b);
+}
+
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) return false;
+  return s[0] != '.';
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+
+HttpResponse ok_json(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  r.outcome = "ok";
+  return r;
+}
+
+HttpResponse err(int status, const std::string& code, const std::string& message) {
+  HttpResponse r = json_error(status, code, message);
+  r.outcome = code;
+  return r;
+}
+
+struct ApiError {
+  int status;
+  std::string code;
+  std::string message;
+};
+
+// Strict JSON: a duplicate key anywhere is an error, positions are reported.
+Result<json> parse_strict(const std::string& text, const std::string& what) {
+  std::vector<std::set<std::string>> keys;
+  std::string dup;
+  auto cb = [&](int, json::parse_event_t ev, json& parsed) -> bool {
+    if (ev == json::parse_event_t::object_start) keys.emplace_back();
+    else if (ev == json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (ev == json::parse_event_t::key && !keys.empty()) {
+      const std::string k = parsed.get<std::string>();
+      if (!keys.back().insert(k).second && dup.empty()) dup = k;
+    }
+    return true;
+  };
+  try {
+    json j = json::parse(text, cb, true);
+    if (!dup.empty()) return Status::invalid(what + ": duplicate key \"" + dup + "\"");
+    return j;
+  } catch (const json::parse_error& e) {
+    return Status::invalid(what + ": not valid JSON at byte " + std::to_string(e.byte) + ": " +
+                           std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+  }
+}
+
+std::optional<TraceId> parse_traceparent(const std::string* tp) {
+  // version "-" trace-id(32 hex) "-" parent-id(16 hex) "-" flags(2 hex)
+  if (!tp || tp->size() < 55 || (*tp)[2] != '-' || (*tp)[35] != '-') return std::nullopt;
+  TraceId t;
+  if (!from_hex(std::string_view(*tp).substr(3, 32), t)) return std::nullopt;
+  if (std::all_of(t.begin(), t.end(), [](uint8_t b) { return b == 0; })) return std::nullopt;
+  return t;
+}
+
+// ---------------------------------------------------------------------------
+
+struct Principal {
+  std::string id;
+  std::string tenant;
+  std::string role;  // admin | deployer | caller | auditor
+  bool system() const { return tenant == "system" && role == "admin"; }
+};
+
+struct Version {
+  std::string version;
+  std::shared_ptr<Contract> contract;
+  std::string wit;
+  std::string grants;
+  std::vector<uint8_t> module;
+};
+
+struct Deployment {
+  std::mutex mu;
+  std::string active;                                   // GUARDED_BY(mu)
+  std::map<std::string, std::shared_ptr<Version>> versions;  // GUARDED_BY(mu)
+};
+
+struct TokenBucket {
+  double tokens = 0;
+  std::chrono::steady_clock::time_point last;
+};
+
+class ServiceImpl final : public Service {
+ public:
+  ServiceOptions opts;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<settle::Pipeline> pipeline;
+  std::unique_ptr<Engine> engine;
+  std::string bootstrap_path;
+
+  std::mutex deps_mu;
+  std::map<std::string, std::shared_ptr<Deployment>> deps;  // "tenant/name"
+
+  std::mutex keys_mu;
+  struct CachedKey {
+    Principal p;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, CachedKey> key_cache;  // hash -> principal
+
+  std::mutex idem_mu;
+  std::set<std::string> idem_inflight;
+
+  std::mutex rate_mu;
+  std::map<std::string, TokenBucket> buckets;
+
+  std::mutex tree_mu;
+  MerkleTree tree;  // GUARDED_BY(tree_mu): the journal's Merkle tree, grown as it grows
+
+  std::atomic<bool> is_ready{false};
+  std::atomic<bool> stopping{false};
+  std::mutex bg_mu;
+  std::condition_variable bg_cv;
+  std::thread bg;
+
+  // Metrics.
+  prometheus::Family<prometheus::Histogram>* h_stage = nullptr;
+  prometheus::Histogram* h_queue = nullptr;
+  prometheus::Histogram* h_execute = nullptr;
+  prometheus::Histogram* h_sign = nullptr;
+  prometheus::Histogram* h_commit = nullptr;
+  prometheus::Histogram* h_total = nullptr;
+  prometheus::Family<prometheus::Counter>* c_decisions = nullptr;
+  prometheus::Gauge* g_queue = nullptr;
+  prometheus::Gauge* g_versions = nullptr;
+  prometheus::Gauge* g_pooled = nullptr;
+  prometheus::Counter* c_kv_conflicts = nullptr;
+
+  bool ready() const override { return is_ready.load(); }
+  std::string bootstrap_key_path() const override { return bootstrap_path; }
+
+  ~ServiceImpl() override { shutdown(); }
+
+  void shutdown() override {
+    if (stopping.exchange(true)) return;
+    bg_cv.notify_all();
+    if (bg.joinable()) bg.join();
+    if (pipeline) {
+      pipeline->close();
+      auto cp = pipeline->maybe_checkpoint(1);
+      if (!cp) std::fprintf(stderr, "{\"event\":\"checkpoint_failed\",\"error\":%s}\n", json(cp.status().message()).dump().c_str());
+    }
+  }
+
+  Ledger& ledger() { return pipeline->ledger(); }
+
+  // ---- setup ----
+
+  Status init() {
+    std::error_code ec;
+    std::filesystem::create_directories(opts.data_dir, ec);
+    if (ec) return Status::io("cannot create data directory " + opts.data_dir + ": " + ec.message());
+    ::chmod(opts.data_dir.c_str(), 0700);
+    settle::PipelineOptions po;
+    po.ledger = opts.ledger.empty() ? opts.data_dir + "/ledger.db" : opts.ledger;
+    po.pg_schema = opts.pg_schema;
+    po.keys_dir = opts.data_dir + "/keys";
+    po.checkpoint_dir = opts.data_dir + "/checkpoints";
+    po.origin = "covenant.local/ledger";
+    auto p = settle::Pipeline::open(po);
+    if (!p) return p.status();
+    pipeline = std::move(*p);
+    EngineConfig ec2;
+    ec2.cache_dir = opts.data_dir + "/cache";
+    auto e = Engine::create(ec2);
+    if (!e) return e.status();
+    engine = std::move(*e);
+    setup_metrics();
+
+    // This executor's public key, so every key that ever signed stays listed.
+    const std::string kid = to_hex(pipeline->key().kid());
+    auto existing = ledger().kv_get(executor_row(kid));
+    if (!existing) return existing.status();
+    if (!*existing) {
+      json row = {{"kid", kid}, {"public_key_hex", to_hex(pipeline->key().public_key())}, {"status", "active"},
+                  {"first_seen_ms", unix_ms()}};
+      COVENANT_RETURN_IF_ERROR(put_rows({}, {{executor_row(kid), row.dump()}}));
+    }
+    COVENANT_RETURN_IF_ERROR(bootstrap());
+    COVENANT_RETURN_IF_ERROR(refresh_deployments());
+    is_ready = true;
+    bg = std::thread([this] { background(); });
+    return Status::ok();
+  }
+
+  void setup_metrics() {
+    using namespace prometheus;
+    auto& hist = BuildHistogram()
+                     .Name("covenant_approve_stage_seconds")
+                     .Help("Time of each stage of an approval: queue (wait for the committer), execute, sign, commit, total")
+                     .Register(*registry);
+    h_stage = &hist;
+    const Histogram::BucketBoundaries b = {0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                           0.0025,   0.005,   0.01,     0.025,   0.05,   0.1,     0.25,   1};
+    h_queue = &hist.Add({{"stage", "queue"}}, b);
+    h_execute = &hist.Add({{"stage", "execute"}}, b);
+    h_sign = &hist.Add({{"stage", "sign"}}, b);
+    h_commit = &hist.Add({{"stage", "commit"}}, b);
+    h_total = &hist.Add({{"stage", "total"}}, b);
+    c_decisions = &BuildCounter()
+                       .Name("covenant_decisions_total")
+                       .Help("Contract calls by route and outcome")
+                       .Register(*registry);
+    auto& g = BuildGauge().Name("covenant_pipeline").Help("Pipeline gauges").Register(*registry);
+    g_queue = &g.Add({{"what", "queue_depth"}});
+    g_versions = &g.Add({{"what", "active_versions"}});
+    g_pooled = &g.Add({{"what", "loaded_versions"}});
+    c_kv_conflicts = &BuildCounter()
+                          .Name("covenant_kv_conflicts_total")
+                          .Help("Contract runs repeated because a kv row they read changed before commit")
+                          .Register(*registry)
+                          .Add({});
+  }
+
+  Status put_rows(std::vector<KvExpect> expects, std::vector<KvPut> puts, std::vector<JournalAppend> journal = {},
+                  LedgerReply* reply_out = nullptr) {
+    Atomic a;
+    a.expects = std::move(expects);
+    a.puts = std::move(puts);
+    a.journal = std::move(journal);
+    std::vector<LedgerOperation> ops{a};
+    auto r = ledger().submit(ops);
+    if (!r) return Status::io("ledger unavailable: " + r.status().message());
+    const LedgerReply& rep = (*r)[0];
+    if (reply_out) *reply_out = rep;
+    if (rep.result == LedgerResult::kv_expectation_failed)
+      return Status::exists("row changed concurrently: " + a.expects[rep.failed_index].key.substr(1));
+    if (rep.result != LedgerResult::ok)
+      return Status::precondition(std::string("ledger refused: ") + ledger_result_name(rep.result));
+    return Status::ok();
+  }
+
+  Status bootstrap() {
+    const std::string path = opts.data_dir + "/admin.key";
+    if (std::filesystem::exists(path)) return Status::ok();
+    // Only a fresh data directory gets a bootstrap key (a second server on a shared
+    // PostgreSQL gets its keys from an admin).
+    if (std::filesystem::exists(opts.data_dir + "/.bootstrapped")) return Status::ok();
+    auto created = create_key("system", "admin", "bootstrap");
+    if (!created) return created.status();
+    const std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::io("cannot write " + tmp + ": " + std::strerror(errno));
+    const std::string text = created->first + "\n";
+    bool okw = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+               ::fsync(fd) == 0;
+    ::close(fd);
+    if (!okw || ::rename(tmp.c_str(), path.c_str()) != 0) return Status::io("cannot write " + path);
+    std::ofstream(opts.data_dir + "/.bootstrapped") << "1\n";
+    bootstrap_path = path;
+    return Status::ok();
+  }
+
+  // Returns (key, id).
+  Result<std::pair<std::string, std::string>> create_key(const std::string& tenant, const std::string& role,
+                                                         const std::string& by) {
+    const std::string id = random_hex(8);
+    const std::string key = "cvk_" + id + "_" + random_hex(24);
+    const std::string h = sha256_hex(key);
+    json row = {{"id", id}, {"tenant", tenant}, {"role", role}, {"hash", h}, {"created_ms", unix_ms()},
+                {"created_by", by}, {"revoked", false}};
+    COVENANT_RETURN_IF_ERROR(
+        put_rows({{key_row(id), std::nullopt}}, {{key_row(id), row.dump()}, {keyhash_row(h), id}}));
+    return std::make_pair(key, id);
+  }
+
+  // ---- deployments ----
+
+  std::shared_ptr<Deployment> deployment(const std::string& tenant, const std::string& name, bool create) {
+    std::lock_guard<std::mutex> lock(deps_mu);
+    auto it = deps.find(tenant + "/" + name);
+    if (it != deps.end()) return it->second;
+    if (!create) return nullptr;
+    auto d = std::make_shared<Deployment>();
+    deps[tenant + "/" + name] = d;
+    return d;
+  }
+
+  Result<std::shared_ptr<Contract>> compile(const std::string& tenant, const std::string& name,
+                                            const std::vector<uint8_t>& module, const std::string& wit,
+                                            const std::string& grants_text) {
+    DeployOptions d;
+    d.tier = Tier::kOptimized;
+    d.wit = wit;
+    if (!grants_text.empty()) {
+      auto g = parse_grants(grants_text);
+      if (!g) return Status::invalid("grants: " + g.status().message());
+      d.grants = *g;
+    }
+    d.deployment = tenant + "/" + name;
+    d.kv_store = pipeline->kv_store();
+    d.name = name;
+    auto c = Contract::deploy(*engine, module, d);
+    if (!c) return c.status();
+    return std::shared_ptr<Contract>(std::move(*c));
+  }
+
+  // Loads a stored version (module + WIT + grants) and compiles it.
+  Result<std::shared_ptr<Version>> load_version(const std::string& tenant, const std::string& name,
+                                                const std::string& ver) {
+    auto vrow = ledger().kv_get(version_row(tenant, name, ver));
+    if (!vrow) return vrow.status();
+    if (!*vrow) return Status::not_found("version " + ver + " of contract " + name + " does not exist");
+    auto vj = json::parse(**vrow, nullptr, false);
+    auto mrow = ledger().kv_get(module_row(ver));
+    if (!mrow) return mrow.status();
+    if (!*mrow) return Status::corruption("module " + ver + " is missing");
+    auto v = std::make_shared<Version>();
+    v->version = ver;
+    v->module.assign((*mrow)->begin(), (*mrow)->end());
+    v->wit = vj.value("wit", "");
+    v->grants = vj.value("grants", "");
+    auto c = compile(tenant, name, v->module, v->wit, v->grants);
+    if (!c) return c.status();
+    v->contract = std::move(*c);
+    return v;
+  }
+
+  // Brings every deployment's active version in line with the contract rows.
+  Status refresh_deployments() {
+    std::string after;
+    size_t active = 0, loaded = 0;
+    for (;;) {
+      auto rows = ledger().kv_scan(kRow + "contract/", after, 256);
+      if (!rows) return rows.status();
+      if (rows->empty()) break;
+      for (auto& [k, v] : *rows) {
+        after = k;
+        const std::string rest = k.substr(kRow.size() + 9);
+        const size_t slash = rest.find('/');
+        if (slash == std::string::npos) continue;
+        const std::string tenant = rest.substr(0, slash), name = rest.substr(slash + 1);
+        auto j = json::parse(v, nullptr, false);
+        if (!j.is_object() || !j.contains("active")) continue;
+        const std::string want = j["active"].get<std::string>();
+        auto d = deployment(tenant, name, true);
+        std::shared_ptr<Version> have;
+        {
+          std::lock_guard<std::mutex> lock(d->mu);
+          if (d->active == want) {
+            active++;
+            loaded += d->versions.size();
+            continue;
+          }
+          auto it = d->versions.find(want);
+          if (it != d->versions.end()) have = it->second;
+        }
+        if (!have) {
+          auto lv = load_version(tenant, name, want);
+          if (!lv) {
+            std::fprintf(stderr, "{\"event\":\"load_failed\",\"tenant\":%s,\"contract\":%s,\"error\":%s}\n",
+                         json(tenant).dump().c_str(), json(name).dump().c_str(), json(lv.status().message()).dump().c_str());
+            continue;
+          }
+          have = *lv;
+        }
+        std::lock_guard<std::mutex> lock(d->mu);
+        d->versions[want] = have;
+        d->active = want;
+        active++;
+        loaded += d->versions.size();
+      }
+      if (rows->size() < 256) break;
+    }
+    g_versions->Set(static_cast<double>(active));
+    g_pooled->Set(static_cast<double>(loaded));
+    return Status::ok();
+  }
+
+  // ---- background: checkpoints, deployments of other servers, idempotency expiry ----
+
+  void background() {
+    auto last_cp = std::chrono::steady_clock::now();
+    auto last_refresh = last_cp;
+    auto last_gc = last_cp;
+    std::unique_lock<std::mutex> lock(bg_mu);
+    while (!stopping) {
+      bg_cv.wait_for(lock, std::chrono::milliseconds(100));
+      if (stopping) break;
+      lock.unlock();
+      const auto now = std::chrono::steady_clock::now();
+      g_queue->Set(static_cast<double>(pipeline->stats().queue_depth));
+      if (now - last_cp >= std::chrono::milliseconds(opts.checkpoint_interval_ms)) {
+        last_cp = now;
+        auto cp = pipeline->maybe_checkpoint(1);
+        if (!cp)
+          std::fprintf(stderr, "{\"event\":\"checkpoint_failed\",\"error\":%s}\n",
+                       json(cp.status().message()).dump().c_str());
+      }
+      if (now - last_refresh >= std::chrono::milliseconds(opts.refresh_interval_ms)) {
+        last_refresh = now;
+        Status s = refresh_deployments();
+        (void)s;  // the ledger may be down; the next round retries
+      }
+      if (now - last_gc >= std::chrono::seconds(60)) {
+        last_gc = now;
+        gc_idempotency();
+      }
+      lock.lock();
+    }
+  }
+
+  void gc_idempotency() {
+    const uint64_t cutoff = unix_ms() - opts.idempotency_ttl_s * 1000;
+    std::string after;
+    for (int round = 0; round < 100; ++round) {
+      auto rows = ledger().kv_scan(kRow + "idem/", after, 512);
+      if (!rows || rows->empty()) return;
+      std::vector<KvPut> dels;
+      std::vector<KvExpect> exp;
+      for (auto& [k, v] : *rows) {
+        after = k;
+        auto j = json::parse(v, nullptr, false);
+        if (j.is_object() && j.value("created_ms", uint64_t{0}) < cutoff) {
+          dels.push_back({k, std::nullopt});
+          exp.push_back({k, v});
+        }
+      }
+      if (!dels.empty()) (void)put_rows(exp, dels);
+      if (rows->size() < 512) return;
+    }
+  }
+
+  // ---- auth ----
+
+  std::variant<Principal, HttpResponse> authenticate(const HttpRequest& req) {
+    const std::string* h = req.header("authorization");
+    if (!h || h->rfind("Bearer ", 0) != 0)
+      return err(401, "unauthenticated", "send an API key: Authorization: Bearer KEY");
+    const std::string key = h->substr(7);
+    const std::string hash = sha256_hex(key);
+    {
+      std::lock_guard<std::mutex> lock(keys_mu);
+      auto it = key_cache.find(hash);
+      if (it != key_cache.end() && std::chrono::steady_clock::now() - it->second.at < std::chrono::seconds(2))
+        return it->second.p;
+    }
+    auto idrow = ledger().kv_get(keyhash_row(hash));
+    if (!idrow) return err(503, "ledger_unavailable", idrow.status().message());
+    if (!*idrow) return err(401, "unauthenticated", "unknown or revoked API key");
+    auto krow = ledger().kv_get(key_row(**idrow));
+    if (!krow) return err(503, "ledger_unavailable", krow.status().message());
+    if (!*krow) return err(401, "unauthenticated", "unknown or revoked API key");
+    auto j = json::parse(**krow, nullptr, false);
+    if (!j.is_object() || j.value("revoked", false) || j.value("hash", "") != hash)
+      return err(401, "unauthenticated", "unknown or revoked API key");
+    Principal p{j["id"], j["tenant"], j["role"]};
+    std::lock_guard<std::mutex> lock(keys_mu);
+    key_cache[hash] = {p, std::chrono::steady_clock::now()};
+    return p;
+  }
+
+  static bool role_in(const Principal& p, std::initializer_list<const char*> roles) {
+    for (const char* r : roles)
+      if (p.role == r) return true;
+    return false;
+  }
+
+  std::optional<HttpResponse> rate_limit(const std::string& tenant) {
+    if (opts.tenant_rate_per_s <= 0) return std::nullopt;
+    const double burst = opts.tenant_burst > 0 ? opts.tenant_burst : std::max(1.0, opts.tenant_rate_per_s);
+    std::lock_guard<std::mutex> lock(rate_mu);
+    auto now = std::chrono::steady_clock::now();
+    auto [it, fresh] = buckets.try_emplace(tenant);
+    TokenBucket& b = it->second;
+    if (fresh) {
+      b.tokens = burst;
+      b.last = now;
+    }
+    b.tokens = std::min(burst, b.tokens + std::chrono::duration<double>(now - b.last).count() * opts.tenant_rate_per_s);
+    b.last = now;
+    if (b.tokens < 1) {
+      HttpResponse r = err(429, "rate_limited", "tenant " + tenant + " is over its request rate");
+      r.headers.push_back({"Retry-After", "1"});
+      return r;
+    }
+    b.tokens -= 1;
+    return std::nullopt;
+  }
+
+  // ---- dispatch ----
+
+  HttpResponse handle(HttpRequest& req) override {
+    std::vector<std::string> seg;
+    {
+      std::string cur;
+      for (size_t i = 1; i <= req.path.size(); ++i) {
+        if (i == req.path.size() || req.path[i] == '/') {
+          seg.push_back(cur);
+          cur.clear();
+        } else {
+          cur += req.path[i];
+        }
+      }
+      if (!seg.empty() && seg.back().empty()) seg.pop_back();
+    }
+    const std::string& m = req.method;
+    HttpResponse r = dispatch(req, seg, m);
+    return r;
+  }
+
+  HttpResponse with_route(HttpResponse r, const char* route) {
+    r.route = route;
+    return r;
+  }
+
+  HttpResponse dispatch(HttpRequest& req, const std::vector<std::string>& s, const std::string& m) {
+    const size_t n = s.size();
+    if (n == 1 && s[0] == "healthz") return with_route(ok_json(200, {{"status", "ok"}}), "/healthz");
+    if (n == 1 && s[0] == "readyz") {
+      if (!ready()) return with_route(err(503, "not_ready", "starting: compiling active contracts"), "/readyz");
+      return with_route(ok_json(200, {{"status", "ready"}}), "/readyz");
+    }
+    if (n == 1 && s[0] == "metrics" && m == "GET") {
+      prometheus::TextSerializer ser;
+      HttpResponse r;
+      r.body = ser.Serialize(registry->Collect());
+      r.content_type = "text/plain; version=0.0.4";
+      r.route = "/metrics";
+      r.outcome = "ok";
+      return r;
+    }
+    if (n == 0 || s[0] != "v1") return with_route(err(404, "not_found", "no route " + req.path), "");
+    if (n == 2 && s[1] == "openapi.json" && m == "GET") {
+      HttpResponse r;
+      r.body = std::string(openapi_json());
+      r.route = "/v1/openapi.json";
+      r.outcome = "ok";
+      return r;
+    }
+
+    const char* route = route_of(s, m);
+    if (!route) {
+      if (known_path(s)) return with_route(err(405, "method_not_allowed", m + " is not allowed on " + req.path), "");
+      return with_route(err(404, "not_found", "no route " + m + " " + req.path), "");
+    }
+    auto a = authenticate(req);
+    if (auto* e = std::get_if<HttpResponse>(&a)) return with_route(std::move(*e), route);
+    Principal p = std::get<Principal>(a);
+    if (auto rl = rate_limit(p.tenant)) {
+      rl->tenant = p.tenant;
+      return with_route(std::move(*rl), route);
+    }
+
+    const bool mutating = m == "POST" || m == "PUT" || m == "DELETE";
+    const std::string* idem = mutating ? req.header("idempotency-key") : nullptr;
+    const bool is_approve = std::string(route) == "/v1/contracts/{name}/approve" ||
+                            std::string(route) == "/v1/contracts/{name}/call/{export}";
+    HttpResponse r;
+    if (idem && !is_approve) {
+      r = with_idempotency(req, p, *idem, [&] { return route_call(req, s, m, p, route, nullptr); });
+    } else {
+      r = route_call(req, s, m, p, route, idem);
+    }
+    r.route = route;
+    r.tenant = p.tenant;
+    return r;
+  }
+
+  static const char* route_of(const std::vector<std::string>& s, const std::string& m) {
+    const size_t n = s.size();
+    if (n == 2 && s[1] == "keys" && m == "POST") return "/v1/keys";
+    if (n == 3 && s[1] == "keys" && m == "DELETE") return "/v1/keys/{id}";
+    if (n == 2 && s[1] == "contracts" && m == "GET") return "/v1/contracts";
+    if (n == 3 && s[1] == "contracts" && m == "PUT") return "/v1/contracts/{name}";
+    if (n == 3 && s[1] == "contracts" && m == "GET") return "/v1/contracts/{name}";
+    if (n == 4 && s[1] == "contracts" && s[3] == "activate" && m == "POST") return "/v1/contracts/{name}/activate";
+    if (n == 4 && s[1] == "contracts" && s[3] == "approve" && m == "POST") return "/v1/contracts/{name}/approve";
+    if (n == 4 && s[1] == "contracts" && s[3] == "simulate" && m == "POST") return "/v1/contracts/{name}/simulate";
+    if (n == 5 && s[1] == "contracts" && s[3] == "call" && m == "POST") return "/v1/contracts/{name}/call/{export}";
+    if (n == 3 && s[1] == "receipts" && m == "GET") return "/v1/receipts/{id}";
+    if (n == 4 && s[1] == "receipts" && s[3] == "proof" && m == "GET") return "/v1/receipts/{id}/proof";
+    if (n == 4 && s[1] == "receipts" && s[3] == "replay" && m == "GET") return "/v1/receipts/{id}/replay";
+    if (n == 3 && s[1] == "checkpoints" && s[2] == "latest" && m == "GET") return "/v1/checkpoints/latest";
+    if (n == 3 && s[1] == "checkpoints" && s[2] == "consistency" && m == "GET") return "/v1/checkpoints/consistency";
+    if (n == 3 && s[1] == "holds" && m == "GET") return "/v1/holds/{id}";
+    if (n == 4 && s[1] == "holds" && s[3] == "release" && m == "POST") return "/v1/holds/{id}/release";
+    if (n == 4 && s[1] == "holds" && s[3] == "refund" && m == "POST") return "/v1/holds/{id}/refund";
+    if (n == 3 && s[1] == "executor" && s[2] == "keys" && m == "GET") return "/v1/executor/keys";
+    return nullptr;
+  }
+
+  static bool known_path(const std::vector<std::string>& s) {
+    for (const char* m : {"GET", "POST", "PUT", "DELETE"})
+      if (route_of(s, m)) return true;
+    return false;
+  }
+
+  HttpResponse forbidden(const Principal& p, const std::string& what) {
+    return err(403, "forbidden", "role " + p.role + " may not " + what);
+  }
+
+  HttpResponse route_call(HttpRequest& req, const std::vector<std::string>& s, const std::string& m,
+                          const Principal& p, const std::string& route, const std::string* idem) {
+    try {
+      if (route == "/v1/keys") {
+        if (!role_in(p, {"admin"})) return forbidden(p, "create API keys");
+        return post_key(req, p);
+      }
+      if (route == "/v1/keys/{id}") {
+        if (!role_in(p, {"admin"})) return forbidden(p, "revoke API keys");
+        return delete_key(s[2], p);
+      }
+      if (route == "/v1/contracts") return list_contracts(p);
+      if (route == "/v1/contracts/{name}" && m == "GET") return get_contract(p, s[2]);
+      if (route == "/v1/contracts/{name}") {
+        if (!role_in(p, {"admin", "deployer"})) return forbidden(p, "deploy contracts");
+        return put_contract(req, p, s[2]);
+      }
+      if (route == "/v1/contracts/{name}/activate") {
+        if (!role_in(p, {"admin", "deployer"})) return forbidden(p, "activate versions");
+        return activate(req, p, s[2]);
+      }
+      if (route == "/v1/contracts/{name}/approve" || route == "/v1/contracts/{name}/call/{export}" ||
+          route == "/v1/contracts/{name}/simulate") {
+        if (!role_in(p, {"admin", "caller"})) return forbidden(p, "call contracts");
+        const bool sim = route == "/v1/contracts/{name}/simulate";
+        const bool approve = route == "/v1/contracts/{name}/approve";
+        return call_contract(req, p, s[2], approve || sim ? "" : s[4], sim, idem);
+      }
+      if (route == "/v1/receipts/{id}" || route == "/v1/receipts/{id}/proof" || route == "/v1/receipts/{id}/replay") {
+        if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read receipts");
+        return receipt_route(req, p, s[2], route);
+      }
+      if (route == "/v1/checkpoints/latest") return checkpoint_latest();
+      if (route == "/v1/checkpoints/consistency") return consistency(req);
+      if (route == "/v1/holds/{id}") {
+        if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read holds");
+        return get_hold(p, s[2]);
+      }
+      if (route == "/v1/holds/{id}/release" || route == "/v1/holds/{id}/refund") {
+        if (!role_in(p, {"admin", "caller"})) return forbidden(p, "settle holds");
+        return settle_hold(req, p, s[2], route == "/v1/holds/{id}/release", idem);
+      }
+      if (route == "/v1/executor/keys") return executor_keys();
+    } catch (const std::exception& e) {
+      return err(500, "internal", e.what());
+    }
+    return err(404, "not_found", "no route");
+  }
+
+  // ---- idempotency (ACP rules) ----
+
+  template <class F>
+  HttpResponse with_idempotency(const HttpRequest& req, const Principal& p, const std::string& key, F&& run) {
+    if (key.empty() || key.size() > 255)
+      return err(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+    const std::string fp = sha256_hex(req.method + " " + req.path + "\n" + req.body);
+    const std::string row = idem_row(p.tenant, key);
+    {
+      std::lock_guard<std::mutex> lock(idem_mu);
+      if (!idem_inflight.insert(row).second) {
+        HttpResponse r = err(409, "idempotency_in_flight", "a request with this Idempotency-Key is still in flight");
+        r.headers.push_back({"Retry-After", "1"});
+        return r;
+      }
+    }
+    struct Done {
+      ServiceImpl* s;
+      std::string row;
+      ~Done() {
+        std::lock_guard<std::mutex> lock(s->idem_mu);
+        s->idem_inflight.erase(row);
+      }
+    } done{this, row};
+    if (auto stored = lookup_idempotent(row, fp)) return *stored;
+    HttpResponse r = run();
+    if (r.status < 500) {
+      json rec = {{"fingerprint", fp}, {"status", r.status}, {"body", r.body}, {"content_type", r.content_type},
+                  {"created_ms", unix_ms()}};
+      Status st = put_rows({{row, std::nullopt}}, {{row, rec.dump()}});
+      (void)st;  // a concurrent server stored it first: its response stands
+    }
+    return r;
+  }
+
+  std::optional<HttpResponse> lookup_idempotent(const std::string& row, const std::string& fp) {
+    auto v = ledger().kv_get(row);
+    if (!v) return err(503, "ledger_unavailable", v.status().message());
+    if (!*v) return std::nullopt;
+    auto j = json::parse(**v, nullptr, false);
+    if (!j.is_object()) return std::nullopt;
+    if (unix_ms() - j.value("created_ms", uint64_t{0}) > opts.idempotency_ttl_s * 1000) return std::nullopt;
+    if (j.value("fingerprint", "") != fp)
+      return err(422, "idempotency_conflict", "this Idempotency-Key was used with a different request");
+    HttpResponse r;
+    r.status = j.value("status", 200);
+    r.body = j.value("body", "");
+    r.content_type = j.value("content_type", "application/json");
+    if (j.contains("receipt_id")) {
+      // An approval: fill in the log index from the journal.
+      Hash32 id;
+      if (from_hex(j["receipt_id"].get<std::string>(), id)) {
+        auto jr = ledger().journal_by_key(id);
+        if (jr && *jr) {
+          auto body = json::parse(r.body, nullptr, false);
+          body["log_index"] = (*jr)->seq - 1;
+          r.body = body.dump();
+        }
+      }
+    }
+    r.headers.push_back({"Idempotent-Replayed", "true"});
+    r.outcome = "replayed";
+    return r;
+  }
+
+  // ---- keys ----
+
+  HttpResponse post_key(const HttpRequest& req, const Principal& p) {
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    if (!body->is_object()) return err(400, "invalid_request", "body: expected an object {\"tenant\", \"role\"}");
+    for (auto& [k, v] : body->items())
+      if (k != "tenant" && k != "role") return err(400, "invalid_request", "body." + k + ": unknown field");
+    if (!body->contains("tenant") || !(*body)["tenant"].is_string())
+      return err(400, "invalid_request", "body.tenant: expected a string");
+    if (!body->contains("role") || !(*body)["role"].is_string())
+      return err(400, "invalid_request", "body.role: expected a string");
+    const std::string tenant = (*body)["tenant"], role = (*body)["role"];
+    if (!valid_name(tenant)) return err(400, "invalid_request", "body.tenant: expected [a-z0-9._-]{1,64}");
+    if (role != "admin" && role != "deployer" && role != "caller" && role != "auditor")
+      return err(400, "invalid_request", "body.role: expected admin, deployer, caller or auditor");
+    if (!p.system() && tenant != p.tenant) return err(403, "forbidden", "an admin of tenant " + p.tenant +
+                                                                          " may create keys only for that tenant");
+    auto k = create_key(tenant, role, p.id);
+    if (!k) return err(503, "ledger_unavailable", k.status().message());
+    return ok_json(201, {{"key", k->first}, {"id", k->second}, {"tenant", tenant}, {"role", role}});
+  }
+
+  HttpResponse delete_key(const std::string& id, const Principal& p) {
+    auto row = ledger().kv_get(key_row(id));
+    if (!row) return err(503, "ledger_unavailable", row.status().message());
+    if (!*row) return err(404, "not_found", "no API key " + id);
+    auto j = json::parse(**row, nullptr, false);
+    if (!p.system() && j.value("tenant", "") != p.tenant) return err(404, "not_found", "no API key " + id);
+    if (j.value("revoked", false)) return ok_json(200, {{"id", id}, {"revoked", true}});
+    json nj = j;
+    nj["revoked"] = true;
+    nj["revoked_ms"] = unix_ms();
+    Status s = put_rows({{key_row(id), **row}}, {{key_row(id), nj.dump()}, {keyhash_row(j.value("hash", "")), std::nullopt}});
+    if (!s) return err(s.code() == Code::kAlreadyExists ? 409 : 503, "conflict", s.message());
+    std::lock_guard<std::mutex> lock(keys_mu);
+    key_cache.erase(j.value("hash", ""));
+    return ok_json(200, {{"id", id}, {"revoked", true}});
+  }
+
+  // ---- contracts ----
+
+  Result<std::optional<json>> contract_json(const std::string& tenant, const std::string& name, std::string* raw) {
+    auto row = ledger().kv_get(contract_row(tenant, name));
+    if (!row) return row.status();
+    if (!*row) return std::optional<json>();
+    if (raw) *raw = **row;
+    return std::optional<json>(json::parse(**row, nullptr, false));
+  }
+
+  HttpResponse list_contracts(const Principal& p) {
+    json out = json::array();
+    std::string after;
+    const std::string prefix = kRow + "contract/" + p.tenant + "/";
+    for (;;) {
+      auto rows = ledger().kv_scan(prefix, after, 256);
+      if (!rows) return err(503, "ledger_unavailable", rows.status().message());
+      for (auto& [k, v] : *rows) {
+        after = k;
+        auto j = json::parse(v, nullptr, false);
+        out.push_back({{"name", k.substr(prefix.size())}, {"active_version", j.value("active", "")},
+                       {"versions", j.contains("history") ? j["history"].size() : 0}});
+      }
+      if (rows->size() < 256) break;
+    }
+    return ok_json(200, {{"contracts", out}});
+  }
+
+  HttpResponse get_contract(const Principal& p, const std::string& name) {
+    auto j = contract_json(p.tenant, name, nullptr);
+    if (!j) return err(503, "ledger_unavailable", j.status().message());
+    if (!*j) return err(404, "not_found", "no contract " + name);
+    json out = {{"name", name}, {"active_version", (**j).value("active", "")}, {"versions", (**j)["versions"]},
+                {"history", (**j)["history"]}};
+    return ok_json(200, out);
+  }
+
+  HttpResponse put_contract(const HttpRequest& req, const Principal& p, const std::string& name) {
+    if (!valid_name(name)) return err(400, "invalid_request", "contract name: expected [a-z0-9._-]{1,64}");
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    if (!body->is_object()) return err(400, "invalid_request", "body: expected an object {\"wasm_base64\", ...}");
+    for (auto& [k, v] : body->items())
+      if (k != "wasm_base64" && k != "wit" && k != "grants")
+        return err(400, "invalid_request", "body." + k + ": unknown field (expected wasm_base64, wit, grants)");
+    if (!body->contains("wasm_base64") || !(*body)["wasm_base64"].is_string())
+      return err(400, "invalid_request", "body.wasm_base64: expected a base64 string");
+    std::vector<uint8_t> module;
+    if (!base64_decode((*body)["wasm_base64"].get<std::string>(), &module))
+      return err(400, "invalid_request", "body.wasm_base64: not valid base64");
+    if (module.size() > opts.module_bytes_max)
+      return err(413, "module_too_large", "module is " + std::to_string(module.size()) + " bytes; at most " +
+                                              std::to_string(opts.module_bytes_max));
+    std::string wit;
+    if (body->contains("wit")) {
+      if (!(*body)["wit"].is_string()) return err(400, "invalid_request", "body.wit: expected WIT source text");
+      wit = (*body)["wit"];
+    }
+    std::string grants;
+    if (body->contains("grants")) {
+      if (!(*body)["grants"].is_object()) return err(400, "invalid_request", "body.grants: expected an object");
+      grants = (*body)["grants"].dump();
+    }
+    const std::string ver = to_hex(sha256(module));
+    // Compile here, never on a decision's path.
+    auto c = compile(p.tenant, name, module, wit, grants);
+    if (!c) return err(422, "invalid_contract", c.status().message());
+    auto v = std::make_shared<Version>();
+    v->version = ver;
+    v->contract = *c;
+    v->wit = wit;
+    v->grants = grants;
+    v->module = module;
+
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      std::string raw;
+      auto cj = contract_json(p.tenant, name, &raw);
+      if (!cj) return err(503, "ledger_unavailable", cj.status().message());
+      json row = *cj ? **cj : json{{"active", ""}, {"versions", json::array()}, {"history", json::array()}};
+      bool exists = false;
+      for (auto& x : row["versions"]) exists |= x.get<std::string>() == ver;
+      const bool first = row.value("active", "").empty();
+      if (exists) {
+        return ok_json(200, {{"name", name}, {"version", ver}, {"active", row.value("active", "") == ver}});
+      }
+      row["versions"].push_back(ver);
+      row["history"].push_back({{"action", "deploy"}, {"version", ver}, {"by", p.id}, {"at_ms", unix_ms()}});
+      std::vector<JournalAppend> journal;
+      if (first) {
+        row["active"] = ver;
+        row["history"].push_back({{"action", "activate"}, {"version", ver}, {"by", p.id}, {"at_ms", unix_ms()}});
+        journal.push_back(activation_entry(p, name, "", ver));
+      }
+      json vrow = {{"wit", wit}, {"grants", grants}, {"created_ms", unix_ms()}, {"by", p.id}, {"size", module.size()}};
+      std::vector<KvExpect> exp{{contract_row(p.tenant, name), *cj ? std::optional<std::string>(raw) : std::nullopt}};
+      std::vector<KvPut> puts{{contract_row(p.tenant, name), row.dump()},
+                              {version_row(p.tenant, name, ver), vrow.dump()},
+                              {module_row(ver), std::string(module.begin(), module.end())}};
+      Status s = put_rows(exp, puts, journal);
+      if (s.code() == Code::kAlreadyExists) continue;  // another deploy raced: read again
+      if (!s) return err(503, "ledger_unavailable", s.message());
+      auto d = deployment(p.tenant, name, true);
+      {
+        std::lock_guard<std::mutex> lock(d->mu);
+        d->versions[ver] = v;
+        if (first) d->active = ver;
+      }
+      return ok_json(201, {{"name", name}, {"version", ver}, {"active", first}});
+    }
+    return err(409, "conflict", "contract " + name + " kept changing; retry");
+  }
+
+  JournalAppend activation_entry(const Principal& p, const std::string& name, const std::string& old_v,
+                                 const std::string& new_v) {
+    json e = {{"type", "activation"}, {"tenant", p.tenant}, {"contract", name}, {"old", old_v}, {"new", new_v},
+              {"by", p.id}, {"at_ms", unix_ms()}, {"nonce", random_hex(8)}};
+    std::string text = e.dump();
+    return JournalAppend{sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size())),
+                         text};
+  }
+
+  HttpResponse activate(const HttpRequest& req, const Principal& p, const std::string& name) {
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    if (!body->is_object() || !body->contains("version") || !(*body)["version"].is_string())
+      return err(400, "invalid_request", "body.version: expected a version (sha-256 hex)");
+    const std::string ver = (*body)["version"];
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      std::string raw;
+      auto cj = contract_json(p.tenant, name, &raw);
+      if (!cj) return err(503, "ledger_unavailable", cj.status().message());
+      if (!*cj) return err(404, "not_found", "no contract " + name);
+      json row = **cj;
+      bool exists = false;
+      for (auto& x : row["versions"]) exists |= x.get<std::string>() == ver;
+      if (!exists) return err(404, "not_found", "contract " + name + " has no version " + ver);
+      const std::string old = row.value("active", "");
+      if (old == ver) return ok_json(200, {{"name", name}, {"version", ver}, {"active", true}, {"previous", old}});
+      // Compile before switching: new calls never wait for a compiler.
+      auto d = deployment(p.tenant, name, true);
+      std::shared_ptr<Version> v;
+      {
+        std::lock_guard<std::mutex> lock(d->mu);
+        if (auto it = d->versions.find(ver); it != d->versions.end()) v = it->second;
+      }
+      if (!v) {
+        auto lv = load_version(p.tenant, name, ver);
+        if (!lv) return err(422, "invalid_contract", lv.status().message());
+        v = *lv;
+      }
+      row["active"] = ver;
+      row["history"].push_back({{"action", "activate"}, {"version", ver}, {"previous", old}, {"by", p.id},
+                                {"at_ms", unix_ms()}});
+      Status s = put_rows({{contract_row(p.tenant, name), raw}}, {{contract_row(p.tenant, name), row.dump()}},
+                          {activation_entry(p, name, old, ver)});
+      if (s.code() == Code::kAlreadyExists) continue;
+      if (!s) return err(503, "ledger_unavailable", s.message());
+      {
+        std::lock_guard<std::mutex> lock(d->mu);
+        d->versions[ver] = v;
+        d->active = ver;
+      }
+      return ok_json(200, {{"name", name}, {"version", ver}, {"active", true}, {"previous", old}});
+    }
+    return err(409, "conflict", "contract " + name + " kept changing; retry");
+  }
+
+  // The active version of a deployment, loading it if another server activated it.
+  Result<std::shared_ptr<Version>> active_version(const std::string& tenant, const std::string& name) {
+    auto d = deployment(tenant, name, false);
+    if (d) {
+      std::lock_guard<std::mutex> lock(d->mu);
+      if (!d->active.empty()) return d->versions.at(d->active);
+    }
+    auto cj = contract_json(tenant, name, nullptr);
+    if (!cj) return cj.status();
+    if (!*cj || (**cj).value("active", "").empty()) return Status::not_found("no contract " + name);
+    const std::string ver = (**cj)["active"];
+    auto lv = load_version(tenant, name, ver);
+    if (!lv) return lv.status();
+    d = deployment(tenant, name, true);
+    std::lock_guard<std::mutex> lock(d->mu);
+    d->versions[ver] = *lv;
+    if (d->active.empty()) d->active = ver;
+    return d->versions.at(d->active);
+  }
+
+  // ---- calls ----
+
+  HttpResponse call_contract(const HttpRequest& req, const Principal& p, const std::string& name,
+                             const std::string& export_in, bool simulate, const std::string* idem) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto v = active_version(p.tenant, name);
+    if (!v) {
+      if (v.status().code() == Code::kNotFound) return err(404, "not_found", "no contract " + name);
+      return err(503, "ledger_unavailable", v.status().message());
+    }
+    std::shared_ptr<Version> ver = *v;  // in-flight calls keep their version alive
+    Contract& c = *ver->contract;
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    settle::PipelineCall pc;
+    std::string export_name = export_in;
+    if (export_in.empty()) {
+      export_name = c.find_export("policy.approve") ? "policy.approve" : "approve";
+      if (!c.find_export(export_name))
+        return err(422, "no_approve_export", "contract " + name + " exports no approve; use /call/{export}");
+      if (!body->is_object()) return err(400, "invalid_request", "body: the intent must be a JSON object");
+      pc.args = json::array({*body});
+      pc.plan_escrow = true;
+    } else {
+      if (!c.find_export(export_name)) return err(404, "not_found", "contract " + name + " has no export " + export_name);
+      if (!body->is_object() || !body->contains("args"))
+        return err(400, "invalid_request", "body: expected {\"args\": [...]}");
+      for (auto& [k, x] : body->items())
+        if (k != "args") return err(400, "invalid_request", "body." + k + ": unknown field");
+      pc.args = (*body)["args"];
+      pc.plan_escrow = false;
+    }
+    pc.export_name = export_name;
+    pc.inputs.module = ver->module;
+    pc.inputs.wit = ver->wit;
+    pc.inputs.grants = ver->grants;
+    pc.inputs.export_name = export_name;
+    pc.inputs.intent = req.body;
+    pc.inputs.fuel = opts.fuel;
+    pc.inputs.tier = Tier::kOptimized;
+    pc.deadline_ms = opts.deadline_ms;
+    pc.trace_id = parse_traceparent(req.header("traceparent"));
+    pc.dry_run = simulate;
+
+    std::string idem_key, fingerprint;
+    std::unique_ptr<void, std::function<void(void*)>> inflight_guard;
+    if (idem && !simulate) {
+      if (idem->empty() || idem->size() > 255)
+        return err(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+      idem_key = idem_row(p.tenant, *idem);
+      fingerprint = sha256_hex(req.method + " " + req.path + "\n" + req.body);
+      {
+        std::lock_guard<std::mutex> lock(idem_mu);
+        if (!idem_inflight.insert(idem_key).second) {
+          HttpResponse r = err(409, "idempotency_in_flight", "a request with this Idempotency-Key is still in flight");
+          r.headers.push_back({"Retry-After", "1"});
+          return r;
+        }
+      }
+      inflight_guard = std::unique_ptr<void, std::function<void(void*)>>(reinterpret_cast<void*>(1), [this, idem_key](void*) {
+        std::lock_guard<std::mutex> lock(idem_mu);
+        idem_inflight.erase(idem_key);
+      });
+      if (auto stored = lookup_idempotent(idem_key, fingerprint)) return *stored;
+      pc.extra_expects.push_back({idem_key, std::nullopt});
+    }
+
+    const std::string tenant = p.tenant, vhex = ver->version, exp_name = export_name;
+    const bool approve_route = export_in.empty();
+    json decision_placeholder;
+    pc.extra_puts = [&, tenant, vhex](const settle::PipelineOutcome& o) {
+      std::vector<KvPut> puts;
+      json rr = {{"tenant", tenant}, {"contract", name}, {"version", vhex}, {"export", exp_name}};
+      if (o.hold_id) rr["hold_id"] = *o.hold_id;
+      puts.push_back({receipt_row(o.receipt_id), rr.dump()});
+      json call = {{"export", exp_name}, {"intent", req.body}, {"fuel", opts.fuel},
+                   {"record", call_record_to_json(o.call.record)}};
+      puts.push_back({call_row(o.receipt_id), call.dump()});
+      if (o.hold_id) puts.push_back({hold_row(*o.hold_id), json{{"tenant", tenant}, {"receipt_id", o.receipt_id}}.dump()});
+      if (!idem_key.empty()) {
+        json resp = response_body(o, vhex, approve_route, 0);
+        json rec = {{"fingerprint", fingerprint}, {"status", 200}, {"body", resp.dump()},
+                    {"content_type", "application/json"}, {"created_ms", unix_ms()}, {"receipt_id", o.receipt_id}};
+        puts.push_back({idem_key, rec.dump()});
+      }
+      return puts;
+    };
+
+    auto o = pipeline->approve(c, std::move(pc));
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const char* route_label = simulate ? "simulate" : (approve_route ? "approve" : "call");
+    if (!o) {
+      const Status& s = o.status();
+      c_decisions->Add({{"route", route_label}, {"outcome", "error"}}).Increment();
+      if (s.code() == Code::kAlreadyExists && !idem_key.empty()) {
+        // Another server committed this Idempotency-Key first: answer with its response.
+        if (auto stored = lookup_idempotent(idem_key, fingerprint)) return *stored;
+      }
+      if (s.code() == Code::kIOError) {
+        HttpResponse r = err(503, "ledger_unavailable", s.message());
+        r.headers.push_back({"Retry-After", "1"});
+        return r;
+      }
+      if (s.code() == Code::kFailedPrecondition) return err(409, "conflict", s.message());
+      if (s.code() == Code::kLimitExceeded) return err(413, "too_large", s.message());
+      return err(400, "invalid_arguments", s.message());
+    }
+    if (o->trapped()) {
+      c_decisions->Add({{"route", route_label}, {"outcome", "trap"}}).Increment();
+      HttpResponse r = err(422, "contract_trap", std::string(trap_kind_name(o->call.trap.kind)) + ": " + o->call.trap.message);
+      auto j = json::parse(r.body);
+      j["error"]["trap"] = trap_kind_name(o->call.trap.kind);
+      j["error"]["fuel_used"] = o->call.fuel_used;
+      r.body = j.dump();
+      return r;
+    }
+    c_decisions->Add({{"route", route_label}, {"outcome", "ok"}}).Increment();
+    if (o->attempts > 1) c_kv_conflicts->Increment(o->attempts - 1);
+    h_execute->Observe(o->execute_ns / 1e9);
+    if (simulate) {
+      json kv_reads = json::array(), kv_writes = json::array(), logs = json::array();
+      for (auto& r : o->call.record.kv_reads) kv_reads.push_back({{"key", r.key}, {"value", r.value ? json(*r.value) : json(nullptr)}});
+      for (auto& w : o->call.record.kv_writes) kv_writes.push_back({{"key", w.key}, {"value", w.value ? json(*w.value) : json(nullptr)}});
+      for (auto& l : o->call.record.logs) logs.push_back({{"level", log_level_name(l.level)}, {"message", l.message}});
+      json holds = json::array();
+      if (o->escrow)
+        holds.push_back({{"agent_id", o->escrow->agent_id}, {"amount", std::to_string(o->escrow->amount)},
+                         {"timeout_s", o->escrow->timeout_s}});
+      return ok_json(200, {{"decision", o->call.result}, {"fuel_used", o->call.fuel_used}, {"version", vhex},
+                           {"kv", {{"reads", kv_reads}, {"writes", kv_writes}}}, {"logs", logs}, {"holds", holds},
+                           {"signed", false}, {"stored", false}});
+    }
+    h_queue->Observe(o->queue_ns / 1e9);
+    h_sign->Observe(o->sign_ns / 1e9);
+    h_commit->Observe(o->commit_ns / 1e9);
+    h_total->Observe(total);
+    json out = response_body(*o, vhex, approve_route, o->log_index);
+    return ok_json(200, out);
+  }
+
+  json response_body(const settle::PipelineOutcome& o, const std::string& version, bool approve, uint64_t log_index) {
+    json out;
+    out[approve ? "decision" : "result"] = o.call.result;
+    out["receipt_id"] = o.receipt_id;
+    out["receipt"] = base64_encode(o.cose);
+    out["hold_id"] = o.hold_id ? json(*o.hold_id) : json(nullptr);
+    out["log_index"] = log_index;
+    out["version"] = version;
+    out["fuel_used"] = o.call.fuel_used;
+    out["trace_id"] = to_hex(o.receipt.trace_id);
+    out["executor_kid"] = to_hex(o.receipt.executor_kid);
+    return out;
+  }
+
+  // ---- receipts, proofs, checkpoints ----
+
+  Result<uint64_t> sync_tree() {
+    auto n = ledger().journal_count();
+    if (!n) return n.status();
+    std::lock_guard<std::mutex> lock(tree_mu);
+    if (tree.size() < *n) {
+      Status s = ledger().journal_for_each(tree.size() + 1, [&](const JournalRow& row) {
+        if (row.seq > *n) return false;
+        tree.append_entry(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(row.entry.data()), row.entry.size()));
+        return true;
+      });
+      if (!s) return s;
+    }
+    return tree.size();
+  }
+
+  Result<std::optional<Checkpoint>> latest_checkpoint(std::string* note) {
+    std::ifstream f(pipeline->checkpoint_dir() + "/latest.txt", std::ios::binary);
+    if (!f) return std::optional<Checkpoint>();
+    std::string text((std::istreambuf_iterator<char>(f)), {});
+    auto cp = parse_checkpoint(text);
+    if (!cp) return cp.status();
+    if (note) *note = text;
+    return std::optional<Checkpoint>(*cp);
+  }
+
+  HttpResponse checkpoint_latest() {
+    std::string note;
+    auto cp = latest_checkpoint(&note);
+    if (!cp) return err(500, "internal", cp.status().message());
+    if (!*cp) {
+      auto made = pipeline->maybe_checkpoint(1, true);
+      if (!made) return err(503, "ledger_unavailable", made.status().message());
+      cp = latest_checkpoint(&note);
+      if (!cp || !*cp) return err(404, "not_found", "no checkpoint yet: the journal is empty");
+    }
+    return ok_json(200, {{"tree_size", (**cp).tree_size}, {"root", to_hex((**cp).root)}, {"origin", (**cp).origin},
+                         {"note", note}, {"executor_kid", to_hex(pipeline->key().kid())},
+                         {"public_key_hex", to_hex(pipeline->key().public_key())}});
+  }
+
+  HttpResponse consistency(const HttpRequest& req) {
+    auto num = [&](const char* k) -> std::optional<uint64_t> {
+      auto it = req.query.find(k);
+      if (it == req.query.end() || it->second.empty() || it->second.size() > 19) return std::nullopt;
+      for (char ch : it->second)
+        if (ch < '0' || ch > '9') return std::nullopt;
+      return std::stoull(it->second);
+    };
+    auto from = num("from"), to = num("to");
+    if (!from || !to) return err(400, "invalid_request", "from and to must be tree sizes (non-negative integers)");
+    auto size = sync_tree();
+    if (!size) return err(503, "ledger_unavailable", size.status().message());
+    if (*from > *to || *to > *size)
+      return err(400, "invalid_request", "need 0 <= from <= to <= " + std::to_string(*size) + " (the journal's size)");
+    std::lock_guard<std::mutex> lock(tree_mu);
+    auto proof = tree.consistency_proof(*from, *to);
+    if (!proof) return err(400, "invalid_request", proof.status().message());
+    json path = json::array();
+    for (const Hash32& h : *proof) path.push_back(to_hex(h));
+    return ok_json(200, {{"from", *from}, {"to", *to}, {"from_root", *from ? json(to_hex(tree.root_at(*from).value())) : json(nullptr)},
+                         {"to_root", to_hex(tree.root_at(*to).value())}, {"path", path}});
+  }
+
+  HttpResponse receipt_route(const HttpRequest& req, const Principal& p, const std::string& id, const std::string& route) {
+    Hash32 key;
+    if (id.size() != 64 || !from_hex(id, key)) return err(400, "invalid_request", "a receipt id is 64 hex digits");
+    auto meta = ledger().kv_get(receipt_row(id));
+    if (!meta) return err(503, "ledger_unavailable", meta.status().message());
+    if (!*meta) return err(404, "not_found", "no receipt " + id);
+    auto mj = json::parse(**meta, nullptr, false);
+    if (!p.system() && mj.value("tenant", "") != p.tenant) return err(404, "not_found", "no receipt " + id);
+    auto row = ledger().journal_by_key(key);
+    if (!row) return err(503, "ledger_unavailable", row.status().message());
+    if (!*row) return err(404, "not_found", "no receipt " + id);
+    if (route == "/v1/receipts/{id}") {
+      HttpResponse r;
+      r.body = (*row)->entry;
+      r.content_type = "application/cose";
+      r.outcome = "ok";
+      r.headers.push_back({"X-Log-Index", std::to_string((*row)->seq - 1)});
+      return r;
+    }
+    if (route == "/v1/receipts/{id}/proof") {
+      const uint64_t index = (*row)->seq - 1;
+      std::string note;
+      auto cp = latest_checkpoint(&note);
+      if (!cp) return err(500, "internal", cp.status().message());
+      if (!*cp || (**cp).tree_size <= index) {
+        auto made = pipeline->maybe_checkpoint(1, true);
+        if (!made) return err(503, "ledger_unavailable", made.status().message());
+        cp = latest_checkpoint(&note);
+        if (!cp || !*cp) return err(500, "internal", "no checkpoint could be cut");
+      }
+      auto size = sync_tree();
+      if (!size) return err(503, "ledger_unavailable", size.status().message());
+      const uint64_t tsize = (**cp).tree_size;
+      if (tsize > *size || tsize <= index) return err(503, "not_ready", "the checkpoint does not cover this receipt yet");
+      std::lock_guard<std::mutex> lock(tree_mu);
+      auto proof = tree.inclusion_proof(index, tsize);
+      if (!proof) return err(500, "internal", proof.status().message());
+      json path = json::array();
+      for (const Hash32& h : *proof) path.push_back(to_hex(h));
+      return ok_json(200, {{"type", "inclusion"}, {"receipt_id", id}, {"leaf_index", index}, {"tree_size", tsize},
+                           {"leaf_hash", to_hex(tree.leaf_hash(index))}, {"root", to_hex((**cp).root)}, {"path", path},
+                           {"checkpoint", note}});
+    }
+    // replay package
+    auto call = ledger().kv_get(call_row(id));
+    if (!call || !*call) return err(404, "not_found", "no call record for receipt " + id);
+    auto cj = json::parse(**call, nullptr, false);
+    const std::string ver = mj.value("version", "");
+    auto vrow = ledger().kv_get(version_row(mj.value("tenant", ""), mj.value("contract", ""), ver));
+    auto mrow = ledger().kv_get(module_row(ver));
+    if (!vrow || !*vrow || !mrow || !*mrow) return err(404, "not_found", "the contract version of receipt " + id + " is gone");
+    auto vj = json::parse(**vrow, nullptr, false);
+    auto rec = call_record_from_json(cj["record"]);
+    if (!rec) return err(500, "internal", rec.status().message());
+    settle::CallInputs in;
+    in.module.assign((*mrow)->begin(), (*mrow)->end());
+    in.wit = vj.value("wit", "");
+    in.grants = vj.value("grants", "");
+    in.export_name = cj.value("export", "");
+    in.intent = cj.value("intent", "");
+    in.fuel = cj.value("fuel", opts.fuel);
+    in.tier = Tier::kOptimized;
+    std::span<const uint8_t> cose(reinterpret_cast<const uint8_t*>((*row)->entry.data()), (*row)->entry.size());
+    auto decoded = decode_receipt(cose);
+    if (!decoded) return err(500, "internal", decoded.status().message());
+    auto pub = executor_public_key(to_hex(decoded->executor_kid));
+    if (!pub) return err(500, "internal", "executor key " + to_hex(decoded->executor_kid) + " is unknown");
+    auto bytes = settle::encode_replay_package(settle::make_replay_package(in, *rec, cose, *pub));
+    HttpResponse r;
+    r.body.assign(bytes.begin(), bytes.end());
+    r.content_type = "application/cbor";
+    r.outcome = "ok";
+    return r;
+  }
+
+  std::optional<PublicKey> executor_public_key(const std::string& kid) {
+    auto row = ledger().kv_get(executor_row(kid));
+    if (!row || !*row) return std::nullopt;
+    auto j = json::parse(**row, nullptr, false);
+    PublicKey pk;
+    if (!from_hex(j.value("public_key_hex", ""), pk)) return std::nullopt;
+    return pk;
+  }
+
+  HttpResponse executor_keys() {
+    json keys = json::array();
+    auto rows = ledger().kv_scan(kRow + "executor/", "", 10000);
+    if (!rows) return err(503, "ledger_unavailable", rows.status().message());
+    const std::string mine = to_hex(pipeline->key().kid());
+    for (auto& [k, v] : *rows) {
+      auto j = json::parse(v, nullptr, false);
+      keys.push_back({{"kid", j.value("kid", "")}, {"public_key_hex", j.value("public_key_hex", "")},
+                      {"status", j.value("status", "active")}, {"this_executor", j.value("kid", "") == mine}});
+    }
+    return ok_json(200, {{"keys", keys}});
+  }
+
+  // ---- holds ----
+
+  HttpResponse get_hold(const Principal& p, const std::string& id) {
+    auto hid = Id128::parse(id);
+    if (!hid || id.size() != 32) return err(400, "invalid_request", "a hold id is 32 hex digits (from an approval's hold_id)");
+    auto meta = ledger().kv_get(hold_row(hid->hex()));
+    if (!meta) return err(503, "ledger_unavailable", meta.status().message());
+    if (!*meta) return err(404, "not_found", "no hold " + id);
+    auto mj = json::parse(**meta, nullptr, false);
+    if (!p.system() && mj.value("tenant", "") != p.tenant) return err(404, "not_found", "no hold " + id);
+    auto t = ledger().lookup_transfer(*hid);
+    if (!t) return err(503, "ledger_unavailable", t.status().message());
+    if (!*t) return err(404, "not_found", "no hold " + id);
+    const Transfer& tr = **t;
+    return ok_json(200, {{"hold_id", hid->hex()}, {"receipt_id", mj.value("receipt_id", "")},
+                         {"amount", std::to_string(tr.amount)}, {"state", hold_state_name(tr.hold_state)},
+                         {"disputed", tr.disputed}, {"timeout_s", tr.timeout_s},
+                         {"debit_account_id", tr.debit_account_id.hex()}, {"credit_account_id", tr.credit_account_id.hex()},
+                         {"created_ns", tr.timestamp_ns}});
+  }
+
+  HttpResponse settle_hold(const HttpRequest& req, const Principal& p, const std::string& id, bool release,
+                           const std::string* idem) {
+    auto hid = Id128::parse(id);
+    if (!hid || id.size() != 32) return err(400, "invalid_request", "a hold id is 32 hex digits (from an approval's hold_id)");
+    auto meta = ledger().kv_get(hold_row(hid->hex()));
+    if (!meta) return err(503, "ledger_unavailable", meta.status().message());
+    if (!*meta) return err(404, "not_found", "no hold " + id);
+    auto mj = json::parse(**meta, nullptr, false);
+    if (!p.system() && mj.value("tenant", "") != p.tenant) return err(404, "not_found", "no hold " + id);
+    uint64_t amount = 0;
+    if (!req.body.empty()) {
+      auto body = parse_strict(req.body, "body");
+      if (!body) return err(400, "invalid_json", body.status().message());
+      if (!body->is_object()) return err(400, "invalid_request", "body: expected an object");
+      for (auto& [k, v] : body->items()) {
+        if (k != "amount" || !release) return err(400, "invalid_request", "body." + k + ": unknown field");
+        if (v.is_number_unsigned()) amount = v.get<uint64_t>();
+        else if (v.is_string() && !v.get<std::string>().empty() && v.get<std::string>().size() <= 20 &&
+                 std::all_of(v.get<std::string>().begin(), v.get<std::string>().end(), ::isdigit))
+          amount = std::stoull(v.get<std::string>());
+        else return err(400, "invalid_request", "body.amount: expected a non-negative integer (number or decimal string)");
+      }
+    }
+    Transfer t;
+    t.id = settle::derived_id("covenant/" + std::string(release ? "release" : "refund") + "/" + hid->hex() + "/" +
+                              (idem ? *idem : random_hex(16)));
+    t.pending_id = *hid;
+    t.flags = release ? kTransferPostPending : kTransferVoidPending;
+    t.amount = amount;
+    auto r = ledger().create_transfer(t);
+    if (!r) {
+      HttpResponse e = err(503, "ledger_unavailable", r.status().message());
+      e.headers.push_back({"Retry-After", "1"});
+      return e;
+    }
+    auto held = ledger().lookup_transfer(*hid);
+    const std::string state = held && *held ? hold_state_name((*held)->hold_state) : "unknown";
+    if (!ledger_result_is_success(r->result)) {
+      const std::string code = ledger_result_name(r->result);
+      const int status = (code == "exceeds_pending_transfer_amount" || code == "pending_transfer_has_different_amount") ? 422 : 409;
+      std::string hint;
+      if (code == "pending_transfer_expired") hint = " (the hold's intent expired; its funds are back with the agent)";
+      return err(status, code, "the ledger refused: " + code + hint + "; hold " + hid->hex() + " is " + state);
+    }
+    return ok_json(200, {{"hold_id", hid->hex()}, {"transfer_id", t.id.hex()}, {"result", ledger_result_name(r->result)},
+                         {"state", state}, {"amount", std::to_string(amount)}});
+  }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Service>> Service::open(const ServiceOptions& options,
+                                               std::shared_ptr<prometheus::Registry> metrics) {
+  if (options.data_dir.empty()) return Status::invalid("the service needs a data directory");
+  auto s = std::make_unique<ServiceImpl>();
+  s->opts = options;
+  s->registry = metrics ? std::move(metrics) : std::make_shared<prometheus::Registry>();
+  COVENANT_RETURN_IF_ERROR(s->init());
+  return std::unique_ptr<Service>(std::move(s));
+}
+
+}  // namespace covenant::server
