@@ -16,6 +16,7 @@
 #include <prometheus/registry.h>
 
 #include "cli/command.h"
+#include "covenant/engine.h"
 #include "server/http.h"
 #include "server/service.h"
 
@@ -160,6 +161,14 @@ int serve_command(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   ho.metrics = registry;
+  // Guest calls recurse on the native stack: run each worker on a big stack (reserved,
+  // committed only as used) so no call hops to a helper thread.
+  ho.worker_runner = [](const std::function<void()>& loop) {
+    run_with_big_stack([&] {
+      loop();
+      return 0;
+    });
+  };
   auto service = server::Service::open(so, registry);
   if (!service) return sfail(service.status().message());
   server::Service* svc = service->get();

@@ -588,7 +588,11 @@ void Impl::run() {
   size_t n_io = std::max<size_t>(1, options_.io_threads);
   for (size_t i = 0; i < n_io; ++i) io_threads_.emplace_back([this] { ioc_->run(); });
   size_t n_workers = std::max<size_t>(1, options_.workers);
-  for (size_t i = 0; i < n_workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (size_t i = 0; i < n_workers; ++i)
+    workers_.emplace_back([this] {
+      if (options_.worker_runner) options_.worker_runner([this] { worker_loop(); });
+      else worker_loop();
+    });
 }
 
 void Impl::do_accept() {

@@ -72,6 +72,9 @@ struct HttpOptions {
   std::chrono::milliseconds write_timeout{10'000};
   bool access_log = true;              // one JSON line per request on stderr
   std::shared_ptr<prometheus::Registry> metrics;  // when set, HTTP metrics are added to it
+  // When set, each worker thread runs its loop through this (e.g. on a big stack, so that
+  // guest calls never hop to a helper thread: covenant::run_with_big_stack).
+  std::function<void(const std::function<void()>&)> worker_runner;
 };
 
 class HttpServer {

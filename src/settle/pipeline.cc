@@ -195,6 +195,7 @@ struct Item {
   Staged staged;
   Atomic atomic;
   ItemState state = ItemState::kQueued;
+  std::condition_variable done;  // its own: waking every waiter per item would be a thundering herd
   Status status;
   uint64_t enqueued_ns = 0;
 };
@@ -211,7 +212,6 @@ struct Pipeline::Impl {
   // Chain and queue: one mutex, so queue order is chain order.
   std::mutex mu;
   std::condition_variable queue_cv;
-  std::condition_variable done_cv;
   std::deque<Item*> queue;                 // GUARDED_BY(mu)
   std::optional<Hash32> predicted_head;    // GUARDED_BY(mu): the last receipt signed (queued or committed)
   std::optional<Hash32> committed_head;    // GUARDED_BY(mu): the chain row as last committed by us
@@ -309,7 +309,7 @@ struct Pipeline::Impl {
     it.state = state;
     it.status = std::move(status);
     kv->release(it.staged);
-    done_cv.notify_all();
+    it.done.notify_one();
   }
 
   void run_committer() {
@@ -516,7 +516,7 @@ Result<PipelineOutcome> Pipeline::approve(Contract& contract, PipelineCall call)
       it.enqueued_ns = now_ns();
       impl_->queue.push_back(&it);
       impl_->queue_cv.notify_one();
-      impl_->done_cv.wait(lock, [&] { return it.state != ItemState::kQueued; });
+      it.done.wait(lock, [&] { return it.state != ItemState::kQueued; });
     }
     if (it.state == ItemState::kDone) return out;
     if (it.state == ItemState::kFailed) return it.status;

@@ -1,0 +1,1649 @@
+// End-to-end tests of `covenant serve` as users meet it: the real binary runs as
+// a child process (`--listen 127.0.0.1:0 --data <fresh dir>`, stdout piped for
+// the `listening on http://HOST:PORT` line, stderr to DIR/server.log) and the
+// tests talk HTTP/1.1 to it over plain POSIX sockets with a small blocking
+// client (Content-Length and chunked bodies, keep-alive reuse or a fresh
+// connection per request).
+//
+// Each TEST_P runs on two backends: "sqlite" (the data directory's ledger.db)
+// and "postgres" (`--ledger $COVENANT_PG_URL --pg-schema <unique>`; skipped when
+// COVENANT_PG_URL is unset, failed instead when COVENANT_REQUIRE_PG=1).
+//
+// What is checked: API v1 end to end (keys, deploy, approve, receipts verified
+// with the executor key, inclusion and consistency proofs, holds, replay), the
+// simulate route stores nothing, the role x route authorization matrix and
+// tenant isolation, bad input (JSON errors, 413, 431, slow clients),
+// idempotency keys, kill -9 under load (every acknowledged receipt survives and
+// `covenant ledger verify` is clean), two servers on one PostgreSQL schema (no
+// lost update of a kv budget), contract upgrade under load, and SIGTERM drain.
+//
+// Compile definitions: COVENANT_CLI (build/covenant), COVENANT_SOURCE_DIR,
+// COVENANT_BINARY_DIR, HOST_TESTDATA_DIR.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "covenant/keys.h"
+#include "covenant/merkle.h"
+#include "covenant/receipt.h"
+#include "settle/settle.h"
+
+#ifndef COVENANT_CLI
+#error "COVENANT_CLI must name the covenant binary"
+#endif
+#ifndef COVENANT_SOURCE_DIR
+#error "COVENANT_SOURCE_DIR must be defined"
+#endif
+#ifndef COVENANT_BINARY_DIR
+#error "COVENANT_BINARY_DIR must be defined"
+#endif
+
+extern char** environ;
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------
+// Small utilities
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::string s = read_file(path);
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && s[i] == ' ') ++i;
+  return s.substr(i);
+}
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+std::span<const uint8_t> as_bytes(const std::string& s) {
+  return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+bool is_hex(const std::string& s, size_t n) {
+  if (s.size() != n) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+uint64_t now_unix_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+// u64 values come back as decimal strings (docs/abi.md); accept numbers too.
+uint64_t as_u64(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) return static_cast<uint64_t>(v.get<int64_t>());
+  if (v.is_string()) return std::stoull(v.get<std::string>());
+  return UINT64_MAX;
+}
+
+std::string tail(const std::string& text, size_t max_lines = 40) {
+  size_t n = 0, at = text.size();
+  while (at > 0 && n <= max_lines) {
+    at = text.rfind('\n', at - 1);
+    if (at == std::string::npos) {
+      at = 0;
+      break;
+    }
+    ++n;
+  }
+  return text.substr(at);
+}
+
+const std::string kPolicyC = std::string(COVENANT_BINARY_DIR) + "/contracts/examples/policy_c.wasm";
+const std::string kPolicyRust = std::string(COVENANT_BINARY_DIR) + "/contracts/examples/policy_rust.wasm";
+const std::string kBudgetRust = std::string(COVENANT_BINARY_DIR) + "/contracts/examples/budget_rust.wasm";
+const std::string kBudgetWit = std::string(COVENANT_SOURCE_DIR) + "/contracts/examples/budget/budget.wit";
+const json kBudgetGrants = json::parse(
+    R"({"capabilities":{"kv":{"namespace":"budgets","max_keys":1000,"max_bytes":65536},"log":{"level":"info"},"clock":{}}})");
+
+// The seed intent (docs/settlement.md): u64 fields as decimal strings.
+std::string seed_intent(const std::string& agent = "agent-7", uint64_t units = 500) {
+  json j = {{"agent_id", agent},
+            {"task_type", "inference"},
+            {"max_units", std::to_string(units)},
+            {"expires_at_ms", std::to_string(now_unix_ms() + 3600 * 1000)}};
+  return j.dump();
+}
+
+std::string budget_intent(const std::string& agent, uint64_t amount) {
+  return json{{"agent-id", agent}, {"amount", std::to_string(amount)}}.dump();
+}
+
+// ---------------------------------------------------------------------------
+// A blocking HTTP/1.1 client over POSIX sockets.
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Response {
+  int status = 0;                              // 0: transport error (see error)
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string error;
+  json j() const {
+    json v = json::parse(body, nullptr, false);
+    return v.is_discarded() ? json() : v;
+  }
+  std::string header(const std::string& name) const {
+    auto it = headers.find(lower(name));
+    return it == headers.end() ? std::string() : it->second;
+  }
+  std::string code() const {
+    json v = j();
+    if (v.is_object() && v.contains("error") && v["error"].is_object() && v["error"].contains("code") &&
+        v["error"]["code"].is_string())
+      return v["error"]["code"];
+    return "";
+  }
+  std::string describe() const {
+    if (status == 0) return "transport error: " + error;
+    return "HTTP " + std::to_string(status) + " " + body.substr(0, 600);
+  }
+};
+
+int connect_to(uint16_t port, std::string* error, int rcv_timeout_s = 30) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    *error = std::string("connect: ") + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  timeval tv{rcv_timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+bool send_all(int fd, const char* p, size_t n, std::string* error) {
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      *error = std::string("send: ") + std::strerror(errno);
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Reads one response from fd. `buf` holds bytes already read (pipelining is not
+// used, so it is normally empty). Returns false on a transport error.
+bool read_response(int fd, std::string& buf, Response* r, bool head_request = false) {
+  auto fill = [&]() -> bool {
+    char tmp[65536];
+    for (;;) {
+      ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+      if (n > 0) {
+        buf.append(tmp, static_cast<size_t>(n));
+        return true;
+      }
+      if (n == 0) {
+        r->error = "connection closed by the server";
+        return false;
+      }
+      if (errno == EINTR) continue;
+      r->error = std::string("recv: ") + (errno == EAGAIN || errno == EWOULDBLOCK ? "timeout" : std::strerror(errno));
+      return false;
+    }
+  };
+  size_t end;
+  while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+    if (buf.size() > (1 << 20)) {
+      r->error = "response head too large";
+      return false;
+    }
+    if (!fill()) {
+      if (!buf.empty() && r->error == "connection closed by the server") r->error = "truncated response head";
+      return false;
+    }
+  }
+  std::string head = buf.substr(0, end);
+  buf.erase(0, end + 4);
+  std::istringstream hs(head);
+  std::string line;
+  std::getline(hs, line);
+  if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) {
+    r->error = "bad status line: " + line;
+    return false;
+  }
+  r->status = std::atoi(line.c_str() + 9);
+  while (std::getline(hs, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t c = line.find(':');
+    if (c == std::string::npos) continue;
+    r->headers[lower(line.substr(0, c))] = trim(line.substr(c + 1));
+  }
+  if (head_request || r->status == 204 || r->status == 304 || (r->status >= 100 && r->status < 200)) return true;
+  if (lower(r->header("transfer-encoding")).find("chunked") != std::string::npos) {
+    for (;;) {
+      size_t le;
+      while ((le = buf.find("\r\n")) == std::string::npos)
+        if (!fill()) return false;
+      const size_t n = std::strtoull(buf.substr(0, le).c_str(), nullptr, 16);
+      buf.erase(0, le + 2);
+      if (n == 0) {
+        // trailers until an empty line
+        for (;;) {
+          while ((le = buf.find("\r\n")) == std::string::npos)
+            if (!fill()) return false;
+          const bool empty = le == 0;
+          buf.erase(0, le + 2);
+          if (empty) return true;
+        }
+      }
+      while (buf.size() < n + 2)
+        if (!fill()) return false;
+      r->body.append(buf, 0, n);
+      buf.erase(0, n + 2);
+    }
+  }
+  const std::string cl = r->header("content-length");
+  if (!cl.empty()) {
+    const size_t n = std::strtoull(cl.c_str(), nullptr, 10);
+    while (buf.size() < n)
+      if (!fill()) return false;
+    r->body = buf.substr(0, n);
+    buf.erase(0, n);
+    return true;
+  }
+  // No length: the body runs to the end of the connection.
+  for (;;) {
+    char tmp[65536];
+    ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (n > 0) {
+      buf.append(tmp, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  r->body = std::move(buf);
+  buf.clear();
+  return true;
+}
+
+std::string build_request(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
+                          const Headers& headers, bool close) {
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  bool has_ct = false;
+  for (auto& [k, v] : headers) {
+    req += k + ": " + v + "\r\n";
+    has_ct |= lower(k) == "content-type";
+  }
+  if (!body.empty() || method == "POST" || method == "PUT") {
+    if (!has_ct) req += "Content-Type: application/json\r\n";
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  if (close) req += "Connection: close\r\n";
+  req += "\r\n";
+  req += body;
+  return req;
+}
+
+// One connection; keep-alive unless the server closes it.
+class Conn {
+ public:
+  explicit Conn(uint16_t port) : port_(port) {}
+  ~Conn() { close(); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    buf_.clear();
+  }
+  bool is_open() const { return fd_ >= 0; }
+
+  Response request(const std::string& method, const std::string& path, const std::string& body = "",
+                   const Headers& headers = {}) {
+    Response r;
+    if (fd_ < 0) {
+      fd_ = connect_to(port_, &r.error);
+      if (fd_ < 0) return r;
+    }
+    const std::string req = build_request(port_, method, path, body, headers, false);
+    if (!send_all(fd_, req.data(), req.size(), &r.error)) {
+      close();
+      return r;
+    }
+    if (!read_response(fd_, buf_, &r, method == "HEAD")) {
+      r.status = 0;
+      close();
+      return r;
+    }
+    if (lower(r.header("connection")) == "close") close();
+    return r;
+  }
+
+ private:
+  uint16_t port_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// A fresh connection for one request.
+Response fresh_request(uint16_t port, const std::string& method, const std::string& path, const std::string& body = "",
+                       const Headers& headers = {}) {
+  Response r;
+  int fd = connect_to(port, &r.error);
+  if (fd < 0) return r;
+  const std::string req = build_request(port, method, path, body, headers, true);
+  std::string buf;
+  if (!send_all(fd, req.data(), req.size(), &r.error) || !read_response(fd, buf, &r, method == "HEAD")) r.status = 0;
+  ::close(fd);
+  return r;
+}
+
+// Sends `data` in pieces, stopping as soon as the server answers (it may refuse
+// a request before reading all of it: 413, 431), then reads the response.
+Response streaming_exchange(uint16_t port, const std::string& data) {
+  Response r;
+  int fd = connect_to(port, &r.error);
+  if (fd < 0) return r;
+  size_t at = 0;
+  while (at < data.size()) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) break;  // the server spoke (or closed) early
+    const size_t n = std::min<size_t>(16384, data.size() - at);
+    ssize_t w = ::send(fd, data.data() + at, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        pollfd q{fd, POLLIN | POLLOUT, 0};
+        ::poll(&q, 1, 1000);
+        continue;
+      }
+      break;  // EPIPE / ECONNRESET: read what the server said
+    }
+    at += static_cast<size_t>(w);
+  }
+  std::string buf;
+  if (!read_response(fd, buf, &r)) r.status = 0;
+  ::close(fd);
+  return r;
+}
+
+Headers auth(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
+Headers auth(const std::string& key, const Headers& more) {
+  Headers h = auth(key);
+  h.insert(h.end(), more.begin(), more.end());
+  return h;
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+
+struct Server {
+  pid_t pid = -1;
+  uint16_t port = 0;
+  std::string data, log;
+  std::vector<std::string> args;
+};
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+
+RunResult run_cli(const std::vector<std::string>& args, const std::string& err_path) {
+  std::string cmd = std::string("'") + COVENANT_CLI + "'";
+  for (const std::string& a : args) cmd += " '" + a + "'";  // no argument here contains a quote
+  cmd += " 2>'" + err_path + "'";
+  RunResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = ::pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.err = read_file(err_path);
+  return r;
+}
+
+// Waits for the process to exit, at most `limit`. Returns the wait status, or
+// nullopt when it is still running.
+std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds limit) {
+  const auto until = Clock::now() + limit;
+  for (;;) {
+    int st = 0;
+    pid_t w = ::waitpid(pid, &st, WNOHANG);
+    if (w == pid) return st;
+    if (w < 0 && errno != EINTR) return std::nullopt;
+    if (Clock::now() >= until) return std::nullopt;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The fixture
+
+std::atomic<int> g_schema_counter{0};
+
+class ServerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = std::string(info->name());
+    for (char& c : name)
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    dir_ = ::testing::TempDir() + "/covenant_server_test_" + std::to_string(::getpid()) + "_" + name;
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    if (postgres()) {
+      const char* url = std::getenv("COVENANT_PG_URL");
+      if (!url || !*url) {
+        const char* require = std::getenv("COVENANT_REQUIRE_PG");
+        if (require && std::string(require) == "1") FAIL() << "COVENANT_REQUIRE_PG=1 but COVENANT_PG_URL is not set";
+        GTEST_SKIP() << "COVENANT_PG_URL not set";
+      }
+      pg_url_ = url;
+      // [a-z0-9_], at most 48 characters, unique per test and process.
+      std::string tn = lower(std::string(info->name()));
+      std::string clean;
+      for (char c : tn) clean += (std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
+      schema_ = "srvt_" + std::to_string(::getpid()) + "_" + std::to_string(g_schema_counter++) + "_" + clean;
+      if (schema_.size() > 48) schema_.resize(48);
+    }
+    for (const std::string& f : {kPolicyC, kPolicyRust, kBudgetRust, kBudgetWit})
+      ASSERT_TRUE(std::filesystem::exists(f)) << f << " is missing: build the example contracts first";
+    ASSERT_TRUE(std::filesystem::exists(COVENANT_CLI)) << COVENANT_CLI << " is missing";
+  }
+
+  void TearDown() override {
+    for (Server* s : servers_) {
+      if (s->pid > 0) {
+        ::kill(s->pid, SIGKILL);
+        (void)wait_exit(s->pid, 10s);
+        s->pid = -1;
+      }
+    }
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    else if (!dir_.empty()) std::fprintf(stderr, "[server_test] kept %s for inspection\n", dir_.c_str());
+  }
+
+  bool postgres() const { return GetParam() == "postgres"; }
+
+  // The ledger flags of `covenant serve` and `covenant ledger` for this backend.
+  std::vector<std::string> ledger_flags(const std::string& data) const {
+    if (postgres()) return {"--ledger", pg_url_, "--pg-schema", schema_};
+    return {"--ledger", data + "/ledger.db"};
+  }
+
+  Server& new_server(const std::string& data_name) {
+    owned_.push_back(std::make_unique<Server>());
+    Server& s = *owned_.back();
+    s.data = dir_ + "/" + data_name;
+    s.log = dir_ + "/" + data_name + ".server.log";
+    s.args = {"serve", "--listen", "127.0.0.1:0", "--data", s.data};
+    if (postgres()) {
+      s.args.insert(s.args.end(), {"--ledger", pg_url_, "--pg-schema", schema_});
+    }
+    servers_.push_back(&s);
+    return s;
+  }
+
+  // Starts (or restarts) a server; the port is read from its first stdout line.
+  ::testing::AssertionResult start(Server& s) {
+    int pfd[2];
+    if (::pipe2(pfd, O_CLOEXEC) != 0) return ::testing::AssertionFailure() << "pipe: " << std::strerror(errno);
+    int logfd = ::open(s.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logfd < 0) return ::testing::AssertionFailure() << "open " << s.log << ": " << std::strerror(errno);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, logfd, 2);
+    std::vector<std::string> argv_s = {COVENANT_CLI};
+    argv_s.insert(argv_s.end(), s.args.begin(), s.args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = ::posix_spawn(&pid, COVENANT_CLI, &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(pfd[1]);
+    ::close(logfd);
+    if (rc != 0) {
+      ::close(pfd[0]);
+      return ::testing::AssertionFailure() << "posix_spawn " << COVENANT_CLI << ": " << std::strerror(rc);
+    }
+    s.pid = pid;
+    // The first line: `listening on http://HOST:PORT`.
+    std::string line;
+    const auto until = Clock::now() + 60s;
+    bool got = false;
+    while (!got && Clock::now() < until) {
+      pollfd p{pfd[0], POLLIN, 0};
+      int pr = ::poll(&p, 1, 200);
+      if (pr > 0) {
+        char c;
+        ssize_t n = ::read(pfd[0], &c, 1);
+        if (n == 1) {
+          if (c == '\n') got = true;
+          else line += c;
+          continue;
+        }
+        if (n == 0) break;  // stdout closed: the process is gone
+      }
+      int st;
+      if (::waitpid(pid, &st, WNOHANG) == pid) {
+        s.pid = -1;
+        ::close(pfd[0]);
+        return ::testing::AssertionFailure() << "covenant serve exited (status " << st << ") before listening:\n"
+                                             << tail(read_file(s.log));
+      }
+    }
+    ::close(pfd[0]);
+    const std::string prefix = "listening on http://127.0.0.1:";
+    if (!got || line.rfind(prefix, 0) != 0)
+      return ::testing::AssertionFailure() << "first stdout line was '" << line << "' (want " << prefix
+                                           << "PORT)\n" << tail(read_file(s.log));
+    const int port = std::atoi(line.c_str() + prefix.size());
+    if (port <= 0 || port > 65535) return ::testing::AssertionFailure() << "bad port in '" << line << "'";
+    s.port = static_cast<uint16_t>(port);
+    // Serving: /healthz answers.
+    for (int i = 0; i < 100; ++i) {
+      Response h = fresh_request(s.port, "GET", "/healthz");
+      if (h.status == 200) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(50ms);
+    }
+    return ::testing::AssertionFailure() << "/healthz never answered 200\n" << tail(read_file(s.log));
+  }
+
+  // SIGTERM; returns the wait status (nullopt: still running after `limit`).
+  std::optional<int> stop(Server& s, std::chrono::milliseconds limit = 20s) {
+    if (s.pid <= 0) return std::nullopt;
+    ::kill(s.pid, SIGTERM);
+    auto st = wait_exit(s.pid, limit);
+    if (st) s.pid = -1;
+    return st;
+  }
+
+  void kill9(Server& s) {
+    if (s.pid <= 0) return;
+    ::kill(s.pid, SIGKILL);
+    (void)wait_exit(s.pid, 20s);
+    s.pid = -1;
+  }
+
+  std::string admin_key(const Server& s) { return trim(read_file(s.data + "/admin.key")); }
+
+  std::string log_of(const Server& s) { return "\n--- " + s.log + " (tail) ---\n" + tail(read_file(s.log)); }
+
+  // `covenant ledger verify --json` on the server's ledger (server stopped or not).
+  RunResult ledger_verify(const Server& s) {
+    std::vector<std::string> args = {"ledger", "verify"};
+    auto lf = ledger_flags(s.data);
+    args.insert(args.end(), lf.begin(), lf.end());
+    args.push_back("--json");
+    return run_cli(args, dir_ + "/verify.stderr");
+  }
+
+  void expect_ledger_clean(const Server& s) {
+    RunResult v = ledger_verify(s);
+    EXPECT_EQ(v.code, 0) << v.out << v.err;
+    json j = json::parse(v.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << v.out << v.err;
+    EXPECT_EQ(j.value("ok", false), true) << v.out;
+  }
+
+  // ---- API helpers ----
+
+  struct TenantKeys {
+    std::string admin, deployer, caller, auditor;
+    std::map<std::string, std::string> ids;  // role -> key id
+  };
+
+  std::string create_key(const Server& s, const std::string& by, const std::string& tenant, const std::string& role,
+                         std::string* id = nullptr) {
+    Response r = fresh_request(s.port, "POST", "/v1/keys", json{{"tenant", tenant}, {"role", role}}.dump(), auth(by));
+    EXPECT_EQ(r.status, 201) << r.describe() << log_of(s);
+    json j = r.j();
+    if (!j.is_object() || !j.contains("key")) return "";
+    EXPECT_EQ(j.value("tenant", ""), tenant);
+    EXPECT_EQ(j.value("role", ""), role);
+    if (id) *id = j.value("id", "");
+    return j.value("key", "");
+  }
+
+  TenantKeys tenant_keys(const Server& s, const std::string& tenant) {
+    const std::string sys = admin_key(s);
+    TenantKeys k;
+    k.admin = create_key(s, sys, tenant, "admin", &k.ids["admin"]);
+    k.deployer = create_key(s, sys, tenant, "deployer", &k.ids["deployer"]);
+    k.caller = create_key(s, sys, tenant, "caller", &k.ids["caller"]);
+    k.auditor = create_key(s, sys, tenant, "auditor", &k.ids["auditor"]);
+    return k;
+  }
+
+  static std::string contract_body(const std::string& wasm_path, const std::string& wit = "",
+                                   const json& grants = json()) {
+    json b = {{"wasm_base64", covenant::base64_encode(read_bytes(wasm_path))}};
+    if (!wit.empty()) b["wit"] = wit;
+    if (!grants.is_null()) b["grants"] = grants;
+    return b.dump();
+  }
+
+  // PUT the contract; returns the version (sha-256 hex of the module).
+  std::string deploy(const Server& s, const std::string& key, const std::string& name, const std::string& wasm_path,
+                     const std::string& wit = "", const json& grants = json(), bool expect_active = true) {
+    Response r = fresh_request(s.port, "PUT", "/v1/contracts/" + name, contract_body(wasm_path, wit, grants), auth(key));
+    EXPECT_EQ(r.status, 201) << r.describe() << log_of(s);
+    json j = r.j();
+    const std::string want = covenant::to_hex(covenant::sha256(read_bytes(wasm_path)));
+    EXPECT_EQ(j.value("version", ""), want) << r.body;
+    EXPECT_EQ(j.value("active", !expect_active), expect_active) << r.body;
+    return j.value("version", "");
+  }
+
+  std::string dir_;
+  std::string pg_url_, schema_;
+  std::vector<std::unique_ptr<Server>> owned_;
+  std::vector<Server*> servers_;
+};
+
+std::string backend_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+// ---------------------------------------------------------------------------
+// 1. The whole cycle a user goes through.
+
+TEST_P(ServerTest, EndToEnd) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  ASSERT_TRUE(std::filesystem::exists(s.data + "/admin.key"));
+  EXPECT_EQ(std::filesystem::status(s.data + "/admin.key").permissions() & std::filesystem::perms::others_read,
+            std::filesystem::perms::none);
+  EXPECT_EQ(fresh_request(s.port, "GET", "/readyz").status, 200);
+  TenantKeys k = tenant_keys(s, "acme");
+  ASSERT_FALSE(k.caller.empty());
+
+  const std::string version = deploy(s, k.deployer, "policy", kPolicyC);
+  ASSERT_TRUE(is_hex(version, 64)) << version;
+  {
+    Response r = fresh_request(s.port, "GET", "/v1/contracts/policy", "", auth(k.deployer));
+    ASSERT_EQ(r.status, 200) << r.describe();
+    json j = r.j();
+    EXPECT_EQ(j.value("active_version", ""), version) << r.body;
+    ASSERT_TRUE(j["versions"].is_array());
+    EXPECT_EQ(j["versions"].size(), 1u);
+    Response l = fresh_request(s.port, "GET", "/v1/contracts", "", auth(k.caller));
+    ASSERT_EQ(l.status, 200) << l.describe();
+    ASSERT_EQ(l.j()["contracts"].size(), 1u) << l.body;
+    EXPECT_EQ(l.j()["contracts"][0].value("name", ""), "policy");
+  }
+
+  // Approvals: five intents, each with a receipt, a hold and a log index.
+  Conn conn(s.port);
+  struct Approved {
+    std::string receipt_id, hold_id;
+    std::vector<uint8_t> cose;
+    uint64_t log_index;
+  };
+  std::vector<Approved> got;
+  for (int i = 0; i < 5; ++i) {
+    Response r = conn.request("POST", "/v1/contracts/policy/approve", seed_intent("agent-" + std::to_string(i)),
+                              auth(k.caller));
+    ASSERT_EQ(r.status, 200) << r.describe() << log_of(s);
+    json j = r.j();
+    ASSERT_TRUE(j.contains("decision")) << r.body;
+    EXPECT_EQ(j["decision"].value("approved", false), true) << r.body;
+    const std::string id = j.value("receipt_id", "");
+    EXPECT_TRUE(is_hex(id, 64)) << r.body;
+    std::vector<uint8_t> cose;
+    ASSERT_TRUE(covenant::base64_decode(j.value("receipt", ""), &cose)) << r.body;
+    EXPECT_EQ(covenant::receipt_id_hex(cose), id) << "the receipt id is SHA-256 of the COSE bytes";
+    ASSERT_TRUE(j["hold_id"].is_string()) << r.body;
+    EXPECT_EQ(j["hold_id"].get<std::string>(), id.substr(0, 32)) << "hold id = first 16 bytes of the receipt id";
+    ASSERT_TRUE(j["log_index"].is_number_unsigned()) << r.body;
+    EXPECT_EQ(j.value("version", ""), version);
+    if (!got.empty()) { EXPECT_GT(j["log_index"].get<uint64_t>(), got.back().log_index); }
+    got.push_back({id, j["hold_id"], cose, j["log_index"].get<uint64_t>()});
+  }
+
+  // The executor key, and each receipt's signature.
+  Response keys = fresh_request(s.port, "GET", "/v1/executor/keys", "", auth(k.auditor));
+  ASSERT_EQ(keys.status, 200) << keys.describe();
+  std::optional<covenant::PublicKey> pub;
+  const json keys_j = keys.j();
+  for (auto& e : keys_j["keys"]) {
+    if (e.value("this_executor", false)) {
+      covenant::PublicKey pk;
+      ASSERT_TRUE(covenant::from_hex(e.value("public_key_hex", ""), pk)) << keys.body;
+      pub = pk;
+      EXPECT_EQ(e.value("kid", ""), covenant::to_hex(covenant::kid_for(pk)));
+    }
+  }
+  ASSERT_TRUE(pub.has_value()) << keys.body;
+  covenant::PinnedKey pinned(*pub);
+  for (const Approved& a : got) {
+    Response r = conn.request("GET", "/v1/receipts/" + a.receipt_id, "", auth(k.auditor));
+    ASSERT_EQ(r.status, 200) << r.describe();
+    EXPECT_EQ(r.header("content-type"), "application/cose");
+    EXPECT_EQ(std::vector<uint8_t>(r.body.begin(), r.body.end()), a.cose) << "GET returns the exact receipt bytes";
+    auto v = covenant::verify_receipt(as_bytes(r.body), pinned);
+    EXPECT_TRUE(v.is_ok()) << v.status().to_string();
+    if (v.is_ok()) { EXPECT_EQ(v->executor_kid, covenant::kid_for(*pub)); }
+  }
+  // A changed byte does not verify.
+  {
+    std::vector<uint8_t> bad = got[0].cose;
+    bad[bad.size() - 5] ^= 0x01;
+    EXPECT_FALSE(covenant::verify_receipt(bad, pinned).is_ok());
+  }
+
+  // Inclusion proof of the third receipt, against the root it names.
+  Response pr = conn.request("GET", "/v1/receipts/" + got[2].receipt_id + "/proof", "", auth(k.auditor));
+  ASSERT_EQ(pr.status, 200) << pr.describe() << log_of(s);
+  json proof = pr.j();
+  std::vector<covenant::Hash32> path;
+  for (auto& h : proof["path"]) {
+    covenant::Hash32 x;
+    ASSERT_TRUE(covenant::from_hex(h.get<std::string>(), x));
+    path.push_back(x);
+  }
+  covenant::Hash32 root;
+  ASSERT_TRUE(covenant::from_hex(proof.value("root", ""), root)) << pr.body;
+  const uint64_t index = proof["leaf_index"].get<uint64_t>(), tsize = proof["tree_size"].get<uint64_t>();
+  EXPECT_EQ(index, got[2].log_index);
+  const covenant::Hash32 leaf = covenant::merkle_leaf_hash(got[2].cose);
+  EXPECT_EQ(proof.value("leaf_hash", ""), covenant::to_hex(leaf));
+  covenant::Status inc = covenant::verify_inclusion(leaf, index, tsize, path, root);
+  EXPECT_TRUE(inc.is_ok()) << inc.to_string() << "\n" << pr.body;
+  // ... and not for another receipt at that index.
+  EXPECT_FALSE(covenant::verify_inclusion(covenant::merkle_leaf_hash(got[1].cose), index, tsize, path, root).is_ok());
+
+  Response cp1 = conn.request("GET", "/v1/checkpoints/latest", "", auth(k.auditor));
+  ASSERT_EQ(cp1.status, 200) << cp1.describe();
+  json c1 = cp1.j();
+  if (c1["tree_size"].get<uint64_t>() == tsize) { EXPECT_EQ(c1.value("root", ""), proof.value("root", "")); }
+  EXPECT_GE(c1["tree_size"].get<uint64_t>(), tsize);
+  {
+    // The checkpoint note verifies with the key the server names.
+    covenant::PublicKey cpk;
+    ASSERT_TRUE(covenant::from_hex(c1.value("public_key_hex", ""), cpk)) << cp1.body;
+    std::vector<covenant::PublicKey> ks{cpk};
+    auto vc = covenant::verify_checkpoint(c1.value("note", ""), ks);
+    EXPECT_TRUE(vc.is_ok()) << vc.status().to_string() << "\n" << c1.value("note", "");
+    if (vc.is_ok()) { EXPECT_EQ(vc->tree_size, c1["tree_size"].get<uint64_t>()); }
+  }
+
+  // More entries, then a consistency proof between the old size and the new.
+  for (int i = 0; i < 3; ++i) {
+    Response r = conn.request("POST", "/v1/contracts/policy/approve", seed_intent("agent-x" + std::to_string(i)),
+                              auth(k.caller));
+    ASSERT_EQ(r.status, 200) << r.describe();
+  }
+  Response pr2 = conn.request("GET", "/v1/receipts/" + got[4].receipt_id + "/proof", "", auth(k.auditor));
+  ASSERT_EQ(pr2.status, 200) << pr2.describe();
+  Response cp2 = conn.request("GET", "/v1/checkpoints/latest", "", auth(k.auditor));
+  ASSERT_EQ(cp2.status, 200) << cp2.describe();
+  const uint64_t size2 = cp2.j()["tree_size"].get<uint64_t>();
+  ASSERT_GE(size2, tsize);
+  Response cons = conn.request("GET", "/v1/checkpoints/consistency?from=" + std::to_string(tsize) +
+                                          "&to=" + std::to_string(size2),
+                               "", auth(k.auditor));
+  ASSERT_EQ(cons.status, 200) << cons.describe();
+  {
+    json cj = cons.j();
+    covenant::Hash32 from_root, to_root;
+    ASSERT_TRUE(covenant::from_hex(cj.value("from_root", ""), from_root)) << cons.body;
+    ASSERT_TRUE(covenant::from_hex(cj.value("to_root", ""), to_root)) << cons.body;
+    EXPECT_EQ(from_root, root) << "the old root is the one the inclusion proof named";
+    EXPECT_EQ(cj.value("to_root", ""), cp2.j().value("root", "")) << "the new root is the checkpoint's";
+    std::vector<covenant::Hash32> cpath;
+    for (auto& h : cj["path"]) {
+      covenant::Hash32 x;
+      ASSERT_TRUE(covenant::from_hex(h.get<std::string>(), x));
+      cpath.push_back(x);
+    }
+    covenant::Status cs = covenant::verify_consistency(tsize, size2, from_root, to_root, cpath);
+    EXPECT_TRUE(cs.is_ok()) << cs.to_string() << "\n" << cons.body;
+  }
+  EXPECT_EQ(conn.request("GET", "/v1/checkpoints/consistency?from=5&to=999999", "", auth(k.auditor)).status, 400);
+
+  // Holds: release one (posted), refund another (voided), refund the released one (409).
+  {
+    Response h = conn.request("GET", "/v1/holds/" + got[0].hold_id, "", auth(k.auditor));
+    ASSERT_EQ(h.status, 200) << h.describe();
+    EXPECT_EQ(h.j().value("state", ""), "pending") << h.body;
+    EXPECT_EQ(h.j().value("receipt_id", ""), got[0].receipt_id);
+    EXPECT_EQ(h.j().value("amount", ""), "500") << h.body;
+  }
+  Response rel = conn.request("POST", "/v1/holds/" + got[0].hold_id + "/release", "", auth(k.caller));
+  ASSERT_EQ(rel.status, 200) << rel.describe() << log_of(s);
+  EXPECT_EQ(rel.j().value("state", ""), "posted") << rel.body;
+  Response ref = conn.request("POST", "/v1/holds/" + got[1].hold_id + "/refund", "", auth(k.caller));
+  ASSERT_EQ(ref.status, 200) << ref.describe();
+  EXPECT_EQ(ref.j().value("state", ""), "voided") << ref.body;
+  Response again = conn.request("POST", "/v1/holds/" + got[0].hold_id + "/refund", "", auth(k.caller));
+  EXPECT_EQ(again.status, 409) << again.describe();
+  Response rel2 = conn.request("POST", "/v1/holds/" + got[1].hold_id + "/release", "", auth(k.caller));
+  EXPECT_EQ(rel2.status, 409) << rel2.describe();
+  EXPECT_EQ(conn.request("GET", "/v1/holds/" + got[0].hold_id, "", auth(k.auditor)).j().value("state", ""), "posted");
+  EXPECT_EQ(conn.request("GET", "/v1/holds/" + got[1].hold_id, "", auth(k.auditor)).j().value("state", ""), "voided");
+
+  // Replay package: decodes and is confirmed on the interpreter.
+  Response rp = conn.request("GET", "/v1/receipts/" + got[3].receipt_id + "/replay", "", auth(k.auditor));
+  ASSERT_EQ(rp.status, 200) << rp.describe() << log_of(s);
+  auto pkg = covenant::settle::decode_replay_package(as_bytes(rp.body));
+  ASSERT_TRUE(pkg.is_ok()) << pkg.status().to_string();
+  EXPECT_EQ(pkg->receipt, got[3].cose);
+  EXPECT_EQ(pkg->executor_key, *pub);
+  auto verdict = covenant::settle::replay(*pkg, covenant::Tier::kInterp);
+  ASSERT_TRUE(verdict.is_ok()) << verdict.status().to_string();
+  EXPECT_TRUE(verdict->confirmed) << verdict->field << ": " << verdict->detail;
+
+  // The executor keeps serving after all of it; then a clean drain.
+  EXPECT_EQ(conn.request("GET", "/healthz").status, 200);
+  conn.close();
+  auto st = stop(s);
+  ASSERT_TRUE(st.has_value()) << "no exit after SIGTERM" << log_of(s);
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "status " << *st << log_of(s);
+  expect_ledger_clean(s);
+}
+
+// ---------------------------------------------------------------------------
+// 2. simulate decides, signs nothing, stores nothing.
+
+TEST_P(ServerTest, Simulate) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  deploy(s, k.deployer, "policy", kPolicyC);
+  Conn conn(s.port);
+  Response a1 = conn.request("POST", "/v1/contracts/policy/approve", seed_intent(), auth(k.caller));
+  ASSERT_EQ(a1.status, 200) << a1.describe();
+  const uint64_t idx1 = a1.j()["log_index"].get<uint64_t>();
+
+  std::set<std::string> before;
+  for (int i = 0; i < 3; ++i) {
+    Response sim = conn.request("POST", "/v1/contracts/policy/simulate", seed_intent(), auth(k.caller));
+    ASSERT_EQ(sim.status, 200) << sim.describe() << log_of(s);
+    json j = sim.j();
+    ASSERT_TRUE(j.contains("decision")) << sim.body;
+    EXPECT_EQ(j["decision"].value("approved", false), true) << sim.body;
+    EXPECT_EQ(j.value("signed", true), false) << sim.body;
+    EXPECT_FALSE(j.contains("receipt_id") && j["receipt_id"].is_string()) << sim.body;
+    EXPECT_FALSE(j.contains("receipt") && j["receipt"].is_string()) << sim.body;
+  }
+  // A denied intent simulates as denied.
+  {
+    json bad = json::parse(seed_intent());
+    bad["task_type"] = "teleport";
+    Response sim = conn.request("POST", "/v1/contracts/policy/simulate", bad.dump(), auth(k.caller));
+    ASSERT_EQ(sim.status, 200) << sim.describe();
+    EXPECT_EQ(sim.j()["decision"].value("approved", true), false) << sim.body;
+  }
+  // Nothing was appended: the next approval's log index follows the first one's.
+  Response a2 = conn.request("POST", "/v1/contracts/policy/approve", seed_intent(), auth(k.caller));
+  ASSERT_EQ(a2.status, 200) << a2.describe();
+  EXPECT_EQ(a2.j()["log_index"].get<uint64_t>(), idx1 + 1) << "simulate appended to the journal";
+  Response cp = conn.request("GET", "/v1/checkpoints/consistency?from=0&to=" + std::to_string(idx1 + 3), "",
+                             auth(k.auditor));
+  EXPECT_EQ(cp.status, 400) << "the journal has only " << idx1 + 2 << " entries: " << cp.describe();
+}
+
+// ---------------------------------------------------------------------------
+// 3. Who may do what; tenants see only their own things.
+
+TEST_P(ServerTest, AuthMatrix) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  const std::string sys = admin_key(s);
+  TenantKeys a = tenant_keys(s, "acme");
+  TenantKeys b = tenant_keys(s, "beta");
+  const std::string version = deploy(s, a.deployer, "policy", kPolicyC);
+  // Receipts and holds to address.
+  std::vector<std::string> rids, hids;
+  for (int i = 0; i < 4; ++i) {
+    Response r = fresh_request(s.port, "POST", "/v1/contracts/policy/approve", seed_intent(), auth(a.caller));
+    ASSERT_EQ(r.status, 200) << r.describe();
+    rids.push_back(r.j()["receipt_id"]);
+    hids.push_back(r.j()["hold_id"]);
+  }
+  const std::string rid = rids[0], hid = hids[0];
+
+  struct Route {
+    std::string method, path, body;
+    std::set<std::string> allowed;  // roles that get past authorization
+  };
+  const std::set<std::string> all = {"admin", "deployer", "caller", "auditor"};
+  const std::string intent = seed_intent();
+  std::vector<Route> routes = {
+      {"POST", "/v1/keys", json{{"tenant", "acme"}, {"role", "auditor"}}.dump(), {"admin"}},
+      {"DELETE", "/v1/keys/00000000deadbeef", "", {"admin"}},
+      {"GET", "/v1/contracts", "", all},
+      {"GET", "/v1/contracts/policy", "", all},
+      {"PUT", "/v1/contracts/policy", "{}", {"admin", "deployer"}},
+      {"POST", "/v1/contracts/policy/activate", json{{"version", version}}.dump(), {"admin", "deployer"}},
+      {"POST", "/v1/contracts/policy/approve", intent, {"admin", "caller"}},
+      {"POST", "/v1/contracts/policy/simulate", intent, {"admin", "caller"}},
+      {"POST", "/v1/contracts/policy/call/policy.approve", json{{"args", json::array({json::parse(intent)})}}.dump(),
+       {"admin", "caller"}},
+      {"GET", "/v1/receipts/" + rid, "", {"admin", "caller", "auditor"}},
+      {"GET", "/v1/receipts/" + rid + "/proof", "", {"admin", "caller", "auditor"}},
+      {"GET", "/v1/receipts/" + rid + "/replay", "", {"admin", "caller", "auditor"}},
+      {"GET", "/v1/checkpoints/latest", "", all},
+      {"GET", "/v1/checkpoints/consistency?from=0&to=1", "", all},
+      {"GET", "/v1/holds/" + hid, "", {"admin", "caller", "auditor"}},
+      {"POST", "/v1/holds/" + hids[1] + "/release", "", {"admin", "caller"}},
+      {"POST", "/v1/holds/" + hids[2] + "/refund", "", {"admin", "caller"}},
+      {"GET", "/v1/executor/keys", "", all},
+  };
+  std::map<std::string, std::string> who = {{"admin", a.admin},
+                                            {"deployer", a.deployer},
+                                            {"caller", a.caller},
+                                            {"auditor", a.auditor},
+                                            {"none", ""},
+                                            {"bad", "cvk_0000000000000000_" + std::string(48, 'a')}};
+  Conn conn(s.port);
+  for (const Route& rt : routes) {
+    for (auto& [role, key] : who) {
+      Headers h;
+      if (role == "bad") h = auth(key);
+      else if (role != "none") h = auth(key);
+      Response r = conn.request(rt.method, rt.path, rt.body, h);
+      const std::string what = role + " " + rt.method + " " + rt.path + " -> " + r.describe();
+      ASSERT_NE(r.status, 0) << what;
+      if (role == "none" || role == "bad") {
+        EXPECT_EQ(r.status, 401) << what;
+        EXPECT_EQ(r.code(), "unauthenticated") << what;
+      } else if (rt.allowed.count(role)) {
+        EXPECT_NE(r.status, 401) << what;
+        EXPECT_NE(r.status, 403) << what;
+        EXPECT_LT(r.status, 500) << what << log_of(s);
+      } else {
+        EXPECT_EQ(r.status, 403) << what;
+        EXPECT_EQ(r.code(), "forbidden") << what;
+      }
+    }
+  }
+  // Malformed Authorization headers.
+  for (const std::string& h : {std::string("Basic abc"), std::string("Bearer"), std::string("bearer ") + a.caller,
+                               std::string("Bearer ") + a.caller + "x"}) {
+    Response r = conn.request("GET", "/v1/contracts", "", {{"Authorization", h}});
+    EXPECT_EQ(r.status, 401) << h << " -> " << r.describe();
+  }
+  // The system admin is an admin too.
+  EXPECT_EQ(conn.request("GET", "/v1/executor/keys", "", auth(sys)).status, 200);
+  // Open routes.
+  EXPECT_EQ(conn.request("GET", "/healthz").status, 200);
+  EXPECT_EQ(conn.request("GET", "/readyz").status, 200);
+  EXPECT_EQ(conn.request("GET", "/metrics").status, 200);
+
+  // Tenant isolation: beta's keys see nothing of acme's.
+  for (const std::string& key : {b.admin, b.caller, b.auditor, b.deployer}) {
+    EXPECT_EQ(conn.request("GET", "/v1/contracts/policy", "", auth(key)).status, 404);
+    Response l = conn.request("GET", "/v1/contracts", "", auth(key));
+    EXPECT_EQ(l.status, 200);
+    EXPECT_TRUE(l.j()["contracts"].empty()) << l.body;
+  }
+  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/approve", intent, auth(b.caller)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/receipts/" + rid, "", auth(b.auditor)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/receipts/" + rid + "/proof", "", auth(b.caller)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/receipts/" + rid + "/replay", "", auth(b.caller)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/holds/" + hid, "", auth(b.caller)).status, 404);
+  EXPECT_EQ(conn.request("POST", "/v1/holds/" + hids[3] + "/release", "", auth(b.caller)).status, 404);
+  EXPECT_EQ(conn.request("POST", "/v1/holds/" + hids[3] + "/refund", "", auth(b.admin)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/holds/" + hids[3], "", auth(a.auditor)).j().value("state", ""), "pending")
+      << "beta's refused attempts left acme's hold alone";
+  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/activate", json{{"version", version}}.dump(), auth(b.deployer))
+                .status,
+            404);
+  // A tenant admin may not make keys for another tenant, nor revoke them.
+  EXPECT_EQ(conn.request("POST", "/v1/keys", json{{"tenant", "acme"}, {"role", "admin"}}.dump(), auth(b.admin)).status,
+            403);
+  EXPECT_EQ(conn.request("DELETE", "/v1/keys/" + a.ids["caller"], "", auth(b.admin)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/contracts", "", auth(a.caller)).status, 200);
+  // beta deploys its own "policy": a separate namespace.
+  deploy(s, b.deployer, "policy", kPolicyRust);
+  Response gb = conn.request("GET", "/v1/contracts/policy", "", auth(b.caller));
+  EXPECT_EQ(gb.j().value("active_version", ""), covenant::to_hex(covenant::sha256(read_bytes(kPolicyRust))));
+  Response ga = conn.request("GET", "/v1/contracts/policy", "", auth(a.caller));
+  EXPECT_EQ(ga.j().value("active_version", ""), version);
+
+  // A revoked key stops working at once.
+  Response del = conn.request("DELETE", "/v1/keys/" + a.ids["auditor"], "", auth(a.admin));
+  EXPECT_EQ(del.status, 200) << del.describe();
+  EXPECT_EQ(conn.request("GET", "/v1/contracts", "", auth(a.auditor)).status, 401);
+}
+
+// ---------------------------------------------------------------------------
+// 4. Bad input is refused with the right status, and the server stays up.
+
+TEST_P(ServerTest, BadInput) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  deploy(s, k.deployer, "policy", kPolicyC);
+  Conn conn(s.port);
+  const std::string approve = "/v1/contracts/policy/approve";
+
+  {
+    Response r = conn.request("POST", approve, "{\"agent_id\": ", auth(k.caller));
+    EXPECT_EQ(r.status, 400) << r.describe();
+    EXPECT_EQ(r.code(), "invalid_json") << r.body;
+    ASSERT_TRUE(r.j()["error"].contains("message")) << r.body;
+  }
+  {
+    json base = json::parse(seed_intent());
+    std::string dup = base.dump();
+    dup.insert(dup.size() - 1, ",\"agent_id\":\"agent-8\"");
+    Response r = conn.request("POST", approve, dup, auth(k.caller));
+    EXPECT_EQ(r.status, 400) << r.describe();
+    EXPECT_NE(r.body.find("agent_id"), std::string::npos) << "the message names the key: " << r.body;
+  }
+  {
+    Response r = conn.request("POST", approve, "[1,2,3]", auth(k.caller));
+    EXPECT_EQ(r.status, 400) << r.describe();
+    Response e = conn.request("POST", approve, "", auth(k.caller));
+    EXPECT_EQ(e.status, 400) << e.describe();
+    json wrong = json::parse(seed_intent());
+    wrong["max_units"] = json::array();
+    Response w = conn.request("POST", approve, wrong.dump(), auth(k.caller));
+    EXPECT_EQ(w.status, 400) << w.describe();
+  }
+  // PUT with wrong types.
+  for (const std::string& body :
+       {std::string(R"({"wasm_base64": 5})"), std::string(R"({"wasm_base64": "!!!not base64!!!"})"),
+        std::string(R"({"wasm_base64": "AGFzbQEAAAA=", "grants": "all"})"),
+        std::string(R"({"wasm_base64": "AGFzbQEAAAA=", "wit": 7})"), std::string(R"({"module": "AGFzbQEAAAA="})"),
+        std::string(R"(["AGFzbQEAAAA="])"), std::string(R"({})")}) {
+    Response r = conn.request("PUT", "/v1/contracts/other", body, auth(k.deployer));
+    EXPECT_EQ(r.status, 400) << body << " -> " << r.describe();
+    EXPECT_FALSE(r.code().empty()) << r.body;
+  }
+  {
+    // Well-formed but not a contract: 422, nothing stored.
+    Response r = conn.request("PUT", "/v1/contracts/other", R"({"wasm_base64": "AGFzbQEAAAA="})", auth(k.deployer));
+    EXPECT_EQ(r.status, 422) << r.describe();
+    EXPECT_EQ(conn.request("GET", "/v1/contracts/other", "", auth(k.deployer)).status, 404);
+    Response bad_name = conn.request("PUT", "/v1/contracts/Bad%20Name", contract_body(kPolicyC), auth(k.deployer));
+    EXPECT_EQ(bad_name.status, 400) << bad_name.describe();
+  }
+  // Unknown things.
+  EXPECT_EQ(conn.request("POST", "/v1/contracts/nope/approve", seed_intent(), auth(k.caller)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/contracts/nope", "", auth(k.caller)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/receipts/" + std::string(64, 'a'), "", auth(k.caller)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/receipts/xyz", "", auth(k.caller)).status, 400);
+  EXPECT_EQ(conn.request("GET", "/v1/holds/" + std::string(32, 'b'), "", auth(k.caller)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/v1/nothing", "", auth(k.caller)).status, 404);
+  EXPECT_EQ(conn.request("DELETE", "/v1/contracts", "", auth(k.caller)).status, 405);
+  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/call/no-such-export", R"({"args": []})", auth(k.caller)).status,
+            404);
+  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/activate", R"({"version": "00"})", auth(k.deployer)).status, 404);
+  EXPECT_EQ(conn.request("GET", "/healthz").status, 200);
+  conn.close();
+
+  // A 5 MiB body: 413 (the server may close the connection).
+  {
+    std::string big(5u << 20, 'a');
+    std::string req = build_request(s.port, "POST", approve, big, auth(k.caller), false);
+    Response r = streaming_exchange(s.port, req);
+    EXPECT_EQ(r.status, 413) << r.describe() << log_of(s);
+  }
+  // 64 KiB of headers: 431.
+  {
+    Headers h = auth(k.caller);
+    for (int i = 0; i < 8; ++i) h.push_back({"X-Filler-" + std::to_string(i), std::string(8192, 'h')});
+    std::string req = build_request(s.port, "POST", approve, seed_intent(), h, false);
+    Response r = streaming_exchange(s.port, req);
+    EXPECT_EQ(r.status, 431) << r.describe() << log_of(s);
+  }
+  // A slow client, one byte per 200 ms: the server closes the connection.
+  {
+    std::string err;
+    int fd = connect_to(s.port, &err);
+    ASSERT_GE(fd, 0) << err;
+    const std::string req = build_request(s.port, "POST", approve, seed_intent(), auth(k.caller), false);
+    const auto t0 = Clock::now();
+    bool closed = false;
+    std::string got;
+    for (size_t i = 0; i < req.size() && Clock::now() - t0 < 25s && !closed; ++i) {
+      if (::send(fd, &req[i], 1, MSG_NOSIGNAL) < 0) {
+        closed = true;
+        break;
+      }
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 200) > 0) {
+        char buf[4096];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) closed = true;
+        else got.append(buf, static_cast<size_t>(n));
+      }
+    }
+    // After a timeout response (408) the close follows.
+    while (!closed && Clock::now() - t0 < 25s) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 200) > 0) {
+        char buf[4096];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) closed = true;
+        else got.append(buf, static_cast<size_t>(n));
+      }
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    ::close(fd);
+    EXPECT_TRUE(closed) << "a client sending one byte per 200 ms was still connected after " << secs << " s";
+    EXPECT_LT(secs, 20.0) << "closed only after " << secs << " s";
+    if (!got.empty()) { EXPECT_EQ(got.rfind("HTTP/1.1 408", 0), 0u) << got.substr(0, 200); }
+  }
+  // Still healthy, still approving.
+  EXPECT_EQ(fresh_request(s.port, "GET", "/healthz").status, 200);
+  Response ok = fresh_request(s.port, "POST", approve, seed_intent(), auth(k.caller));
+  EXPECT_EQ(ok.status, 200) << ok.describe() << log_of(s);
+  EXPECT_EQ(s.pid > 0 && ::kill(s.pid, 0) == 0, true);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Idempotency-Key.
+
+TEST_P(ServerTest, Idempotency) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  deploy(s, k.deployer, "policy", kPolicyC);
+  Conn conn(s.port);
+  const std::string body = seed_intent("agent-idem");
+  Response a = conn.request("POST", "/v1/contracts/policy/approve", body, auth(k.caller, {{"Idempotency-Key", "k-1"}}));
+  ASSERT_EQ(a.status, 200) << a.describe() << log_of(s);
+  EXPECT_TRUE(a.header("idempotent-replayed").empty()) << "the first response is not a replay";
+  Response b = conn.request("POST", "/v1/contracts/policy/approve", body, auth(k.caller, {{"Idempotency-Key", "k-1"}}));
+  ASSERT_EQ(b.status, 200) << b.describe();
+  EXPECT_EQ(b.header("idempotent-replayed"), "true");
+  EXPECT_EQ(b.j().value("receipt_id", "x"), a.j().value("receipt_id", "y"));
+  EXPECT_EQ(b.j().value("hold_id", "x"), a.j().value("hold_id", "y"));
+  EXPECT_EQ(b.j().value("receipt", "x"), a.j().value("receipt", "y"));
+  EXPECT_EQ(b.j()["log_index"], a.j()["log_index"]) << b.body;
+  // Also on a fresh connection.
+  Response b2 = fresh_request(s.port, "POST", "/v1/contracts/policy/approve", body,
+                              auth(k.caller, {{"Idempotency-Key", "k-1"}}));
+  EXPECT_EQ(b2.j().value("receipt_id", "x"), a.j().value("receipt_id", "y"));
+  // Same key, another body: 422.
+  Response c = conn.request("POST", "/v1/contracts/policy/approve", seed_intent("agent-other"),
+                            auth(k.caller, {{"Idempotency-Key", "k-1"}}));
+  EXPECT_EQ(c.status, 422) << c.describe();
+  EXPECT_EQ(c.code(), "idempotency_conflict") << c.body;
+  // Nothing new was appended by the replays: the next approval follows directly.
+  Response d = conn.request("POST", "/v1/contracts/policy/approve", body, auth(k.caller));
+  ASSERT_EQ(d.status, 200);
+  EXPECT_EQ(d.j()["log_index"].get<uint64_t>(), a.j()["log_index"].get<uint64_t>() + 1);
+  EXPECT_NE(d.j().value("receipt_id", ""), a.j().value("receipt_id", ""));
+  // Keys are per tenant: another tenant may use "k-1" for itself.
+  TenantKeys other = tenant_keys(s, "beta");
+  deploy(s, other.deployer, "policy", kPolicyC);
+  Response e = conn.request("POST", "/v1/contracts/policy/approve", body, auth(other.caller, {{"Idempotency-Key", "k-1"}}));
+  EXPECT_EQ(e.status, 200) << e.describe();
+  EXPECT_TRUE(e.header("idempotent-replayed").empty());
+  EXPECT_NE(e.j().value("receipt_id", ""), a.j().value("receipt_id", ""));
+
+  // POST /v1/keys: the same key twice is one key.
+  const std::string sys = admin_key(s);
+  const std::string kb = json{{"tenant", "acme"}, {"role", "auditor"}}.dump();
+  Response k1 = conn.request("POST", "/v1/keys", kb, auth(sys, {{"Idempotency-Key", "mk-1"}}));
+  ASSERT_EQ(k1.status, 201) << k1.describe();
+  Response k2 = conn.request("POST", "/v1/keys", kb, auth(sys, {{"Idempotency-Key", "mk-1"}}));
+  EXPECT_EQ(k2.status, 201) << k2.describe();
+  EXPECT_EQ(k2.header("idempotent-replayed"), "true");
+  EXPECT_EQ(k2.j().value("id", "x"), k1.j().value("id", "y"));
+  EXPECT_EQ(k2.j().value("key", "x"), k1.j().value("key", "y"));
+  Response k3 = conn.request("POST", "/v1/keys", json{{"tenant", "acme"}, {"role", "caller"}}.dump(),
+                             auth(sys, {{"Idempotency-Key", "mk-1"}}));
+  EXPECT_EQ(k3.status, 422) << k3.describe();
+  EXPECT_EQ(k3.code(), "idempotency_conflict");
+  // The key created works.
+  EXPECT_EQ(conn.request("GET", "/v1/contracts", "", auth(k1.j().value("key", ""))).status, 200);
+  // Bad keys.
+  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/approve", body,
+                         auth(k.caller, {{"Idempotency-Key", std::string(300, 'z')}}))
+                .status,
+            400);
+}
+
+// ---------------------------------------------------------------------------
+// 6. kill -9 under load: every acknowledged receipt survives.
+
+TEST_P(ServerTest, KillNine) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  deploy(s, k.deployer, "policy", kPolicyC);
+
+  std::mutex mu;
+  std::vector<std::string> acked;
+  std::map<int, int> statuses;  // status -> count (0 = transport error)
+  std::atomic<bool> stop_flag{false};
+  std::atomic<int> acks{0};
+  const uint16_t port = s.port;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      Conn conn(port);
+      for (int i = 0; i < 5000 && !stop_flag; ++i) {
+        const std::string body = seed_intent("agent-k" + std::to_string(t));
+        Response r = (t % 2) ? conn.request("POST", "/v1/contracts/policy/approve", body, auth(k.caller))
+                             : fresh_request(port, "POST", "/v1/contracts/policy/approve", body, auth(k.caller));
+        std::lock_guard<std::mutex> lock(mu);
+        statuses[r.status]++;
+        if (r.status == 200) {
+          acked.push_back(r.j().value("receipt_id", ""));
+          acks++;
+        }
+        if (r.status == 0) break;  // the server is gone
+      }
+    });
+  }
+  const auto until = Clock::now() + 60s;
+  while (acks < 150 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+  const int at_kill = acks.load();
+  kill9(s);
+  stop_flag = true;
+  for (auto& th : threads) th.join();
+  ASSERT_GE(at_kill, 150) << "too few approvals before the kill" << log_of(s);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [st, n] : statuses) EXPECT_TRUE(st == 200 || st == 0) << n << " responses with status " << st;
+    std::fprintf(stderr, "[server_test] KillNine: %zu acknowledged (%d when the kill was sent), %d cut off\n",
+                 acked.size(), at_kill, statuses[0]);
+  }
+
+  ASSERT_TRUE(start(s)) << "restart on the same data directory failed";
+  Conn conn(s.port);
+  size_t missing = 0;
+  for (const std::string& id : acked) {
+    Response r = conn.request("GET", "/v1/receipts/" + id, "", auth(k.auditor));
+    if (r.status != 200) {
+      if (++missing <= 5) ADD_FAILURE() << "acknowledged receipt " << id << " -> " << r.describe();
+      continue;
+    }
+    EXPECT_EQ(covenant::receipt_id_hex(as_bytes(r.body)), id);
+  }
+  EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged receipts" << log_of(s);
+  // The restarted server keeps approving, on the same chain.
+  Response more = conn.request("POST", "/v1/contracts/policy/approve", seed_intent(), auth(k.caller));
+  EXPECT_EQ(more.status, 200) << more.describe() << log_of(s);
+  conn.close();
+  auto st = stop(s);
+  ASSERT_TRUE(st.has_value()) << log_of(s);
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << *st << log_of(s);
+  expect_ledger_clean(s);
+}
+
+// ---------------------------------------------------------------------------
+// 7. Two servers on one PostgreSQL schema: shared keys and deployments, and a
+//    kv budget that loses no update.
+
+TEST_P(ServerTest, TwoServers) {
+  if (!postgres()) GTEST_SKIP() << "two servers share a ledger only on PostgreSQL";
+  Server& a = new_server("data-a");
+  ASSERT_TRUE(start(a));
+  Server& b = new_server("data-b");
+  ASSERT_TRUE(start(b));
+  const std::string sys = admin_key(a);
+  // A's admin key works on B (key rows are shared).
+  EXPECT_EQ(fresh_request(b.port, "GET", "/v1/executor/keys", "", auth(sys)).status, 200);
+  TenantKeys k = tenant_keys(a, "acme");
+  // And keys made on A work on B.
+  EXPECT_EQ(fresh_request(b.port, "GET", "/v1/contracts", "", auth(k.caller)).status, 200);
+  deploy(a, k.deployer, "budget", kBudgetRust, read_file(kBudgetWit), kBudgetGrants);
+  // B serves the deployment A made.
+  {
+    Response r = fresh_request(b.port, "GET", "/v1/contracts/budget", "", auth(k.caller));
+    ASSERT_EQ(r.status, 200) << r.describe() << log_of(b);
+  }
+
+  const std::string agent = "agent-shared";
+  struct Result1 {
+    int status;
+    bool approved;
+    std::string receipt_id;
+    uint64_t remaining;
+    int server;
+    std::string body;
+  };
+  std::mutex mu;
+  std::vector<Result1> results;
+  std::atomic<int> acks_a{0}, acks_b{0};
+  std::vector<std::thread> threads;
+  const auto t_load = Clock::now();
+  for (int srv = 0; srv < 2; ++srv) {
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, srv] {
+        const uint16_t port = srv == 0 ? a.port : b.port;
+        std::atomic<int>& acks = srv == 0 ? acks_a : acks_b;
+        Conn conn(port);
+        for (int i = 0; i < 200 && acks < 30; ++i) {
+          Response r = conn.request("POST", "/v1/contracts/budget/approve", budget_intent(agent, 10), auth(k.caller));
+          Result1 x{r.status, false, "", 0, srv, r.body.substr(0, 400)};
+          if (r.status == 200) {
+            json j = r.j();
+            x.approved = j["decision"].value("approved", false);
+            x.receipt_id = j.value("receipt_id", "");
+            x.remaining = as_u64(j["decision"]["remaining"]);
+            acks++;
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          results.push_back(x);
+          if (r.status == 0) break;
+        }
+      });
+    }
+  }
+  for (auto& th : threads) th.join();
+  const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+  EXPECT_GE(acks_a.load(), 30) << log_of(a);
+  EXPECT_GE(acks_b.load(), 30) << log_of(b);
+
+  // Then use up the budget, alternating servers, until it says no.
+  bool denied = false;
+  uint64_t final_remaining = UINT64_MAX;
+  for (int i = 0; i < 300 && !denied; ++i) {
+    const uint16_t port = (i % 2) ? b.port : a.port;
+    Response r = fresh_request(port, "POST", "/v1/contracts/budget/approve", budget_intent(agent, 10), auth(k.caller));
+    Result1 x{r.status, false, "", 0, i % 2, r.body.substr(0, 400)};
+    if (r.status == 200) {
+      json j = r.j();
+      x.approved = j["decision"].value("approved", false);
+      x.receipt_id = j.value("receipt_id", "");
+      x.remaining = as_u64(j["decision"]["remaining"]);
+      if (!x.approved) {
+        denied = true;
+        final_remaining = x.remaining;
+      }
+    }
+    results.push_back(x);
+  }
+  ASSERT_TRUE(denied) << "the budget never ran out";
+
+  size_t approved = 0;
+  std::set<std::string> approved_ids;
+  std::map<int, size_t> by_status;
+  for (const Result1& x : results) {
+    by_status[x.status]++;
+    if (x.status == 200 && x.approved) {
+      approved++;
+      approved_ids.insert(x.receipt_id);
+    }
+    EXPECT_LT(x.status, 500) << "server " << x.server << ": " << x.body;
+  }
+  for (auto& [st, n] : by_status) {
+    if (st == 200) continue;
+    std::string example;
+    for (const Result1& x : results)
+      if (x.status == st) {
+        example = x.body;
+        break;
+      }
+    std::fprintf(stderr, "[server_test] TwoServers: %zu responses with status %d, e.g. %s\n", n, st, example.c_str());
+  }
+  std::fprintf(stderr, "[server_test] TwoServers: %zu requests, %zu approved, %d + %d acks in the concurrent phase (%.2f s)\n",
+               results.size(), approved, acks_a.load(), acks_b.load(), load_s);
+  EXPECT_EQ(approved, approved_ids.size()) << "a receipt id was reported twice";
+  EXPECT_LE(approved, 100u);
+  EXPECT_EQ(approved, 100u) << "a budget of 1000 in steps of 10 allows exactly 100 approvals";
+  EXPECT_EQ(final_remaining, 1000 - 10 * std::min<uint64_t>(approved, 100)) << "lost update";
+  {
+    Response sp = fresh_request(b.port, "POST", "/v1/contracts/budget/call/spent", json{{"args", {agent}}}.dump(),
+                                auth(k.caller));
+    ASSERT_EQ(sp.status, 200) << sp.describe();
+    EXPECT_EQ(as_u64(sp.j()["result"]), 10 * approved) << sp.body;
+  }
+
+  // Both executors' keys are listed, on both servers.
+  std::set<std::string> kids_a, kids_b;
+  std::string mine_a, mine_b;
+  const json ka = fresh_request(a.port, "GET", "/v1/executor/keys", "", auth(k.auditor)).j();
+  const json kb = fresh_request(b.port, "GET", "/v1/executor/keys", "", auth(k.auditor)).j();
+  for (auto& e : ka["keys"]) {
+    kids_a.insert(e.value("kid", ""));
+    if (e.value("this_executor", false)) mine_a = e.value("kid", "");
+  }
+  for (auto& e : kb["keys"]) {
+    kids_b.insert(e.value("kid", ""));
+    if (e.value("this_executor", false)) mine_b = e.value("kid", "");
+  }
+  EXPECT_FALSE(mine_a.empty());
+  EXPECT_FALSE(mine_b.empty());
+  EXPECT_NE(mine_a, mine_b) << "two data directories, two executor keys";
+  EXPECT_TRUE(kids_a.count(mine_b) && kids_b.count(mine_a)) << "each server lists the other's key";
+  // Receipts signed by B are readable on A.
+  for (const Result1& x : results) {
+    if (x.server == 1 && !x.receipt_id.empty()) {
+      EXPECT_EQ(fresh_request(a.port, "GET", "/v1/receipts/" + x.receipt_id, "", auth(k.auditor)).status, 200);
+      break;
+    }
+  }
+
+  auto sa = stop(a), sb = stop(b);
+  EXPECT_TRUE(sa && WIFEXITED(*sa) && WEXITSTATUS(*sa) == 0) << log_of(a);
+  EXPECT_TRUE(sb && WIFEXITED(*sb) && WEXITSTATUS(*sb) == 0) << log_of(b);
+  expect_ledger_clean(a);
+}
+
+// ---------------------------------------------------------------------------
+// 8. A new version activated while approvals run: no request fails.
+
+TEST_P(ServerTest, UpgradeUnderLoad) {
+  if (postgres()) GTEST_SKIP() << "runs on SQLite only";
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  const std::string v1 = deploy(s, k.deployer, "policy", kPolicyC);
+
+  struct Seen {
+    int status;
+    std::string version;
+    Clock::time_point sent;
+    std::string body;
+  };
+  std::mutex mu;
+  std::vector<Seen> seen;
+  std::atomic<bool> stop_flag{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Conn conn(s.port);
+      for (int i = 0; i < 100000 && !stop_flag; ++i) {
+        const auto sent = Clock::now();
+        Response r = conn.request("POST", "/v1/contracts/policy/approve", seed_intent("agent-u" + std::to_string(t)),
+                                  auth(k.caller));
+        std::lock_guard<std::mutex> lock(mu);
+        seen.push_back({r.status, r.status == 200 ? r.j().value("version", "") : "", sent, r.describe()});
+        if (r.status == 0) break;
+      }
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  Response put = fresh_request(s.port, "PUT", "/v1/contracts/policy", contract_body(kPolicyRust), auth(k.deployer));
+  ASSERT_EQ(put.status, 201) << put.describe();
+  const std::string v2 = put.j().value("version", "");
+  EXPECT_EQ(put.j().value("active", true), false) << "a second version is staged, not active";
+  EXPECT_NE(v2, v1);
+  std::this_thread::sleep_for(200ms);
+  Response act = fresh_request(s.port, "POST", "/v1/contracts/policy/activate", json{{"version", v2}}.dump(),
+                               auth(k.deployer));
+  const auto activated = Clock::now();
+  EXPECT_EQ(act.status, 200) << act.describe() << log_of(s);
+  EXPECT_EQ(act.j().value("previous", ""), v1);
+  std::this_thread::sleep_for(1s);
+  stop_flag = true;
+  for (auto& th : threads) th.join();
+
+  size_t bad = 0, after = 0, after_v2 = 0, before_v1 = 0;
+  for (const Seen& x : seen) {
+    if (x.status != 200) {
+      if (++bad <= 5) ADD_FAILURE() << x.body;
+      continue;
+    }
+    EXPECT_TRUE(x.version == v1 || x.version == v2) << x.version;
+    if (x.sent > activated) {
+      after++;
+      if (x.version == v2) after_v2++;
+    } else if (x.version == v1) {
+      before_v1++;
+    }
+  }
+  std::fprintf(stderr, "[server_test] UpgradeUnderLoad: %zu requests, %zu sent after the activation\n", seen.size(),
+               after);
+  EXPECT_EQ(bad, 0u) << "of " << seen.size() << " requests" << log_of(s);
+  EXPECT_GT(before_v1, 0u);
+  EXPECT_GT(after, 0u);
+  EXPECT_EQ(after_v2, after) << "requests sent after the activation ran the old version";
+
+  Response g = fresh_request(s.port, "GET", "/v1/contracts/policy", "", auth(k.auditor));
+  ASSERT_EQ(g.status, 200);
+  json gj = g.j();
+  EXPECT_EQ(gj.value("active_version", ""), v2);
+  bool has_activation = false;
+  for (auto& h : gj["history"])
+    if (h.value("action", "") == "activate" && h.value("version", "") == v2) has_activation = true;
+  EXPECT_TRUE(has_activation) << g.body;
+  // Rollback works the same way.
+  Response back = fresh_request(s.port, "POST", "/v1/contracts/policy/activate", json{{"version", v1}}.dump(),
+                                auth(k.deployer));
+  EXPECT_EQ(back.status, 200) << back.describe();
+  Response r = fresh_request(s.port, "POST", "/v1/contracts/policy/approve", seed_intent(), auth(k.caller));
+  EXPECT_EQ(r.j().value("version", ""), v1);
+  auto st = stop(s);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+  expect_ledger_clean(s);
+}
+
+// ---------------------------------------------------------------------------
+// 9. SIGTERM with requests in flight: they finish, the process exits 0.
+
+TEST_P(ServerTest, SigtermDrain) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  deploy(s, k.deployer, "policy", kPolicyC);
+
+  std::mutex mu;
+  std::vector<Response> responses;
+  std::vector<std::string> acked;
+  std::atomic<int> acks{0};
+  std::vector<std::thread> threads;
+  const uint16_t port = s.port;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Conn conn(port);
+      for (int i = 0; i < 100000; ++i) {
+        const std::string body = seed_intent("agent-d" + std::to_string(t));
+        Response r = (t % 2) ? conn.request("POST", "/v1/contracts/policy/approve", body, auth(k.caller))
+                             : fresh_request(port, "POST", "/v1/contracts/policy/approve", body, auth(k.caller));
+        std::lock_guard<std::mutex> lock(mu);
+        if (r.status == 200) {
+          acked.push_back(r.j().value("receipt_id", ""));
+          acks++;
+        }
+        const bool gone = r.status == 0 && r.error.find("connect:") == 0;
+        responses.push_back(std::move(r));
+        if (gone) break;  // refused: the listener is closed
+        if (responses.size() > 20000) break;
+      }
+    });
+  }
+  const auto until = Clock::now() + 30s;
+  while (acks < 40 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+  ASSERT_GE(acks.load(), 1) << log_of(s);
+  const auto t0 = Clock::now();
+  ::kill(s.pid, SIGTERM);
+  auto st = wait_exit(s.pid, 30s);
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(st.has_value()) << "still running 30 s after SIGTERM" << log_of(s);
+  s.pid = -1;
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "wait status " << *st << log_of(s);
+  EXPECT_LT(secs, 15.0) << "drain took " << secs << " s" << log_of(s);
+  size_t bad = 0;
+  for (const Response& r : responses) {
+    if (r.status == 0 || r.status == 200) continue;
+    if (++bad <= 5) ADD_FAILURE() << "during drain: " << r.describe();
+  }
+  EXPECT_EQ(bad, 0u) << log_of(s);
+  std::fprintf(stderr, "[server_test] SigtermDrain: %zu responses, %zu acknowledged, exit after %.2f s\n",
+               responses.size(), acked.size(), secs);
+  const std::string log = read_file(s.log);
+  EXPECT_NE(log.find("\"event\":\"draining\""), std::string::npos) << log_of(s);
+  EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log_of(s);
+
+  // Everything acknowledged was committed.
+  expect_ledger_clean(s);
+  ASSERT_TRUE(start(s));
+  Conn conn(s.port);
+  size_t missing = 0;
+  for (const std::string& id : acked)
+    if (conn.request("GET", "/v1/receipts/" + id, "", auth(k.auditor)).status != 200) missing++;
+  EXPECT_EQ(missing, 0u) << "of " << acked.size();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::Values(std::string("sqlite"), std::string("postgres")),
+                         backend_name);
+
+}  // namespace
