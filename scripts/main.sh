@@ -78,3 +78,57 @@ $C wit "$S/seed.component.wasm" | sed 's/^/     /'
 echo "-- covenant approve on the component:"
 $C approve "$S/seed.component.wasm" --intent "$S/intent1.json" --json | sed 's/^/     /'
 rm -rf "$S"
+
+# The main way Covenant is used: `covenant serve` on the embedded default (a data
+# directory with a SQLite ledger), called over HTTP like OPA or Cerbos (docs/api.md).
+echo "== covenant serve: the approval pipeline over HTTP"
+D=$(mktemp -d)
+$C serve --listen 127.0.0.1:0 --data "$D/data" >"$D/stdout" 2>"$D/server.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$D"' EXIT
+for _ in $(seq 100); do [ -s "$D/stdout" ] && break; sleep 0.1; done
+URL=$(sed -n '1s/^listening on //p' "$D/stdout")
+[ -n "$URL" ] || { echo "main.sh: the server did not start"; cat "$D/server.log"; exit 1; }
+echo "   $(head -1 "$D/stdout")"
+ADMIN=$(cat "$D/data/admin.key")
+api() {  # METHOD PATH KEY [curl args...]: prints the body, fails on a non-2xx status
+  local m=$1 p=$2 k=$3; shift 3
+  curl -sS --fail-with-body -X "$m" "$URL$p" -H "Authorization: Bearer $k" -H 'Content-Type: application/json' "$@"
+}
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+echo "-- keys for tenant acme (bootstrap admin key: $D/data/admin.key)"
+DEPLOYER=$(api POST /v1/keys "$ADMIN" -d '{"tenant":"acme","role":"deployer"}' | field "['key']")
+CALLER=$(api POST /v1/keys "$ADMIN" -d '{"tenant":"acme","role":"caller"}' | field "['key']")
+echo "-- deploy the seed policy (compiled to the optimized tier at deploy time)"
+python3 -c "import base64,json,sys; print(json.dumps({'wasm_base64': base64.b64encode(open(sys.argv[1],'rb').read()).decode()}))" \
+  "$SEED" >"$D/deploy.json"
+api PUT /v1/contracts/seed "$DEPLOYER" --data-binary @"$D/deploy.json" | sed 's/^/     /'; echo
+echo "-- approvals (each signed, journaled and its hold committed before the reply)"
+EXP=$(( ($(date +%s) + 3600) * 1000 ))
+hold=""; rid=""
+for i in 1 2 3; do
+  body="{\"agent_id\":\"agent-$i\",\"task_type\":\"inference\",\"max_units\":\"$((i * 100))\",\"expires_at_ms\":\"$EXP\"}"
+  out=$(api POST /v1/contracts/seed/approve "$CALLER" -H "Idempotency-Key: main-$i" -d "$body")
+  echo "   $(echo "$out" | python3 -c 'import json,sys; j=json.load(sys.stdin); print("decision", json.dumps(j["decision"]), "log_index", j["log_index"], "hold", j["hold_id"])')"
+  [ -z "$rid" ] && rid=$(echo "$out" | field "['receipt_id']") && hold=$(echo "$out" | field "['hold_id']")
+done
+echo "-- the same Idempotency-Key again: the original response, not a second hold"
+curl -sS -D - -o /dev/null -X POST "$URL/v1/contracts/seed/approve" -H "Authorization: Bearer $CALLER" -H "Idempotency-Key: main-3" \
+  -d "{\"agent_id\":\"agent-3\",\"task_type\":\"inference\",\"max_units\":\"300\",\"expires_at_ms\":\"$EXP\"}" | grep -i '^idempotent-replayed' | sed 's/^/     /'
+echo "-- receipt $rid: fetch, verify with the executor key the server publishes, then its inclusion proof"
+PUB=$(curl -sS "$URL/v1/executor/keys" -H "Authorization: Bearer $CALLER" | field "['keys'][0]['public_key_hex']")
+curl -sS --fail "$URL/v1/receipts/$rid" -H "Authorization: Bearer $CALLER" -o "$D/receipt.cose"
+$C receipt verify "$D/receipt.cose" --key "$PUB" | sed 's/^/   /'
+api GET "/v1/receipts/$rid/proof" "$CALLER" >"$D/proof.json"
+python3 -c "import json,sys; sys.stdout.write(json.load(sys.stdin)['checkpoint'])" <"$D/proof.json" >"$D/checkpoint.txt"
+$C log verify --proof "$D/proof.json" --checkpoint "$D/checkpoint.txt" --receipt "$D/receipt.cose" --key "$PUB" | sed 's/^/   /'
+echo "-- release hold $hold"
+api POST "/v1/holds/$hold/release" "$CALLER" -d '{}' | sed 's/^/     /'; echo
+api GET "/v1/holds/$hold" "$CALLER" | sed 's/^/     /'; echo
+echo "-- stop (SIGTERM drains), then the ledger verifies: books, journal, executor chains, holds with receipts"
+kill -TERM $SERVER
+wait $SERVER
+$C ledger verify --ledger "$D/data/ledger.db"
+trap - EXIT
+rm -rf "$D"
+echo "== covenant serve: ok"

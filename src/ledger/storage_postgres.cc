@@ -171,7 +171,18 @@ class Conn {
     if (pg_) PQfinish(pg_);
   }
 
+  // Connects again when the connection was lost (server restarted, network cut): a
+  // fresh connection with the schema set and the statements prepared.
+  Status ensure() {
+    if (pg_ && PQstatus(pg_) == CONNECTION_OK) return Status::ok();
+    if (url_.empty()) return Status::io("postgresql: not connected");
+    return open(url_, schema_);
+  }
+
   Status open(const std::string& url, const std::string& schema) {
+    url_ = url;
+    schema_ = schema;
+    if (pg_) PQfinish(pg_);
     pg_ = PQconnectdb(url.c_str());
     if (PQstatus(pg_) != CONNECTION_OK) return Status::io("postgresql: connect: " + std::string(PQerrorMessage(pg_)));
     COVENANT_RETURN_IF_ERROR(exec("SET client_min_messages TO warning"));
@@ -353,6 +364,7 @@ class Conn {
   }
 
   PGconn* pg_ = nullptr;
+  std::string url_, schema_;
   int32_t lock_objid_ = 0;
 };
 
@@ -557,7 +569,7 @@ class PgStorage final : public Storage {
 
   Result<std::unique_ptr<StorageTxn>> begin_write() override {
     std::unique_lock lock(write_mu_);
-    if (PQstatus(writer_.pg_) != CONNECTION_OK) PQreset(writer_.pg_);
+    COVENANT_RETURN_IF_ERROR(writer_.ensure());
     auto txn = std::make_unique<PgTxn>(writer_, std::move(lock));
     COVENANT_RETURN_IF_ERROR(txn->begin());
     return std::unique_ptr<StorageTxn>(std::move(txn));
@@ -565,11 +577,13 @@ class PgStorage final : public Storage {
 
   Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     return reader_.get(table, id);
   }
 
   Result<std::vector<KeyedRecord>> scan(Table table, const std::optional<Id128Bytes>& after, size_t limit) override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     bool acc = table == Table::kAccounts;
     auto r = after ? reader_.run(acc ? "scan_accounts_after" : "scan_transfers_after", {view(*after), be64(limit)})
                    : reader_.run(acc ? "scan_accounts_first" : "scan_transfers_first", {be64(limit)});
@@ -585,16 +599,19 @@ class PgStorage final : public Storage {
 
   Result<std::optional<JournalRow>> journal_at(uint64_t seq) override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     return reader_.journal_one("journal_at", {be64(seq)});
   }
 
   Result<std::optional<JournalRow>> journal_by_key(const Hash32& key) override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     return reader_.journal_one("journal_by_key", {view(key)});
   }
 
   Result<std::vector<JournalRow>> journal_scan(uint64_t from_seq, size_t limit) override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     auto r = reader_.run("journal_scan", {be64(from_seq), be64(limit)});
     if (!r.is_ok()) return r.status();
     std::vector<JournalRow> out(static_cast<size_t>(r->rows()));
@@ -604,6 +621,7 @@ class PgStorage final : public Storage {
 
   Result<uint64_t> journal_count() override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     auto r = reader_.run("journal_count", {});
     if (!r.is_ok()) return r.status();
     return r->u64(0, 0);
@@ -611,16 +629,19 @@ class PgStorage final : public Storage {
 
   Result<std::optional<std::string>> kv_get(const std::string& key) override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     return reader_.kv_get(key);
   }
 
   Result<std::vector<KvRow>> kv_scan(const std::string& prefix, const std::string& after, size_t limit) override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     return reader_.kv_scan(prefix, kv_scan_lower_bound(prefix, after), limit);
   }
 
   Result<uint64_t> size_bytes() override {
     std::lock_guard lock(read_mu_);
+    COVENANT_RETURN_IF_ERROR(reader_.ensure());
     auto r = reader_.run("size_bytes", {});
     if (!r.is_ok()) return r.status();
     return r->u64(0, 0);

@@ -19,10 +19,9 @@
 //
 // Compile definitions: COVENANT_CLI (build/covenant), COVENANT_SOURCE_DIR,
 // COVENANT_BINARY_DIR, HOST_TESTDATA_DIR.
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -46,6 +45,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -53,8 +53,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "covenant/keys.h"
 #include "covenant/merkle.h"
@@ -522,8 +520,10 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
         s->pid = -1;
       }
     }
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-    else if (!dir_.empty()) std::fprintf(stderr, "[server_test] kept %s for inspection\n", dir_.c_str());
+    if (!HasFailure())
+      std::filesystem::remove_all(dir_);
+    else if (!dir_.empty())
+      std::fprintf(stderr, "[server_test] kept %s for inspection\n", dir_.c_str());
   }
 
   bool postgres() const { return GetParam() == "postgres"; }
@@ -584,8 +584,10 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
         char c;
         ssize_t n = ::read(pfd[0], &c, 1);
         if (n == 1) {
-          if (c == '\n') got = true;
-          else line += c;
+          if (c == '\n')
+            got = true;
+          else
+            line += c;
           continue;
         }
         if (n == 0) break;  // stdout closed: the process is gone
@@ -601,8 +603,8 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
     ::close(pfd[0]);
     const std::string prefix = "listening on http://127.0.0.1:";
     if (!got || line.rfind(prefix, 0) != 0)
-      return ::testing::AssertionFailure() << "first stdout line was '" << line << "' (want " << prefix
-                                           << "PORT)\n" << tail(read_file(s.log));
+      return ::testing::AssertionFailure() << "first stdout line was '" << line << "' (want " << prefix << "PORT)\n"
+                                           << tail(read_file(s.log));
     const int port = std::atoi(line.c_str() + prefix.size());
     if (port <= 0 || port > 65535) return ::testing::AssertionFailure() << "bad port in '" << line << "'";
     s.port = static_cast<uint16_t>(port);
@@ -692,7 +694,8 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
   // PUT the contract; returns the version (sha-256 hex of the module).
   std::string deploy(const Server& s, const std::string& key, const std::string& name, const std::string& wasm_path,
                      const std::string& wit = "", const json& grants = json(), bool expect_active = true) {
-    Response r = fresh_request(s.port, "PUT", "/v1/contracts/" + name, contract_body(wasm_path, wit, grants), auth(key));
+    Response r =
+        fresh_request(s.port, "PUT", "/v1/contracts/" + name, contract_body(wasm_path, wit, grants), auth(key));
     EXPECT_EQ(r.status, 201) << r.describe() << log_of(s);
     json j = r.j();
     const std::string want = covenant::to_hex(covenant::sha256(read_bytes(wasm_path)));
@@ -746,8 +749,8 @@ TEST_P(ServerTest, EndToEnd) {
   };
   std::vector<Approved> got;
   for (int i = 0; i < 5; ++i) {
-    Response r = conn.request("POST", "/v1/contracts/policy/approve", seed_intent("agent-" + std::to_string(i)),
-                              auth(k.caller));
+    Response r =
+        conn.request("POST", "/v1/contracts/policy/approve", seed_intent("agent-" + std::to_string(i)), auth(k.caller));
     ASSERT_EQ(r.status, 200) << r.describe() << log_of(s);
     json j = r.j();
     ASSERT_TRUE(j.contains("decision")) << r.body;
@@ -761,7 +764,9 @@ TEST_P(ServerTest, EndToEnd) {
     EXPECT_EQ(j["hold_id"].get<std::string>(), id.substr(0, 32)) << "hold id = first 16 bytes of the receipt id";
     ASSERT_TRUE(j["log_index"].is_number_unsigned()) << r.body;
     EXPECT_EQ(j.value("version", ""), version);
-    if (!got.empty()) { EXPECT_GT(j["log_index"].get<uint64_t>(), got.back().log_index); }
+    if (!got.empty()) {
+      EXPECT_GT(j["log_index"].get<uint64_t>(), got.back().log_index);
+    }
     got.push_back({id, j["hold_id"], cose, j["log_index"].get<uint64_t>()});
   }
 
@@ -787,7 +792,9 @@ TEST_P(ServerTest, EndToEnd) {
     EXPECT_EQ(std::vector<uint8_t>(r.body.begin(), r.body.end()), a.cose) << "GET returns the exact receipt bytes";
     auto v = covenant::verify_receipt(as_bytes(r.body), pinned);
     EXPECT_TRUE(v.is_ok()) << v.status().to_string();
-    if (v.is_ok()) { EXPECT_EQ(v->executor_kid, covenant::kid_for(*pub)); }
+    if (v.is_ok()) {
+      EXPECT_EQ(v->executor_kid, covenant::kid_for(*pub));
+    }
   }
   // A changed byte does not verify.
   {
@@ -820,7 +827,9 @@ TEST_P(ServerTest, EndToEnd) {
   Response cp1 = conn.request("GET", "/v1/checkpoints/latest", "", auth(k.auditor));
   ASSERT_EQ(cp1.status, 200) << cp1.describe();
   json c1 = cp1.j();
-  if (c1["tree_size"].get<uint64_t>() == tsize) { EXPECT_EQ(c1.value("root", ""), proof.value("root", "")); }
+  if (c1["tree_size"].get<uint64_t>() == tsize) {
+    EXPECT_EQ(c1.value("root", ""), proof.value("root", ""));
+  }
   EXPECT_GE(c1["tree_size"].get<uint64_t>(), tsize);
   {
     // The checkpoint note verifies with the key the server names.
@@ -829,7 +838,9 @@ TEST_P(ServerTest, EndToEnd) {
     std::vector<covenant::PublicKey> ks{cpk};
     auto vc = covenant::verify_checkpoint(c1.value("note", ""), ks);
     EXPECT_TRUE(vc.is_ok()) << vc.status().to_string() << "\n" << c1.value("note", "");
-    if (vc.is_ok()) { EXPECT_EQ(vc->tree_size, c1["tree_size"].get<uint64_t>()); }
+    if (vc.is_ok()) {
+      EXPECT_EQ(vc->tree_size, c1["tree_size"].get<uint64_t>());
+    }
   }
 
   // More entries, then a consistency proof between the old size and the new.
@@ -844,9 +855,9 @@ TEST_P(ServerTest, EndToEnd) {
   ASSERT_EQ(cp2.status, 200) << cp2.describe();
   const uint64_t size2 = cp2.j()["tree_size"].get<uint64_t>();
   ASSERT_GE(size2, tsize);
-  Response cons = conn.request("GET", "/v1/checkpoints/consistency?from=" + std::to_string(tsize) +
-                                          "&to=" + std::to_string(size2),
-                               "", auth(k.auditor));
+  Response cons =
+      conn.request("GET", "/v1/checkpoints/consistency?from=" + std::to_string(tsize) + "&to=" + std::to_string(size2),
+                   "", auth(k.auditor));
   ASSERT_EQ(cons.status, 200) << cons.describe();
   {
     json cj = cons.j();
@@ -943,8 +954,8 @@ TEST_P(ServerTest, Simulate) {
   Response a2 = conn.request("POST", "/v1/contracts/policy/approve", seed_intent(), auth(k.caller));
   ASSERT_EQ(a2.status, 200) << a2.describe();
   EXPECT_EQ(a2.j()["log_index"].get<uint64_t>(), idx1 + 1) << "simulate appended to the journal";
-  Response cp = conn.request("GET", "/v1/checkpoints/consistency?from=0&to=" + std::to_string(idx1 + 3), "",
-                             auth(k.auditor));
+  Response cp =
+      conn.request("GET", "/v1/checkpoints/consistency?from=0&to=" + std::to_string(idx1 + 3), "", auth(k.auditor));
   EXPECT_EQ(cp.status, 400) << "the journal has only " << idx1 + 2 << " entries: " << cp.describe();
 }
 
@@ -983,7 +994,9 @@ TEST_P(ServerTest, AuthMatrix) {
       {"POST", "/v1/contracts/policy/activate", json{{"version", version}}.dump(), {"admin", "deployer"}},
       {"POST", "/v1/contracts/policy/approve", intent, {"admin", "caller"}},
       {"POST", "/v1/contracts/policy/simulate", intent, {"admin", "caller"}},
-      {"POST", "/v1/contracts/policy/call/policy.approve", json{{"args", json::array({json::parse(intent)})}}.dump(),
+      {"POST",
+       "/v1/contracts/policy/call/policy.approve",
+       json{{"args", json::array({json::parse(intent)})}}.dump(),
        {"admin", "caller"}},
       {"GET", "/v1/receipts/" + rid, "", {"admin", "caller", "auditor"}},
       {"GET", "/v1/receipts/" + rid + "/proof", "", {"admin", "caller", "auditor"}},
@@ -995,18 +1008,18 @@ TEST_P(ServerTest, AuthMatrix) {
       {"POST", "/v1/holds/" + hids[2] + "/refund", "", {"admin", "caller"}},
       {"GET", "/v1/executor/keys", "", all},
   };
-  std::map<std::string, std::string> who = {{"admin", a.admin},
-                                            {"deployer", a.deployer},
-                                            {"caller", a.caller},
-                                            {"auditor", a.auditor},
-                                            {"none", ""},
-                                            {"bad", "cvk_0000000000000000_" + std::string(48, 'a')}};
+  std::map<std::string, std::string> who = {
+      {"admin", a.admin},   {"deployer", a.deployer},
+      {"caller", a.caller}, {"auditor", a.auditor},
+      {"none", ""},         {"bad", "cvk_0000000000000000_" + std::string(48, 'a')}};
   Conn conn(s.port);
   for (const Route& rt : routes) {
     for (auto& [role, key] : who) {
       Headers h;
-      if (role == "bad") h = auth(key);
-      else if (role != "none") h = auth(key);
+      if (role == "bad")
+        h = auth(key);
+      else if (role != "none")
+        h = auth(key);
       Response r = conn.request(rt.method, rt.path, rt.body, h);
       const std::string what = role + " " + rt.method + " " + rt.path + " -> " + r.describe();
       ASSERT_NE(r.status, 0) << what;
@@ -1052,9 +1065,9 @@ TEST_P(ServerTest, AuthMatrix) {
   EXPECT_EQ(conn.request("POST", "/v1/holds/" + hids[3] + "/refund", "", auth(b.admin)).status, 404);
   EXPECT_EQ(conn.request("GET", "/v1/holds/" + hids[3], "", auth(a.auditor)).j().value("state", ""), "pending")
       << "beta's refused attempts left acme's hold alone";
-  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/activate", json{{"version", version}}.dump(), auth(b.deployer))
-                .status,
-            404);
+  EXPECT_EQ(
+      conn.request("POST", "/v1/contracts/policy/activate", json{{"version", version}}.dump(), auth(b.deployer)).status,
+      404);
   // A tenant admin may not make keys for another tenant, nor revoke them.
   EXPECT_EQ(conn.request("POST", "/v1/keys", json{{"tenant", "acme"}, {"role", "admin"}}.dump(), auth(b.admin)).status,
             403);
@@ -1136,7 +1149,8 @@ TEST_P(ServerTest, BadInput) {
   EXPECT_EQ(conn.request("DELETE", "/v1/contracts", "", auth(k.caller)).status, 405);
   EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/call/no-such-export", R"({"args": []})", auth(k.caller)).status,
             404);
-  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/activate", R"({"version": "00"})", auth(k.deployer)).status, 404);
+  EXPECT_EQ(conn.request("POST", "/v1/contracts/policy/activate", R"({"version": "00"})", auth(k.deployer)).status,
+            404);
   EXPECT_EQ(conn.request("GET", "/healthz").status, 200);
   conn.close();
 
@@ -1173,8 +1187,10 @@ TEST_P(ServerTest, BadInput) {
       if (::poll(&p, 1, 200) > 0) {
         char buf[4096];
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) closed = true;
-        else got.append(buf, static_cast<size_t>(n));
+        if (n <= 0)
+          closed = true;
+        else
+          got.append(buf, static_cast<size_t>(n));
       }
     }
     // After a timeout response (408) the close follows.
@@ -1183,15 +1199,19 @@ TEST_P(ServerTest, BadInput) {
       if (::poll(&p, 1, 200) > 0) {
         char buf[4096];
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) closed = true;
-        else got.append(buf, static_cast<size_t>(n));
+        if (n <= 0)
+          closed = true;
+        else
+          got.append(buf, static_cast<size_t>(n));
       }
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     ::close(fd);
     EXPECT_TRUE(closed) << "a client sending one byte per 200 ms was still connected after " << secs << " s";
     EXPECT_LT(secs, 20.0) << "closed only after " << secs << " s";
-    if (!got.empty()) { EXPECT_EQ(got.rfind("HTTP/1.1 408", 0), 0u) << got.substr(0, 200); }
+    if (!got.empty()) {
+      EXPECT_EQ(got.rfind("HTTP/1.1 408", 0), 0u) << got.substr(0, 200);
+    }
   }
   // Still healthy, still approving.
   EXPECT_EQ(fresh_request(s.port, "GET", "/healthz").status, 200);
@@ -1221,8 +1241,8 @@ TEST_P(ServerTest, Idempotency) {
   EXPECT_EQ(b.j().value("receipt", "x"), a.j().value("receipt", "y"));
   EXPECT_EQ(b.j()["log_index"], a.j()["log_index"]) << b.body;
   // Also on a fresh connection.
-  Response b2 = fresh_request(s.port, "POST", "/v1/contracts/policy/approve", body,
-                              auth(k.caller, {{"Idempotency-Key", "k-1"}}));
+  Response b2 =
+      fresh_request(s.port, "POST", "/v1/contracts/policy/approve", body, auth(k.caller, {{"Idempotency-Key", "k-1"}}));
   EXPECT_EQ(b2.j().value("receipt_id", "x"), a.j().value("receipt_id", "y"));
   // Same key, another body: 422.
   Response c = conn.request("POST", "/v1/contracts/policy/approve", seed_intent("agent-other"),
@@ -1237,7 +1257,8 @@ TEST_P(ServerTest, Idempotency) {
   // Keys are per tenant: another tenant may use "k-1" for itself.
   TenantKeys other = tenant_keys(s, "beta");
   deploy(s, other.deployer, "policy", kPolicyC);
-  Response e = conn.request("POST", "/v1/contracts/policy/approve", body, auth(other.caller, {{"Idempotency-Key", "k-1"}}));
+  Response e =
+      conn.request("POST", "/v1/contracts/policy/approve", body, auth(other.caller, {{"Idempotency-Key", "k-1"}}));
   EXPECT_EQ(e.status, 200) << e.describe();
   EXPECT_TRUE(e.header("idempotent-replayed").empty());
   EXPECT_NE(e.j().value("receipt_id", ""), a.j().value("receipt_id", ""));
@@ -1441,7 +1462,8 @@ TEST_P(ServerTest, TwoServers) {
       }
     std::fprintf(stderr, "[server_test] TwoServers: %zu responses with status %d, e.g. %s\n", n, st, example.c_str());
   }
-  std::fprintf(stderr, "[server_test] TwoServers: %zu requests, %zu approved, %d + %d acks in the concurrent phase (%.2f s)\n",
+  std::fprintf(stderr,
+               "[server_test] TwoServers: %zu requests, %zu approved, %d + %d acks in the concurrent phase (%.2f s)\n",
                results.size(), approved, acks_a.load(), acks_b.load(), load_s);
   EXPECT_EQ(approved, approved_ids.size()) << "a receipt id was reported twice";
   EXPECT_LE(approved, 100u);
@@ -1485,6 +1507,25 @@ TEST_P(ServerTest, TwoServers) {
   expect_ledger_clean(a);
 }
 
+// 7b. A second server on a shared PostgreSQL schema gets its keys from an admin:
+//     its fresh data directory gets no bootstrap admin key of its own (service.cc,
+//     bootstrap(): "a second server on a shared PostgreSQL gets its keys from an admin").
+
+TEST_P(ServerTest, SecondServerGetsNoBootstrapKey) {
+  if (!postgres()) GTEST_SKIP() << "two servers share a ledger only on PostgreSQL";
+  Server& a = new_server("data-a");
+  ASSERT_TRUE(start(a));
+  EXPECT_TRUE(std::filesystem::exists(a.data + "/admin.key"));
+  Server& b = new_server("data-b");
+  ASSERT_TRUE(start(b));
+  EXPECT_EQ(fresh_request(b.port, "GET", "/v1/executor/keys", "", auth(admin_key(a))).status, 200);
+  EXPECT_FALSE(std::filesystem::exists(b.data + "/admin.key"))
+      << "the second server minted another system admin key on the shared schema:" << log_of(b);
+  auto sa = stop(a), sb = stop(b);
+  EXPECT_TRUE(sa && WIFEXITED(*sa) && WEXITSTATUS(*sa) == 0);
+  EXPECT_TRUE(sb && WIFEXITED(*sb) && WEXITSTATUS(*sb) == 0);
+}
+
 // ---------------------------------------------------------------------------
 // 8. A new version activated while approvals run: no request fails.
 
@@ -1525,8 +1566,8 @@ TEST_P(ServerTest, UpgradeUnderLoad) {
   EXPECT_EQ(put.j().value("active", true), false) << "a second version is staged, not active";
   EXPECT_NE(v2, v1);
   std::this_thread::sleep_for(200ms);
-  Response act = fresh_request(s.port, "POST", "/v1/contracts/policy/activate", json{{"version", v2}}.dump(),
-                               auth(k.deployer));
+  Response act =
+      fresh_request(s.port, "POST", "/v1/contracts/policy/activate", json{{"version", v2}}.dump(), auth(k.deployer));
   const auto activated = Clock::now();
   EXPECT_EQ(act.status, 200) << act.describe() << log_of(s);
   EXPECT_EQ(act.j().value("previous", ""), v1);
@@ -1564,8 +1605,8 @@ TEST_P(ServerTest, UpgradeUnderLoad) {
     if (h.value("action", "") == "activate" && h.value("version", "") == v2) has_activation = true;
   EXPECT_TRUE(has_activation) << g.body;
   // Rollback works the same way.
-  Response back = fresh_request(s.port, "POST", "/v1/contracts/policy/activate", json{{"version", v1}}.dump(),
-                                auth(k.deployer));
+  Response back =
+      fresh_request(s.port, "POST", "/v1/contracts/policy/activate", json{{"version", v1}}.dump(), auth(k.deployer));
   EXPECT_EQ(back.status, 200) << back.describe();
   Response r = fresh_request(s.port, "POST", "/v1/contracts/policy/approve", seed_intent(), auth(k.caller));
   EXPECT_EQ(r.j().value("version", ""), v1);

@@ -52,8 +52,6 @@ std::string version_row(const std::string& t, const std::string& n, const std::s
 std::string module_row(const std::string& v) { return kRow + "module/" + v; }
 std::string idem_row(const std::string& t, const std::string& k) { return kRow + "idem/" + t + "/" + k; }
 std::string receipt_row(const std::string& id) { return kRow + "rcpt/" + id; }
-std::string call_row(const std::string& id) { return kRow + "call/" + id; }
-std::string hold_row(const std::string& id) { return kRow + "hold/" + id; }
 std::string executor_row(const std::string& kid) { return kRow + "executor/" + kid; }
 
 uint64_t unix_ms() {
@@ -847,7 +845,7 @@ class ServiceImpl final : public Service {
         after = k;
         auto j = json::parse(v, nullptr, false);
         out.push_back({{"name", k.substr(prefix.size())}, {"active_version", j.value("active", "")},
-                       {"versions", j.contains("history") ? j["history"].size() : 0}});
+                       {"versions", j.contains("versions") ? j["versions"].size() : 0}});
       }
       if (rows->size() < 256) break;
     }
@@ -1082,16 +1080,14 @@ class ServiceImpl final : public Service {
 
     const std::string tenant = p.tenant, vhex = ver->version, exp_name = export_name;
     const bool approve_route = export_in.empty();
-    json decision_placeholder;
     pc.extra_puts = [&, tenant, vhex](const settle::PipelineOutcome& o) {
       std::vector<KvPut> puts;
-      json rr = {{"tenant", tenant}, {"contract", name}, {"version", vhex}, {"export", exp_name}};
+      // One row per call: who owns it, and what a replay package needs. A hold is found
+      // by its id, the first 16 bytes of its receipt's id (a prefix scan).
+      json rr = {{"tenant", tenant}, {"contract", name}, {"version", vhex}, {"export", exp_name},
+                 {"intent", req.body}, {"fuel", opts.fuel}, {"record", call_record_to_json(o.call.record)}};
       if (o.hold_id) rr["hold_id"] = *o.hold_id;
       puts.push_back({receipt_row(o.receipt_id), rr.dump()});
-      json call = {{"export", exp_name}, {"intent", req.body}, {"fuel", opts.fuel},
-                   {"record", call_record_to_json(o.call.record)}};
-      puts.push_back({call_row(o.receipt_id), call.dump()});
-      if (o.hold_id) puts.push_back({hold_row(*o.hold_id), json{{"tenant", tenant}, {"receipt_id", o.receipt_id}}.dump()});
       if (!idem_key.empty()) {
         json resp = response_body(o, vhex, approve_route, 0);
         json rec = {{"fingerprint", fingerprint}, {"status", 200}, {"body", resp.dump()},
@@ -1276,9 +1272,7 @@ class ServiceImpl final : public Service {
                            {"checkpoint", note}});
     }
     // replay package
-    auto call = ledger().kv_get(call_row(id));
-    if (!call || !*call) return err(404, "not_found", "no call record for receipt " + id);
-    auto cj = json::parse(**call, nullptr, false);
+    const json& cj = mj;
     const std::string ver = mj.value("version", "");
     auto vrow = ledger().kv_get(version_row(mj.value("tenant", ""), mj.value("contract", ""), ver));
     auto mrow = ledger().kv_get(module_row(ver));
@@ -1331,13 +1325,27 @@ class ServiceImpl final : public Service {
 
   // ---- holds ----
 
+  // The receipt row of a hold: its id is the first 16 bytes of the receipt's.
+  Result<std::optional<json>> hold_meta(const Id128& hold) {
+    auto rows = ledger().kv_scan(receipt_row(hold.hex()), "", 2);
+    if (!rows) return rows.status();
+    for (auto& [k, v] : *rows) {
+      auto j = json::parse(v, nullptr, false);
+      if (j.is_object() && j.value("hold_id", "") == hold.hex()) {
+        j["receipt_id"] = k.substr(receipt_row("").size());
+        return std::optional<json>(std::move(j));
+      }
+    }
+    return std::optional<json>();
+  }
+
   HttpResponse get_hold(const Principal& p, const std::string& id) {
     auto hid = Id128::parse(id);
     if (!hid || id.size() != 32) return err(400, "invalid_request", "a hold id is 32 hex digits (from an approval's hold_id)");
-    auto meta = ledger().kv_get(hold_row(hid->hex()));
+    auto meta = hold_meta(*hid);
     if (!meta) return err(503, "ledger_unavailable", meta.status().message());
     if (!*meta) return err(404, "not_found", "no hold " + id);
-    auto mj = json::parse(**meta, nullptr, false);
+    json& mj = **meta;
     if (!p.system() && mj.value("tenant", "") != p.tenant) return err(404, "not_found", "no hold " + id);
     auto t = ledger().lookup_transfer(*hid);
     if (!t) return err(503, "ledger_unavailable", t.status().message());
@@ -1354,10 +1362,10 @@ class ServiceImpl final : public Service {
                            const std::string* idem) {
     auto hid = Id128::parse(id);
     if (!hid || id.size() != 32) return err(400, "invalid_request", "a hold id is 32 hex digits (from an approval's hold_id)");
-    auto meta = ledger().kv_get(hold_row(hid->hex()));
+    auto meta = hold_meta(*hid);
     if (!meta) return err(503, "ledger_unavailable", meta.status().message());
     if (!*meta) return err(404, "not_found", "no hold " + id);
-    auto mj = json::parse(**meta, nullptr, false);
+    json& mj = **meta;
     if (!p.system() && mj.value("tenant", "") != p.tenant) return err(404, "not_found", "no hold " + id);
     uint64_t amount = 0;
     if (!req.body.empty()) {

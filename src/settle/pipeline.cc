@@ -340,7 +340,7 @@ struct Pipeline::Impl {
         stats.commit_failures++;
         for (Item* it : batch)
           finish_locked(*it, ItemState::kFailed,
-                        Status::io("ledger unavailable: " + replies.status().message() + " (nothing was stored)"));
+                        Status::io("ledger unavailable: " + replies.status().message() + " (the commit did not complete; retrying with the same Idempotency-Key is safe)"));
         std::deque<Item*> none;
         repair_locked(none);
         continue;
