@@ -440,6 +440,7 @@ struct Server {
   uint16_t port = 0;
   std::string data, log;
   std::vector<std::string> args;
+  int terms_sent = 0;  // SIGTERMs this test sent (more "draining" lines in the log: a signal from elsewhere)
 };
 
 struct RunResult {
@@ -620,6 +621,7 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
   // SIGTERM; returns the wait status (nullopt: still running after `limit`).
   std::optional<int> stop(Server& s, std::chrono::milliseconds limit = 20s) {
     if (s.pid <= 0) return std::nullopt;
+    s.terms_sent++;
     ::kill(s.pid, SIGTERM);
     auto st = wait_exit(s.pid, limit);
     if (st) s.pid = -1;
@@ -635,7 +637,18 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
 
   std::string admin_key(const Server& s) { return trim(read_file(s.data + "/admin.key")); }
 
-  std::string log_of(const Server& s) { return "\n--- " + s.log + " (tail) ---\n" + tail(read_file(s.log)); }
+  std::string log_of(const Server& s) {
+    const std::string text = read_file(s.log);
+    int drains = 0;
+    for (size_t at = text.find("\"event\":\"draining\""); at != std::string::npos;
+         at = text.find("\"event\":\"draining\"", at + 1))
+      drains++;
+    std::string note;
+    if (drains > s.terms_sent)
+      note = "\nNOTE: the server logged " + std::to_string(drains) + " drain(s) but this test sent " +
+             std::to_string(s.terms_sent) + " SIGTERM(s): another process signalled it";
+    return note + "\n--- " + s.log + " (tail) ---\n" + tail(text);
+  }
 
   // `covenant ledger verify --json` on the server's ledger (server stopped or not).
   RunResult ledger_verify(const Server& s) {
@@ -1654,6 +1667,7 @@ TEST_P(ServerTest, SigtermDrain) {
   while (acks < 40 && Clock::now() < until) std::this_thread::sleep_for(5ms);
   ASSERT_GE(acks.load(), 1) << log_of(s);
   const auto t0 = Clock::now();
+  s.terms_sent++;
   ::kill(s.pid, SIGTERM);
   auto st = wait_exit(s.pid, 30s);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
