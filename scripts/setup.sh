@@ -12,6 +12,8 @@ PKGS=(
   nlohmann-json3-dev wasi-libc
   python3 openssl nodejs  # contracts/bench data generator; fuzz gen.sh input stream; bench node columns
   rustc libstd-rust-dev-wasm32  # Rust guest contracts: rustc --target wasm32-unknown-unknown, no crates
+  libboost1.81-dev prometheus-cpp-dev  # covenant serve: Boost.Beast/Asio HTTP, Prometheus metrics (core)
+  curl wrk  # main.sh talks to the server with curl; scripts/bench_server.sh loads it with wrk
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -55,4 +57,7 @@ npm_install() {  # DIR install|ci
 if npm_needs_install tools; then npm_install tools install; fi
 # AssemblyScript compiler for the AssemblyScript guest contracts.
 if npm_needs_install sdk/assemblyscript; then npm_install sdk/assemblyscript ci; fi
+# tools/openapi: an independent OpenAPI 3.1 validator and a client generated from the
+# document (openapi-typescript + openapi-fetch) for the server's API tests.
+if npm_needs_install tools/openapi; then npm_install tools/openapi ci; fi
 echo "setup: ok"

@@ -34,6 +34,6 @@ if [ "${COVENANT_SKIP_SANITIZERS:-0}" != "1" ]; then
 
   echo "== ThreadSanitizer: concurrency"
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOVENANT_SANITIZE=thread >/dev/null
-  cmake --build build-tsan -j"$JOBS" --target wasm_concurrency_test
-  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -R Concurrency --timeout 900
+  cmake --build build-tsan -j"$JOBS" --target wasm_concurrency_test pipeline_test http_test
+  TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -R 'Concurrency|PipelineTest|Http' --timeout 900
 fi
