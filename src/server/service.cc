@@ -316,8 +316,18 @@ class ServiceImpl final : public Service {
     // Only a fresh data directory gets a bootstrap key (a second server on a shared
     // PostgreSQL gets its keys from an admin).
     if (std::filesystem::exists(opts.data_dir + "/.bootstrapped")) return Status::ok();
-    auto created = create_key("system", "admin", "bootstrap");
-    if (!created) return created.status();
+    // Nor a server joining a shared ledger that already has keys; of several servers
+    // starting at once on an empty one, the bootstrap row lets exactly one create it.
+    auto any = ledger().kv_scan(kRow + "key/", "", 1);
+    if (!any) return any.status();
+    std::optional<std::pair<std::string, std::string>> created;
+    if (any->empty()) {
+      auto k = create_key("system", "admin", "bootstrap", /*bootstrap=*/true);
+      if (k.is_ok()) created = *k;
+      else if (k.status().code() != Code::kAlreadyExists) return k.status();
+    }
+    std::ofstream(opts.data_dir + "/.bootstrapped") << "1\n";
+    if (!created) return Status::ok();
     const std::string tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return Status::io("cannot write " + tmp + ": " + std::strerror(errno));
@@ -326,21 +336,25 @@ class ServiceImpl final : public Service {
                ::fsync(fd) == 0;
     ::close(fd);
     if (!okw || ::rename(tmp.c_str(), path.c_str()) != 0) return Status::io("cannot write " + path);
-    std::ofstream(opts.data_dir + "/.bootstrapped") << "1\n";
     bootstrap_path = path;
     return Status::ok();
   }
 
   // Returns (key, id).
   Result<std::pair<std::string, std::string>> create_key(const std::string& tenant, const std::string& role,
-                                                         const std::string& by) {
+                                                         const std::string& by, bool bootstrap = false) {
     const std::string id = random_hex(8);
     const std::string key = "cvk_" + id + "_" + random_hex(24);
     const std::string h = sha256_hex(key);
     json row = {{"id", id}, {"tenant", tenant}, {"role", role}, {"hash", h}, {"created_ms", unix_ms()},
                 {"created_by", by}, {"revoked", false}};
-    COVENANT_RETURN_IF_ERROR(
-        put_rows({{key_row(id), std::nullopt}}, {{key_row(id), row.dump()}, {keyhash_row(h), id}}));
+    std::vector<KvExpect> exp{{key_row(id), std::nullopt}};
+    std::vector<KvPut> puts{{key_row(id), row.dump()}, {keyhash_row(h), id}};
+    if (bootstrap) {
+      exp.push_back({kRow + "bootstrap", std::nullopt});
+      puts.push_back({kRow + "bootstrap", id});
+    }
+    COVENANT_RETURN_IF_ERROR(put_rows(exp, puts));
     return std::make_pair(key, id);
   }
 
@@ -1112,7 +1126,11 @@ class ServiceImpl final : public Service {
         r.headers.push_back({"Retry-After", "1"});
         return r;
       }
-      if (s.code() == Code::kFailedPrecondition) return err(409, "conflict", s.message());
+      if (s.code() == Code::kFailedPrecondition) {
+        HttpResponse r = err(409, "conflict", s.message());
+        r.headers.push_back({"Retry-After", "1"});
+        return r;
+      }
       if (s.code() == Code::kLimitExceeded) return err(413, "too_large", s.message());
       return err(400, "invalid_arguments", s.message());
     }

@@ -53,7 +53,7 @@ struct PipelineOptions {
   std::string ledger;      // SQLite path or postgresql:// URL (required)
   std::string pg_schema;   // empty = the storage default
   std::string keys_dir;    // empty = default_keys_dir()
-  int max_attempts = 16;   // runs of one call when its kv reads keep changing
+  int max_attempts = 64;   // runs of one call when its kv reads keep changing (jittered backoff between)
   size_t batch_max = 4096; // calls per durable transaction at most
   // Checkpoints (cut by maybe_checkpoint, never on the commit path).
   std::string checkpoint_dir;  // empty: default_checkpoint_dir(ledger)
@@ -112,9 +112,9 @@ class Pipeline {
 
   // Runs the call and, unless it trapped or is a dry run, signs and commits it.
   // Errors: the contract's host errors (bad args, unknown export) as they are;
-  // kUnavailable when the ledger transaction failed (nothing of the call is stored;
-  // retry is safe); kAborted when the kv reads kept changing for max_attempts runs;
-  // kAlreadyExists when an extra expectation failed.
+  // kIOError when the ledger transaction failed (retry with the same idempotency key);
+  // kFailedPrecondition when the kv reads kept changing for max_attempts runs or the
+  // ledger refused a part (e.g. a hold); kAlreadyExists when an extra expectation failed.
   Result<PipelineOutcome> approve(Contract& contract, PipelineCall call);
 
   // Cuts a signed checkpoint when the journal grew by at least `every` entries since
