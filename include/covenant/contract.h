@@ -217,6 +217,8 @@ class Contract {
   // The function an export name resolves to, or nullptr.
   const wit::Function* find_export(std::string_view export_name) const;
   Module& module();
+  // Idle instances in the pool now (metrics).
+  size_t pooled_instances() const;
   // The kv store key prefix of this deployment's namespace ("" without a kv grant):
   // deployment NUL namespace NUL. Store keys are this prefix + the contract's key.
   const std::string& kv_prefix() const;

@@ -557,6 +557,10 @@ Result<Contract::CallResult> Contract::replay_json(std::string_view export_name,
 
 const wit::Package& Contract::package() const { return impl_->pkg; }
 const std::string& Contract::kv_prefix() const { return impl_->kv_prefix; }
+size_t Contract::pooled_instances() const {
+  std::lock_guard<std::mutex> lock(impl_->pool_mu);
+  return impl_->pool.size();
+}
 const wit::World& Contract::world() const { return *impl_->world; }
 Module& Contract::module() { return *impl_->module; }
 

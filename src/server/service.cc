@@ -204,6 +204,7 @@ class ServiceImpl final : public Service {
   prometheus::Gauge* g_queue = nullptr;
   prometheus::Gauge* g_versions = nullptr;
   prometheus::Gauge* g_pooled = nullptr;
+  prometheus::Gauge* g_loaded = nullptr;
   prometheus::Counter* c_kv_conflicts = nullptr;
 
   bool ready() const override { return is_ready.load(); }
@@ -284,7 +285,8 @@ class ServiceImpl final : public Service {
     auto& g = BuildGauge().Name("covenant_pipeline").Help("Pipeline gauges").Register(*registry);
     g_queue = &g.Add({{"what", "queue_depth"}});
     g_versions = &g.Add({{"what", "active_versions"}});
-    g_pooled = &g.Add({{"what", "loaded_versions"}});
+    g_loaded = &g.Add({{"what", "loaded_versions"}});
+    g_pooled = &g.Add({{"what", "pooled_instances"}});
     c_kv_conflicts = &BuildCounter()
                           .Name("covenant_kv_conflicts_total")
                           .Help("Contract runs repeated because a kv row they read changed before commit")
@@ -457,7 +459,16 @@ class ServiceImpl final : public Service {
       if (rows->size() < 256) break;
     }
     g_versions->Set(static_cast<double>(active));
-    g_pooled->Set(static_cast<double>(loaded));
+    g_loaded->Set(static_cast<double>(loaded));
+    size_t pooled = 0;
+    {
+      std::lock_guard<std::mutex> lock(deps_mu);
+      for (auto& [k, d] : deps) {
+        std::lock_guard<std::mutex> dl(d->mu);
+        for (auto& [v, ver] : d->versions) pooled += ver->contract->pooled_instances();
+      }
+    }
+    g_pooled->Set(static_cast<double>(pooled));
     return Status::ok();
   }
 
