@@ -2,6 +2,8 @@
 // (src/server, docs/api.md). This file only parses flags and a config file,
 // wires the service to the HTTP front end, and handles SIGTERM/SIGINT.
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -165,6 +167,10 @@ int serve_command(int argc, char** argv) {
   // committed only as used) so no call hops to a helper thread.
   ho.worker_runner = [](const std::function<void()>& loop) {
     run_with_big_stack([&] {
+      // Workers run requests in parallel; the group commit is one thread all of them
+      // wait for. Under load the scheduler would share the cores evenly among the many
+      // runnable workers and starve the committer: give workers a lower priority.
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 5);
       loop();
       return 0;
     });
