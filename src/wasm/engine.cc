@@ -166,9 +166,19 @@ class Watchdog {
   uint64_t add(std::chrono::steady_clock::time_point when, std::function<void()> fire) {
     std::lock_guard<std::mutex> lock(mu_);
     uint64_t id = ++next_;
+    // Wake the watchdog only when this deadline is the earliest: a server adds one per
+    // call, almost always later than one already pending, and a wake-up per call would
+    // cost a context switch each.
+    bool earliest = true;
+    for (const auto& [other, e] : entries_) {
+      if (e.when <= when) {
+        earliest = false;
+        break;
+      }
+    }
     entries_[id] = {when, std::move(fire)};
     if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
-    cv_.notify_one();
+    if (earliest) cv_.notify_one();
     return id;
   }
   void cancel(uint64_t id) {
