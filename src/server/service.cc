@@ -1368,14 +1368,21 @@ class ServiceImpl final : public Service {
     return std::optional<json>();
   }
 
-  HttpResponse get_hold(const Principal& p, const std::string& id) {
-    auto hid = Id128::parse(id);
-    if (!hid || id.size() != 32) return err(400, "invalid_request", "a hold id is 32 hex digits (from an approval's hold_id)");
-    auto meta = hold_meta(*hid);
+  // Parses a hold id and finds its receipt row, as the principal's tenant sees it.
+  std::optional<HttpResponse> find_hold(const Principal& p, const std::string& id, std::optional<Id128>* hid, json* mj) {
+    *hid = Id128::parse(id);
+    if (!*hid || id.size() != 32) return err(400, "invalid_request", "a hold id is 32 hex digits (from an approval's hold_id)");
+    auto meta = hold_meta(**hid);
     if (!meta) return err(503, "ledger_unavailable", meta.status().message());
-    if (!*meta) return err(404, "not_found", "no hold " + id);
-    json& mj = **meta;
-    if (!p.system() && mj.value("tenant", "") != p.tenant) return err(404, "not_found", "no hold " + id);
+    if (!*meta || (!p.system() && (**meta).value("tenant", "") != p.tenant)) return err(404, "not_found", "no hold " + id);
+    *mj = std::move(**meta);
+    return std::nullopt;
+  }
+
+  HttpResponse get_hold(const Principal& p, const std::string& id) {
+    std::optional<Id128> hid;
+    json mj;
+    if (auto e = find_hold(p, id, &hid, &mj)) return *e;
     auto t = ledger().lookup_transfer(*hid);
     if (!t) return err(503, "ledger_unavailable", t.status().message());
     if (!*t) return err(404, "not_found", "no hold " + id);
@@ -1389,13 +1396,9 @@ class ServiceImpl final : public Service {
 
   HttpResponse settle_hold(const HttpRequest& req, const Principal& p, const std::string& id, bool release,
                            const std::string* idem) {
-    auto hid = Id128::parse(id);
-    if (!hid || id.size() != 32) return err(400, "invalid_request", "a hold id is 32 hex digits (from an approval's hold_id)");
-    auto meta = hold_meta(*hid);
-    if (!meta) return err(503, "ledger_unavailable", meta.status().message());
-    if (!*meta) return err(404, "not_found", "no hold " + id);
-    json& mj = **meta;
-    if (!p.system() && mj.value("tenant", "") != p.tenant) return err(404, "not_found", "no hold " + id);
+    std::optional<Id128> hid;
+    json mj;
+    if (auto e = find_hold(p, id, &hid, &mj)) return *e;
     uint64_t amount = 0;
     if (!req.body.empty()) {
       auto body = parse_strict(req.body, "body");

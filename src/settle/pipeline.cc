@@ -252,19 +252,8 @@ struct Pipeline::Impl {
     if (it.call->plan_escrow) {
       EscrowPlan plan = plan_escrow(it.intent, o.call.result, o.call.record.wall_ms, id);
       if (plan.hold) {
-        a.accounts.push_back(Account{.id = plan.agent_account, .ledger = kEscrowLedgerId, .code = kAgentAccountCode});
-        a.accounts.push_back(Account{.id = plan.escrow_account, .ledger = kEscrowLedgerId, .code = kEscrowAccountCode});
-        Transfer t;
-        t.id = plan.hold_id;
-        t.debit_account_id = plan.agent_account;
-        t.credit_account_id = plan.escrow_account;
-        t.amount = plan.amount;
-        t.user_data = plan.hold_id;
-        t.timeout_s = plan.timeout_s;
-        t.ledger = kEscrowLedgerId;
-        t.code = kAgentAccountCode;
-        t.flags = kTransferPending;
-        a.transfers.push_back(t);
+        a.accounts = escrow_accounts(plan);
+        a.transfers.push_back(escrow_hold(plan));
         o.hold_id = plan.hold_id.hex();
         o.escrow = plan;
       }

@@ -238,6 +238,25 @@ EscrowPlan plan_escrow(const json& intent, const json& result, uint64_t now_ms, 
   return p;
 }
 
+std::vector<Account> escrow_accounts(const EscrowPlan& plan) {
+  return {Account{.id = plan.agent_account, .ledger = kEscrowLedgerId, .code = kAgentAccountCode},
+          Account{.id = plan.escrow_account, .ledger = kEscrowLedgerId, .code = kEscrowAccountCode}};
+}
+
+Transfer escrow_hold(const EscrowPlan& plan) {
+  Transfer t;
+  t.id = plan.hold_id;
+  t.debit_account_id = plan.agent_account;
+  t.credit_account_id = plan.escrow_account;
+  t.amount = plan.amount;
+  t.user_data = plan.hold_id;
+  t.timeout_s = plan.timeout_s;
+  t.ledger = kEscrowLedgerId;
+  t.code = kAgentAccountCode;
+  t.flags = kTransferPending;
+  return t;
+}
+
 // ---------------------------------------------------------------------------
 // Ledger wiring
 
@@ -472,19 +491,8 @@ Result<SettleOutcome> settle_call(const SettleOptions& opts, const Contract& con
     std::vector<LedgerOperation> ops;
     ops.push_back(JournalAppend{id, std::string(out.cose.begin(), out.cose.end())});
     if (plan.hold) {
-      ops.push_back(Account{.id = plan.agent_account, .ledger = kEscrowLedgerId, .code = kAgentAccountCode});
-      ops.push_back(Account{.id = plan.escrow_account, .ledger = kEscrowLedgerId, .code = kEscrowAccountCode});
-      Transfer t;
-      t.id = plan.hold_id;
-      t.debit_account_id = plan.agent_account;
-      t.credit_account_id = plan.escrow_account;
-      t.amount = plan.amount;
-      t.user_data = plan.hold_id;
-      t.timeout_s = plan.timeout_s;
-      t.ledger = kEscrowLedgerId;
-      t.code = kAgentAccountCode;
-      t.flags = kTransferPending;
-      ops.push_back(t);
+      for (const Account& a : escrow_accounts(plan)) ops.push_back(a);
+      ops.push_back(escrow_hold(plan));
     }
     auto replies = ledger->submit(ops);
     if (!replies) return replies.status();

@@ -130,6 +130,10 @@ struct EscrowPlan {
 // of the receipt id.
 EscrowPlan plan_escrow(const nlohmann::json& intent, const nlohmann::json& result, uint64_t now_ms,
                        const Hash32& receipt_id);
+// The ledger operations a plan with hold = true implies: the agent and escrow
+// accounts (created on first use) and the pending transfer (the hold).
+std::vector<Account> escrow_accounts(const EscrowPlan& plan);
+Transfer escrow_hold(const EscrowPlan& plan);
 
 // ---------------------------------------------------------------------------
 // Ledger wiring
