@@ -90,6 +90,8 @@ HttpResponse ok_json(int status, const json& body) {
 HttpResponse err(int status, const std::string& code, const std::string& message) {
   HttpResponse r = json_error(status, code, message);
   r.outcome = code;
+  // Every 503 is temporary (the ledger is unreachable, a disk is full, not ready yet).
+  if (status == 503) r.headers.push_back({"Retry-After", "1"});
   return r;
 }
 
@@ -843,7 +845,10 @@ class ServiceImpl final : public Service {
     nj["revoked"] = true;
     nj["revoked_ms"] = unix_ms();
     Status s = put_rows({{key_row(id), **row}}, {{key_row(id), nj.dump()}, {keyhash_row(j.value("hash", "")), std::nullopt}});
-    if (!s) return err(s.code() == Code::kAlreadyExists ? 409 : 503, "conflict", s.message());
+    if (!s) {
+      if (s.code() == Code::kAlreadyExists) return err(409, "conflict", s.message());
+      return err(503, "ledger_unavailable", s.message());
+    }
     std::lock_guard<std::mutex> lock(keys_mu);
     key_cache.erase(j.value("hash", ""));
     return ok_json(200, {{"id", id}, {"revoked", true}});
@@ -1132,11 +1137,7 @@ class ServiceImpl final : public Service {
         // Another server committed this Idempotency-Key first: answer with its response.
         if (auto stored = lookup_idempotent(idem_key, fingerprint)) return *stored;
       }
-      if (s.code() == Code::kIOError) {
-        HttpResponse r = err(503, "ledger_unavailable", s.message());
-        r.headers.push_back({"Retry-After", "1"});
-        return r;
-      }
+      if (s.code() == Code::kIOError) return err(503, "ledger_unavailable", s.message());
       if (s.code() == Code::kFailedPrecondition) {
         HttpResponse r = err(409, "conflict", s.message());
         r.headers.push_back({"Retry-After", "1"});
@@ -1420,11 +1421,7 @@ class ServiceImpl final : public Service {
     t.flags = release ? kTransferPostPending : kTransferVoidPending;
     t.amount = amount;
     auto r = ledger().create_transfer(t);
-    if (!r) {
-      HttpResponse e = err(503, "ledger_unavailable", r.status().message());
-      e.headers.push_back({"Retry-After", "1"});
-      return e;
-    }
+    if (!r) return err(503, "ledger_unavailable", r.status().message());
     auto held = ledger().lookup_transfer(*hid);
     const std::string state = held && *held ? hold_state_name((*held)->hold_state) : "unknown";
     if (!ledger_result_is_success(r->result)) {
