@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -237,13 +238,16 @@ class Conn {
     return Status::ok();
   }
 
+  sqlite3* db() const { return db_; }
+
   sqlite3* db_ = nullptr;
   sqlite3_stmt* stmts_[kStmtCount] = {};
 };
 
 class SqliteTxn final : public StorageTxn {
  public:
-  SqliteTxn(Conn& c, std::unique_lock<std::mutex> lock) : c_(c), lock_(std::move(lock)) {}
+  SqliteTxn(Conn& c, std::unique_lock<std::mutex> lock, std::atomic<bool>* wal_reset_wanted)
+      : c_(c), lock_(std::move(lock)), wal_reset_wanted_(wal_reset_wanted) {}
   ~SqliteTxn() override {
     if (!done_) (void)Conn::Stmt(c_, kRollback).run();
   }
@@ -301,12 +305,20 @@ class SqliteTxn final : public StorageTxn {
   Status commit() override {
     Status st = Conn::Stmt(c_, kCommit).run();
     if (st.is_ok()) done_ = true;
+    // The background checkpointer has copied most of the WAL already; a checkpoint here,
+    // between two write transactions, finishes it, so the next write restarts the WAL
+    // from its beginning (the WAL stays bounded without stalling the writer).
+    if (st.is_ok() && wal_reset_wanted_ && wal_reset_wanted_->exchange(false)) {
+      int log = 0, done = 0;
+      sqlite3_wal_checkpoint_v2(c_.db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    }
     return st;
   }
 
  private:
   Conn& c_;
   std::unique_lock<std::mutex> lock_;
+  std::atomic<bool>* wal_reset_wanted_;
   bool done_ = false;
 };
 
@@ -352,9 +364,12 @@ class SqliteStorage final : public Storage {
       int log = 0, done = 0;
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
       // The WAL restarts from its beginning only when a checkpoint finished and the writer
-      // saw it; under steady load that may never happen. Past kWalFramesMax frames, wait
-      // for the writer (busy timeout) and truncate, so the WAL stays bounded.
-      if (log > kWalFramesMax) sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+      // saw it; under steady load that may never happen from this thread. Past
+      // kWalFramesMax frames the writer is asked to finish one after its next commit.
+      if (log > kWalFramesMax) wal_reset_wanted_ = true;
+      // Far past it (the writer is not committing, or readers pin the WAL): wait for the
+      // writer and truncate.
+      if (log > 4 * kWalFramesMax) sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
       lock.lock();
     }
     lock.unlock();
@@ -366,7 +381,7 @@ class SqliteStorage final : public Storage {
   Result<std::unique_ptr<StorageTxn>> begin_write() override {
     std::unique_lock lock(write_mu_);
     COVENANT_RETURN_IF_ERROR(Conn::Stmt(writer_, kBegin).run());
-    return std::unique_ptr<StorageTxn>(std::make_unique<SqliteTxn>(writer_, std::move(lock)));
+    return std::unique_ptr<StorageTxn>(std::make_unique<SqliteTxn>(writer_, std::move(lock), &wal_reset_wanted_));
   }
 
   Result<std::optional<std::string>> get(Table table, const Id128Bytes& id) override {
@@ -477,6 +492,7 @@ class SqliteStorage final : public Storage {
   std::mutex checkpoint_mu_;
   std::condition_variable checkpoint_cv_;
   bool stop_ = false;  // GUARDED_BY(checkpoint_mu_)
+  std::atomic<bool> wal_reset_wanted_{false};
   std::thread checkpointer_;
 };
 
