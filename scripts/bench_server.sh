@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
 done
 bash scripts/setup.sh >/dev/null
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j2 --target covenant bench_server_refs contract_seed_c host_test_guests >/dev/null
+cmake --build build -j2 >/dev/null
 C=$PWD/build/covenant
 W=$(mktemp -d)
 cleanup() { [ -n "${SERVER:-}" ] && kill -9 "$SERVER" 2>/dev/null; rm -rf "$W"; }
@@ -79,8 +79,8 @@ WRK_DELAY_MS=$DELAY wrk -t2 -c64 -d"${DURATION}s" --latency -s "$W/approve.lua" 
 echo "   achieved $(rate "$W/half.txt")/s   p50 $(pct "$W/half.txt" 50)  p99 $(pct "$W/half.txt" 99)  non-2xx: $(non2xx "$W/half.txt")"
 
 echo "== upgrade under load: activate a new version while 64 connections send approvals"
-deploy_body build/src/host/testdata/seed_c.wasm >"$W/v2.json"
-# A different module (the host test build of the seed policy) is the new version.
+# A different module of the same world (the seed policy in Rust) is the new version.
+deploy_body build/contracts/examples/policy_rust.wasm >"$W/v2.json"
 V2=$(curl -sS -X PUT "$URL/v1/contracts/seed" -H "Authorization: Bearer $DEPLOYER" --data-binary @"$W/v2.json" |
      python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["version"])')
 [ "$V2" != "$V1" ] || { echo "   the two builds are identical; skipping the upgrade"; V2=""; }

@@ -207,6 +207,10 @@ class ServiceImpl final : public Service {
   prometheus::Gauge* g_versions = nullptr;
   prometheus::Gauge* g_pooled = nullptr;
   prometheus::Gauge* g_loaded = nullptr;
+  prometheus::Gauge* g_batches = nullptr;
+  prometheus::Gauge* g_committed = nullptr;
+  prometheus::Gauge* g_resigned = nullptr;
+  prometheus::Gauge* g_commit_failures = nullptr;
   prometheus::Counter* c_kv_conflicts = nullptr;
 
   bool ready() const override { return is_ready.load(); }
@@ -289,6 +293,10 @@ class ServiceImpl final : public Service {
     g_versions = &g.Add({{"what", "active_versions"}});
     g_loaded = &g.Add({{"what", "loaded_versions"}});
     g_pooled = &g.Add({{"what", "pooled_instances"}});
+    g_batches = &g.Add({{"what", "commit_batches"}});
+    g_committed = &g.Add({{"what", "calls_committed"}});
+    g_resigned = &g.Add({{"what", "receipts_resigned"}});
+    g_commit_failures = &g.Add({{"what", "commit_failures"}});
     c_kv_conflicts = &BuildCounter()
                           .Name("covenant_kv_conflicts_total")
                           .Help("Contract runs repeated because a kv row they read changed before commit")
@@ -486,7 +494,12 @@ class ServiceImpl final : public Service {
       if (stopping) break;
       lock.unlock();
       const auto now = std::chrono::steady_clock::now();
-      g_queue->Set(static_cast<double>(pipeline->stats().queue_depth));
+      const settle::PipelineStats ps = pipeline->stats();
+      g_queue->Set(static_cast<double>(ps.queue_depth));
+      g_batches->Set(static_cast<double>(ps.batches));
+      g_committed->Set(static_cast<double>(ps.committed));
+      g_resigned->Set(static_cast<double>(ps.resigned));
+      g_commit_failures->Set(static_cast<double>(ps.commit_failures));
       if (now - last_cp >= std::chrono::milliseconds(opts.checkpoint_interval_ms)) {
         last_cp = now;
         auto cp = pipeline->maybe_checkpoint(1);
