@@ -1157,6 +1157,7 @@ class ServiceImpl final : public Service {
         return r;
       }
       if (s.code() == Code::kLimitExceeded) return err(413, "too_large", s.message());
+      if (s.message().rfind("intent expired", 0) == 0) return err(422, "intent_expired", s.message());
       return err(400, "invalid_arguments", s.message());
     }
     if (o->trapped()) {

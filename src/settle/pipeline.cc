@@ -439,6 +439,17 @@ PipelineStats Pipeline::stats() const {
 Result<PipelineOutcome> Pipeline::approve(Contract& contract, PipelineCall call) {
   PipelineOutcome out;
   json intent = json::parse(call.inputs.intent, nullptr, false);
+  if (call.plan_escrow && !call.dry_run) {
+    // An expired intent is refused before anything runs or is held.
+    if (auto exp = intent_expiry_ms(intent)) {
+      const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     std::chrono::system_clock::now().time_since_epoch())
+                                                     .count());
+      if (*exp <= now)
+        return Status::invalid("intent expired: expires-at-ms " + std::to_string(*exp) + " is before now (" +
+                               std::to_string(now) + "); nothing was run, signed or held");
+    }
+  }
   CallOptions copts;
   copts.fuel = call.inputs.fuel;
   copts.deadline_ms = call.deadline_ms;

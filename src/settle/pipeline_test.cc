@@ -146,6 +146,25 @@ TEST_P(PipelineTest, ReceiptKvAndHoldCommitTogether) {
   EXPECT_EQ(v->prev_receipt_hash, Hash32{});
 }
 
+// An intent that already expired is refused before anything runs or is held.
+TEST_P(PipelineTest, ExpiredIntentIsRefusedBeforeAnyHold) {
+  auto p = open();
+  ASSERT_TRUE(p);
+  auto c = seed(*p);
+  PipelineCall call;
+  call.export_name = "policy.approve";
+  json intent = {{"agent_id", "agent-7"}, {"task_type", "compute"}, {"max_units", 250}, {"expires_at_ms", 1767225600001}};
+  call.args = json::array({intent});
+  call.inputs.module = read_file(kTestdata + "/seed_c.wasm");
+  call.inputs.export_name = "policy.approve";
+  call.inputs.intent = intent.dump();
+  auto o = p->approve(*c, call);
+  ASSERT_FALSE(o.is_ok());
+  EXPECT_NE(o.status().message().find("intent expired"), std::string::npos) << o.status().message();
+  EXPECT_EQ(p->ledger().journal_count().value(), 0u);
+  EXPECT_TRUE(p->ledger().all_transfers().value().empty());
+}
+
 TEST_P(PipelineTest, TrapAndDryRunStoreNothing) {
   auto p = open();
   ASSERT_TRUE(p);

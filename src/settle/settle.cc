@@ -216,6 +216,12 @@ Id128 derived_id(std::string_view text) {
 Id128 agent_account_id(std::string_view agent_id) { return derived_id("covenant/agent/" + std::string(agent_id)); }
 Id128 escrow_account_id() { return derived_id("covenant/escrow"); }
 
+std::optional<uint64_t> intent_expiry_ms(const json& intent) {
+  auto exp = as_u64(field(intent, "expires-at-ms"));
+  if (exp && *exp) return exp;
+  return std::nullopt;
+}
+
 EscrowPlan plan_escrow(const json& intent, const json& result, uint64_t now_ms, const Hash32& receipt_id) {
   EscrowPlan p;
   const json* approved = field(result, "approved");
@@ -231,8 +237,9 @@ EscrowPlan plan_escrow(const json& intent, const json& result, uint64_t now_ms, 
   p.escrow_account = escrow_account_id();
   p.hold_id = id_from(std::span(receipt_id).first(16));
   p.amount = *amount;
-  if (auto exp = as_u64(field(intent, "expires-at-ms")); exp && *exp) {
+  if (auto exp = intent_expiry_ms(intent)) {
     uint64_t s = *exp > now_ms ? (*exp - now_ms + 999) / 1000 : 1;
+    s = std::max<uint64_t>(s, kHoldTimeoutMinS);
     p.timeout_s = static_cast<uint32_t>(std::min<uint64_t>(s, std::numeric_limits<uint32_t>::max()));
   }
   return p;

@@ -115,6 +115,13 @@ Id128 derived_id(std::string_view text);
 Id128 agent_account_id(std::string_view agent_id);
 Id128 escrow_account_id();
 
+// A hold never times out sooner than this after it is placed, so that the
+// release or refund that follows an approval has time to arrive.
+inline constexpr uint32_t kHoldTimeoutMinS = 60;
+
+// The intent's expiry ("expires-at-ms" in any spelling), if it names one (> 0).
+std::optional<uint64_t> intent_expiry_ms(const nlohmann::json& intent);
+
 struct EscrowPlan {
   bool hold = false;  // false: the decision implies no transition
   std::string agent_id;
@@ -125,7 +132,7 @@ struct EscrowPlan {
 // An approved decision ("approved": true) on an intent with an agent id and a
 // positive amount ("amount", else "max-units") holds that amount from the
 // agent's account to the escrow account until the intent's "expires-at-ms"
-// (timeout 0 = never when there is none). Field names in any spelling
+// (timeout 0 = never when there is none; at least kHoldTimeoutMinS). Field names in any spelling
 // (kebab, snake); u64 as numbers or decimal strings. hold id = first 16 bytes
 // of the receipt id.
 EscrowPlan plan_escrow(const nlohmann::json& intent, const nlohmann::json& result, uint64_t now_ms,

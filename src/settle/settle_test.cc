@@ -314,8 +314,14 @@ TEST(SettleEscrow, ApprovedIntentWithAmountHolds) {
   EscrowPlan p = plan_escrow(intent, json::parse(R"({"approved": true})"), 1000, id);
   EXPECT_TRUE(p.hold);
   EXPECT_EQ(p.amount, 250u);
-  EXPECT_EQ(p.timeout_s, 10u);
+  // 9.5 s left: the hold still gets the documented minimum.
+  EXPECT_EQ(p.timeout_s, kHoldTimeoutMinS);
   EXPECT_EQ(p.agent_account, agent_account_id("agent-7"));
+  // Longer: the time left, rounded up to whole seconds.
+  EXPECT_EQ(plan_escrow(json::parse(R"({"agent-id": "a", "max-units": 1, "expires-at-ms": 101500})"),
+                        json::parse(R"({"approved": true})"), 1000, id)
+                .timeout_s,
+            101u);
   EXPECT_EQ(p.escrow_account, escrow_account_id());
   EXPECT_EQ(p.hold_id.hex().substr(0, 2), "ab");
   // "amount" wins over max-units; no expiry = no timeout.
