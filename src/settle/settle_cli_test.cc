@@ -184,4 +184,63 @@ TEST_F(SettleCli, ReplayExitCodes) {
   EXPECT_EQ(r.code, 1);
 }
 
+// Several `approve --ledger` processes at once on one SQLite file with one fresh
+// keys directory (the issue: chains forked, kv updates lost, several keys were
+// created and approvals failed on active.tmp races). Now: one key, one chain
+// without a fork, every budget update counted, every process exits 0.
+TEST_F(SettleCli, ConcurrentProcessesShareOneLedger) {
+  const std::string wit = std::string(COVENANT_SOURCE_DIR) + "/contracts/examples/budget/budget.wit";
+  const std::string wasm = std::string(HOST_TESTDATA_DIR) + "/budget.wasm";
+  write(g_dir + "/grants.json", R"({"capabilities": {"kv": {"namespace": "budget"}, "log": {"level": "info"}, "clock": {}}})");
+  write(g_dir + "/intent.json", R"({"agent-id": "shared", "amount": "10"})");
+  const std::string approve = std::string(COVENANT_CLI) + " approve " + wasm + " --wit " + wit + " --grants " + g_dir +
+                              "/grants.json --intent " + g_dir + "/intent.json --tier interp --ledger " + g_dir +
+                              "/ledger.db --keys-dir " + g_dir + "/keys --checkpoint-every 4 --json";
+  constexpr int kProcs = 6, kEach = 5;
+  std::string script;
+  for (int p = 0; p < kProcs; ++p) {
+    script += "( for i in $(seq " + std::to_string(kEach) + "); do " + approve + " >>" + g_dir + "/out" +
+              std::to_string(p) + ".jsonl 2>>" + g_dir + "/err" + std::to_string(p) + ".txt; echo $? >>" + g_dir +
+              "/rc" + std::to_string(p) + ".txt; done ) & ";
+  }
+  script += "wait";
+  ASSERT_EQ(std::system(("bash -c '" + script + "'").c_str()), 0);
+  std::set<std::string> receipts;
+  for (int p = 0; p < kProcs; ++p) {
+    std::ifstream rc(g_dir + "/rc" + std::to_string(p) + ".txt"), out(g_dir + "/out" + std::to_string(p) + ".jsonl");
+    std::ifstream err(g_dir + "/err" + std::to_string(p) + ".txt");
+    std::string errors((std::istreambuf_iterator<char>(err)), {});
+    std::string line;
+    int n = 0;
+    while (std::getline(rc, line)) {
+      EXPECT_EQ(line, "0") << "process " << p << ": " << errors;
+      ++n;
+    }
+    EXPECT_EQ(n, kEach);
+    while (std::getline(out, line)) {
+      json j = json::parse(line);
+      EXPECT_EQ(j["result"]["approved"], true);
+      receipts.insert(j["receipt_id"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(receipts.size(), static_cast<size_t>(kProcs * kEach));
+  // One executor key, made once.
+  int keys = 0;
+  for (const auto& e : std::filesystem::directory_iterator(g_dir + "/keys"))
+    if (e.path().extension() == ".key") ++keys;
+  EXPECT_EQ(keys, 1);
+  // No lost kv update: the next call sees every one of them.
+  Outcome r = run("approve " + wasm + " --wit " + wit + " --grants " + g_dir + "/grants.json --intent " + g_dir +
+                  "/intent.json --tier interp --ledger " + g_dir + "/ledger.db --keys-dir " + g_dir + "/keys --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["result"]["spent"], std::to_string(10 * (kProcs * kEach + 1)));
+  // One chain, no fork; every hold has its receipt.
+  r = run("ledger verify --ledger " + g_dir + "/ledger.db --json");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json v = json::parse(r.out);
+  EXPECT_EQ(v["ok"], true) << r.out;
+  EXPECT_EQ(v["receipts"], kProcs * kEach + 1);
+  EXPECT_EQ(v["executor_chains"].size(), 1u);
+}
+
 }  // namespace
