@@ -9,7 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   wabt binaryen tcc libtcc-dev
   libsodium-dev libsqlite3-dev sqlite3 libpq-dev postgresql
-  nlohmann-json3-dev wasi-libc
+  nlohmann-json3-dev wasi-libc libcli11-dev  # libcli11-dev: the CLI's argument parser (src/cli/args.h)
   python3 openssl nodejs  # contracts/bench data generator; fuzz gen.sh input stream; bench node columns
   rustc libstd-rust-dev-wasm32  # Rust guest contracts: rustc --target wasm32-unknown-unknown, no crates
   libboost1.81-dev prometheus-cpp-dev  # covenant serve: Boost.Beast/Asio HTTP, Prometheus metrics (core)

@@ -1,7 +1,7 @@
 // CLI subcommand registry: each src/cli/*_cmd.cc registers its commands with
 // COVENANT_COMMAND, so adding a command touches no shared file.
 // Exit codes shared by every command: 0 ok, 1 usage/load/validation error,
-// 2 guest trap (see docs/cli.md).
+// 2 guest trap or a verification that failed (see docs/cli.md).
 #pragma once
 
 #include <string>

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "covenant/contract.h"
 #include "covenant/engine.h"
@@ -26,13 +27,25 @@ using json = nlohmann::json;
 
 constexpr const char* kCallUsage =
     "call CONTRACT.wasm --wit FILE.wit [--world W] --export NAME --args JSON [--grants FILE] "
-    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite] [--json]";
+    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite|memory] [--json]";
 constexpr const char* kApproveUsage =
     "approve CONTRACT.wasm --intent FILE.json|- [--wit FILE.wit] [--world W] [--grants FILE] "
-    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite] [--json] "
-    "[--ledger PATH|URL] [--keys-dir DIR] [--replay-out PKG] [--checkpoint-every N] (docs/settlement.md)";
+    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite|memory] [--json] "
+    "[--ledger PATH|URL] [--pg-schema S] [--keys-dir DIR] [--replay-out PKG] [--checkpoint-every N] "
+    "[--checkpoint-dir DIR] [--origin NAME] (docs/settlement.md)";
+
+// Load/validation errors of call/approve go to stderr only, also with --json
+// (src/host/contract_cli_test.cc pins an empty stdout for them); argument and
+// file errors found before anything runs follow the shared --json rule.
+// Set from the command line before anything can fail: with --json every failure is
+// also one JSON object on stdout.
+bool g_json = false;
 
 int fail(const std::string& msg, const char* usage = nullptr) {
+  if (g_json) {
+    std::printf("%s\n", nlohmann::json{{"ok", false}, {"error", {{"code", "failed"}, {"message", msg}}}}.dump().c_str());
+    std::fflush(stdout);
+  }
   std::fprintf(stderr, "covenant: %s\n", msg.c_str());
   if (usage) std::fprintf(stderr, "usage: covenant %s\n", usage);
   return kExitError;
@@ -60,61 +73,82 @@ struct Args {
   settle::ApproveFlags settle;  // --ledger, --keys-dir, --replay-out, ... (docs/settlement.md)
 };
 
-// Returns an error message, or empty.
-std::string parse_args(int argc, char** argv, bool approve, Args& a) {
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    auto value = [&](std::string& out) -> bool {
-      if (i + 1 >= argc) return false;
-      out = argv[++i];
-      return true;
-    };
-    std::string v;
-    if (s == "--json") {
-      a.as_json = true;
-    } else if (s == "--wit") {
-      if (!value(a.wit)) return "--wit needs a file";
-    } else if (s == "--world") {
-      if (!value(a.world)) return "--world needs a name";
-    } else if (s == "--grants") {
-      if (!value(a.grants)) return "--grants needs a file";
-    } else if (s == "--deployment") {
-      if (!value(a.deployment)) return "--deployment needs a name";
-    } else if (s == "--kv") {
-      if (!value(a.kv)) return "--kv needs a file";
-    } else if (!approve && s == "--export") {
-      if (!value(a.export_name)) return "--export needs a function name";
-    } else if (!approve && s == "--args") {
-      if (!value(a.args)) return "--args needs a JSON array";
-    } else if (approve && s == "--intent") {
-      if (!value(a.intent)) return "--intent needs a file (or - for stdin)";
-    } else if (s == "--tier") {
-      if (!value(v)) return "--tier needs a value";
-      auto t = parse_tier(v);
-      if (!t) return "unknown tier \"" + v + "\" (interp, baseline, optimized, auto)";
-      a.tier = *t;
-    } else if (s == "--fuel") {
-      if (!value(v) || v.empty() || v[0] == '-') return "--fuel needs a non-negative integer";
-      char* end = nullptr;
-      errno = 0;
-      a.fuel = std::strtoull(v.c_str(), &end, 10);
-      if (errno || *end) return "--fuel needs a non-negative integer";
-    } else if (approve && settle::ApproveFlags::takes(s)) {
-      if (!value(v)) return s + " needs a value";
-      if (std::string e = a.settle.set(s, v); !e.empty()) return e;
-    } else if (s.rfind("--", 0) == 0) {
-      return "unknown option " + s;
-    } else if (a.contract.empty()) {
-      a.contract = s;
-    } else {
-      return "unexpected argument " + s;
-    }
+// Returns nullopt to go on, or the exit code (help, usage or file error printed).
+std::optional<int> parse_args(int argc, char** argv, bool approve, Args& a) {
+  const char* usage = approve ? kApproveUsage : kCallUsage;
+  std::vector<std::string> argv_v = to_vector(argc, argv);
+  Reporter rep{approve ? "approve" : "call", has_json_flag(argv_v)};
+  g_json = rep.json;
+  CLI::App app(approve ? "Runs a contract's policy.approve export on an intent (docs/host.md); with --ledger, through "
+                         "the settlement pipeline (docs/settlement.md). Exit 0 ok, 1 usage/load/validation error, 2 trap."
+                       : "Runs a contract's WIT export with JSON values (docs/host.md, docs/abi.md). Exit 0 ok, 1 "
+                         "usage/load/validation error, 2 trap.",
+               approve ? "covenant approve" : "covenant call");
+  configure(app);
+  add_pos(app, "CONTRACT", a.contract, "a core module (with --wit) or a component");
+  if (approve) {
+    app.add_option("--intent", a.intent, "the intent, a JSON file (- for stdin)")->type_name("FILE.json|-");
+    app.add_option("--wit", a.wit, "the WIT of a core module (default: the contract's own)")->type_name("FILE.wit");
+  } else {
+    app.add_option("--wit", a.wit, "the WIT of a core module")->type_name("FILE.wit");
+    app.add_option("--export", a.export_name, "the export to call (interface.function)")->type_name("NAME");
+    app.add_option("--args", a.args, "a JSON array of the export's parameters")->type_name("JSON");
   }
-  if (a.contract.empty()) return "need a contract file";
-  if (approve && a.intent.empty()) return "need --intent FILE.json";
-  if (!approve && a.export_name.empty()) return "need --export NAME";
-  if (!approve && a.args.empty()) return "need --args JSON (an array of the export's parameters)";
-  return "";
+  app.add_option("--world", a.world, "the world in the WIT (default: the only one)")->type_name("W");
+  app.add_option("--grants", a.grants, "capability grants, a JSON file (default: none)")->type_name("FILE");
+  add_tier(app, a.tier);
+  add_u64(app, "--fuel", a.fuel, "fuel budget");
+  app.add_option("--deployment", a.deployment, "deployment name that scopes kv state")->type_name("NAME");
+  app.add_option("--kv", a.kv,
+                 "kv state: a SQLite file, or 'memory' (kept in memory, dropped at exit); required to be given "
+                 "when the grants include kv" + std::string(approve ? " (unless --ledger)" : ""))
+      ->type_name("FILE.sqlite|memory");
+  add_json(app, a.as_json);
+  if (approve) {
+    for (const char* f : {"--ledger", "--pg-schema", "--keys-dir", "--replay-out", "--checkpoint-dir", "--origin"}) {
+      const std::string flag = f;
+      const char* desc = flag == "--ledger"           ? "settle on this ledger: a SQLite path or a postgresql:// URL"
+                         : flag == "--pg-schema"      ? "PostgreSQL schema (default covenant)"
+                         : flag == "--keys-dir"       ? "executor signing keys (default $COVENANT_HOME/keys)"
+                         : flag == "--replay-out"     ? "write the call's replay package here (docs/replay.md)"
+                         : flag == "--checkpoint-dir" ? "where checkpoints go (default <ledger>.checkpoints)"
+                                                      : "checkpoint origin line";
+      const char* type = flag == "--ledger" ? "PATH|URL" : flag == "--replay-out" ? "PKG" : flag == "--origin" ? "NAME"
+                         : flag == "--pg-schema" ? "S" : "DIR";
+      auto* o = app.add_option_function<std::string>(
+          flag,
+          [&a, flag](const std::string& v) {
+            if (std::string e = a.settle.set(flag, v); !e.empty()) throw CLI::ValidationError(e);
+          },
+          desc);
+      o->type_name(type);
+      if (flag == "--origin") o->default_str(a.settle.opts.origin);
+    }
+    add_u64(app, "--checkpoint-every", a.settle.opts.checkpoint_every,
+            "with --ledger: sign a checkpoint every N receipts (0 = never)");
+  }
+  if (auto code = parse(app, argv_v, rep, usage)) return code;
+  if (a.contract.empty()) return rep.usage("need a contract file", usage);
+  if (approve && a.intent.empty()) return rep.usage("need --intent FILE.json", usage);
+  if (!approve && a.export_name.empty()) return rep.usage("need --export NAME", usage);
+  if (!approve && a.args.empty()) return rep.usage("need --args JSON (an array of the export's parameters)", usage);
+  // Every file argument, before anything runs or commits.
+  std::string e = first_error({
+      [&] { return check_input_file("CONTRACT", a.contract); },
+      [&] { return a.wit.empty() ? "" : check_input_file("--wit", a.wit); },
+      [&] { return a.grants.empty() ? "" : check_input_file("--grants", a.grants, true); },
+      [&] { return approve ? check_input_file("--intent", a.intent, true) : ""; },
+      [&] { return a.kv.empty() || a.kv == "memory" ? "" : check_output_file("--kv", a.kv); },
+      [&] { return a.settle.opts.ledger.empty() ? "" : check_ledger("--ledger", a.settle.opts.ledger); },
+      [&] { return a.settle.opts.keys_dir.empty() ? "" : check_dir("--keys-dir", a.settle.opts.keys_dir, true); },
+      [&] { return a.settle.opts.replay_out.empty() ? "" : check_output_file("--replay-out", a.settle.opts.replay_out); },
+      [&] {
+        return a.settle.opts.checkpoint_dir.empty() ? "" : check_dir("--checkpoint-dir", a.settle.opts.checkpoint_dir, true);
+      },
+  });
+  if (!e.empty()) return rep.fail(kExitError, "bad_file", e);
+  if (a.grants == "-" && a.intent == "-") return rep.usage("--grants and --intent cannot both read stdin", usage);
+  return std::nullopt;
 }
 
 uint64_t us(uint64_t ns) { return (ns + 500) / 1000; }
@@ -131,7 +165,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   opts.tier = a.tier;
   opts.world = a.world;
   opts.deployment = a.deployment;
-  opts.kv_path = a.kv;
+  opts.kv_path = a.kv == "memory" ? "" : a.kv;  // --kv memory: the explicit choice of no persistence
   opts.name = a.contract;
   if (!a.wit.empty() && !read_text(a.wit, opts.wit, err)) return fail(err, usage);
   if (!a.grants.empty()) {
@@ -140,6 +174,12 @@ int run_contract(const Args& a, const char* usage, bool approve) {
     if (!g) return fail(a.grants + ": " + g.status().message());
     opts.grants = *g;
   }
+  const bool to_ledger = approve && !a.settle.opts.ledger.empty();
+  if (opts.grants.kv && a.kv.empty() && !to_ledger)
+    std::fprintf(stderr,
+                 "warning: %s is granted kv but --kv was not given: its state is kept in memory and dropped at exit "
+                 "(use --kv FILE, --kv memory, or --ledger)\n",
+                 a.contract.c_str());
   json args;
   if (approve) {
     if (!read_text(a.intent, text, err)) return fail(err, usage);
@@ -153,7 +193,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
 
   // approve --ledger: the settlement pipeline owns the ledger, the executor key and kv
   // (kv rows live in the ledger's database and commit with the receipt).
-  const bool pipelined = approve && !a.settle.opts.ledger.empty();
+  const bool pipelined = to_ledger;
   std::unique_ptr<settle::Pipeline> pipeline;
   if (pipelined) {
     if (!a.kv.empty()) return fail("--kv cannot be used with --ledger: kv state lives in the ledger's database", usage);
@@ -264,13 +304,13 @@ int run_contract(const Args& a, const char* usage, bool approve) {
 
 int call_command(int argc, char** argv) {
   Args a;
-  if (std::string e = parse_args(argc, argv, false, a); !e.empty()) return fail(e, kCallUsage);
+  if (auto code = parse_args(argc, argv, false, a)) return *code;
   return run_contract(a, kCallUsage, false);
 }
 
 int approve_command(int argc, char** argv) {
   Args a;
-  if (std::string e = parse_args(argc, argv, true, a); !e.empty()) return fail(e, kApproveUsage);
+  if (auto code = parse_args(argc, argv, true, a)) return *code;
   return run_contract(a, kApproveUsage, true);
 }
 

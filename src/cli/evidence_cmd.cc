@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "covenant/keys.h"
 #include "covenant/merkle.h"
@@ -25,8 +26,9 @@ namespace {
 constexpr int kExitVerifyFailed = 2;
 using json = nlohmann::json;
 
-// --flag VALUE / --flag pairs and positionals.
+// Positionals and the flags given (by name, "--key"), filled by CLI11.
 struct Args {
+  std::string who;  // "receipt verify", for messages
   std::vector<std::string> positional;
   std::map<std::string, std::string> flags;
   bool json = false;
@@ -38,24 +40,6 @@ struct Args {
   }
 };
 
-bool parse_args(int argc, char** argv, int first, Args* a) {
-  for (int i = first; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s == "--json") {
-      a->json = true;
-    } else if (s.rfind("--", 0) == 0) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "covenant: %s needs a value\n", s.c_str());
-        return false;
-      }
-      a->flags[s] = argv[++i];
-    } else {
-      a->positional.push_back(s);
-    }
-  }
-  return true;
-}
-
 std::string covenant_home() {
   if (const char* h = std::getenv("COVENANT_HOME"); h && *h) return h;
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.covenant";
@@ -66,12 +50,8 @@ std::string log_path(const Args& a) { return a.get("--log", covenant_home() + "/
 
 // Prints an error (JSON or text) and returns `code`.
 int fail(const Args& a, int code, const std::string& what) {
-  if (a.json) {
-    std::printf("%s\n", json{{"ok", false}, {"error", what}}.dump().c_str());
-  } else {
-    std::fprintf(stderr, "covenant: %s\n", what.c_str());
-  }
-  return code;
+  return Reporter{a.who, a.json}.fail(
+      code, code == kExitVerifyFailed ? "verification_failed" : what.rfind("usage:", 0) == 0 ? "usage" : "error", what);
 }
 
 int fail(const Args& a, const Status& st) {
@@ -140,7 +120,8 @@ int receipt_verify(const Args& a) {
   std::vector<uint8_t> cose;
   if (!read_file(a.positional[0], &cose)) return fail(a, kExitError, "cannot read " + a.positional[0]);
   Result<Receipt> v = Status::internal("unset");
-  if (a.has("--key")) {
+  const bool pinned = a.has("--key");
+  if (pinned) {
     PublicKey pub;
     if (!from_hex(a.get("--key"), pub)) return fail(a, kExitError, "--key must be 64 hex digits (an Ed25519 public key)");
     v = verify_receipt(cose, PinnedKey(pub));
@@ -151,9 +132,15 @@ int receipt_verify(const Args& a) {
   }
   if (!v) {
     auto decoded = decode_receipt(cose);
-    json j{{"ok", false}, {"verdict", "invalid"}, {"error", v.status().to_string()}};
+    // With --key the verifier named the one key to trust: a receipt it did not sign
+    // failed verification (exit 2). From a key store, a kid it does not hold is a
+    // lookup error (exit 1).
+    const int code = v.status().code() == Code::kNotFound && !pinned ? kExitError : kExitVerifyFailed;
+    json j{{"ok", false},
+           {"verdict", "invalid"},
+           {"error", {{"code", code == kExitVerifyFailed ? "verification_failed" : "key_not_found"},
+                      {"message", v.status().to_string()}}}};
     if (decoded) j["receipt"] = receipt_json(*decoded, cose);
-    const int code = v.status().code() == Code::kNotFound ? kExitError : kExitVerifyFailed;
     if (a.json) std::printf("%s\n", j.dump().c_str());
     else std::fprintf(stderr, "verdict: invalid\n%s\n", v.status().to_string().c_str());
     return code;
@@ -215,23 +202,9 @@ int receipt_demo(const Args& a) {
   return kExitOk;
 }
 
-int receipt_cmd(int argc, char** argv) {
-  Args a;
-  if (argc < 2 || !parse_args(argc, argv, 2, &a)) return fail(a, kExitError, "usage: covenant receipt verify|get|demo ...");
-  const std::string sub = argv[1];
-  if (sub == "verify") return receipt_verify(a);
-  if (sub == "get") return receipt_get(a);
-  if (sub == "demo") return receipt_demo(a);
-  return fail(a, kExitError, "unknown receipt subcommand '" + sub + "'");
-}
-
 // ---- key ----
 
-int key_cmd(int argc, char** argv) {
-  Args a;
-  if (argc < 2 || !parse_args(argc, argv, 2, &a)) return fail(a, kExitError, "usage: covenant key show|rotate [--keys-dir DIR] [--json]");
-  const std::string sub = argv[1];
-  if (sub != "show" && sub != "rotate") return fail(a, kExitError, "unknown key subcommand '" + sub + "'");
+int key_run(const Args& a, const std::string& sub) {
   auto ks = KeyStore::open(keys_dir(a));
   if (!ks) return fail(a, ks.status());
   if (sub == "rotate") {
@@ -402,27 +375,186 @@ int log_verify(const Args& a) {
   return kExitOk;
 }
 
+// ---- parsing: one CLI11 app per command, a subcommand per verb ----
+
+constexpr const char* kReceiptUsage =
+    "receipt verify FILE [--key PUBHEX] [--keys-dir DIR] [--json] | receipt get ID --out FILE [--log FILE] [--json] "
+    "| receipt demo [--count N] [--entry W#E] [--log FILE] [--keys-dir DIR] [--json]";
+constexpr const char* kKeyUsage = "key show|rotate [--keys-dir DIR] [--json]";
+constexpr const char* kLogUsage =
+    "log checkpoint [--origin O] [--out FILE] [--keys-dir DIR] | log prove (--id ID | --index I) [--size N] [--out FILE] "
+    "| log prove --from M [--to N] [--out FILE] | log verify [--checkpoint FILE] [--proof FILE [--receipt FILE]] "
+    "[--key PUBHEX] [--keys-dir DIR]  (all: [--log FILE] [--json])";
+
+struct Flag {
+  const char* name;
+  const char* type;  // "" for a flag that takes a number (type N), else the value's name
+  const char* desc;
+  uint64_t max = 0;  // numbers: the largest value
+};
+
+// Adds the flags to sub; their values land in a.flags (numbers checked first).
+void add_flags(CLI::App* sub, Args& a, std::initializer_list<Flag> flags) {
+  for (const Flag& f : flags) {
+    const std::string name = f.name;
+    const uint64_t max = f.max;
+    const bool number = max != 0;
+    auto* o = sub->add_option_function<std::string>(
+        name,
+        [&a, name, max, number](const std::string& v) {
+          uint64_t x = 0;
+          if (number)
+            if (std::string e = parse_u64_arg(name, v, max, false, &x); !e.empty()) throw CLI::ValidationError(e);
+          a.flags[name] = v;
+        },
+        f.desc);
+    o->type_name(number ? "N" : f.type);
+  }
+  add_json(*sub, a.json);
+}
+
+const std::string kDefaultLogHelp = "the receipt log (default $COVENANT_HOME/receipts.log)";
+const std::string kKeysDirHelp = "the key store (default $COVENANT_HOME/keys)";
+
+// Parses a command with subcommands; returns the subcommand's name, or sets *exit.
+std::string parse_verbs(CLI::App& app, std::vector<std::string> argv_v, Args& a, const std::string& cmd,
+                        const char* usage, int* exit) {
+  argv_v = subcommand_first(std::move(argv_v));
+  Reporter rep{cmd, has_json_flag(argv_v)};
+  a.json = rep.json;
+  a.who = cmd;
+  if (argv_v.size() > 1 && argv_v[1].rfind("-", 0) != 0 && !has_subcommand(app, argv_v[1])) {
+    *exit = rep.usage("unknown " + cmd + " subcommand '" + argv_v[1] + "'", usage);
+    return "";
+  }
+  if (auto code = parse(app, argv_v, rep, usage)) {
+    *exit = *code;
+    return "";
+  }
+  const std::string sub = app.get_subcommands().at(0)->get_name();
+  a.who = cmd + " " + sub;
+  return sub;
+}
+
+// Input files must exist and be files; output files and key stores must be writable.
+int check_files(const Args& a, std::initializer_list<std::pair<const char*, char>> which) {
+  for (auto [flag, kind] : which) {
+    if (!a.has(flag)) continue;
+    const std::string v = a.get(flag);
+    std::string e = kind == 'i' ? check_input_file(flag, v)
+                    : kind == 'o' ? check_output_file(flag, v)
+                    : kind == 'd' ? check_dir(flag, v, true)
+                                  : check_dir(flag, v, false);
+    if (!e.empty()) return Reporter{a.who, a.json}.fail(kExitError, "bad_file", e);
+  }
+  return -1;
+}
+
+CLI::App* verb(CLI::App& app, const char* name, const char* desc) { return app.add_subcommand(name, desc); }
+
+int receipt_cmd(int argc, char** argv) {
+  Args a;
+  CLI::App app("Receipts: verify a COSE_Sign1 receipt, read one from the receipt log, or append synthetic ones "
+               "(docs/receipts.md). Exit 0 ok, 1 usage/I/O/lookup error, 2 did not verify.",
+               "covenant receipt");
+  configure(app);
+  app.require_subcommand(1);
+  CLI::App* v = verb(app, "verify", "verify a receipt's signature and print it");
+  add_pos(*v, "FILE", a.positional, "the receipt (COSE_Sign1 bytes)");
+  add_flags(v, a, {{"--key", "PUBHEX", "trust only this Ed25519 public key (64 hex digits)"},
+                   {"--keys-dir", "DIR", kKeysDirHelp.c_str()}});
+  CLI::App* g = verb(app, "get", "write the bytes of a receipt from the log");
+  add_pos(*g, "ID", a.positional, "the receipt id (64 hex digits)");
+  add_flags(g, a, {{"--out", "FILE", "the file to write (required)"}, {"--log", "FILE", kDefaultLogHelp.c_str()}});
+  CLI::App* d = verb(app, "demo", "append synthetic signed receipts to the log");
+  add_flags(d, a, {{"--count", "", "how many (1..10000000; default 1)", 10'000'000},
+                   {"--entry", "W#E", "the entry field (default spend#approve)"},
+                   {"--log", "FILE", kDefaultLogHelp.c_str()},
+                   {"--keys-dir", "DIR", kKeysDirHelp.c_str()}});
+  int exit = 0;
+  const std::string sub = parse_verbs(app, to_vector(argc, argv), a, "receipt", kReceiptUsage, &exit);
+  if (sub.empty()) return exit;
+  if (sub == "verify") {
+    if (a.positional.size() == 1)
+      if (std::string e = check_input_file("FILE", a.positional[0]); !e.empty())
+        return Reporter{a.who, a.json}.fail(kExitError, "bad_file", e);
+    if (int rc = check_files(a, {{"--keys-dir", 'r'}}); rc >= 0) return rc;
+    return receipt_verify(a);
+  }
+  if (sub == "get") {
+    if (int rc = check_files(a, {{"--out", 'o'}, {"--log", 'i'}}); rc >= 0) return rc;
+    return receipt_get(a);
+  }
+  if (int rc = check_files(a, {{"--log", 'o'}, {"--keys-dir", 'd'}}); rc >= 0) return rc;
+  return receipt_demo(a);
+}
+
+int key_cmd(int argc, char** argv) {
+  Args a;
+  CLI::App app("The executor's signing keys (docs/receipts.md).", "covenant key");
+  configure(app);
+  app.require_subcommand(1);
+  add_flags(verb(app, "show", "print the active public key and kid (creates the key store if missing)"), a,
+            {{"--keys-dir", "DIR", kKeysDirHelp.c_str()}});
+  add_flags(verb(app, "rotate", "make a new active key; old keys still verify"), a,
+            {{"--keys-dir", "DIR", kKeysDirHelp.c_str()}});
+  int exit = 0;
+  const std::string sub = parse_verbs(app, to_vector(argc, argv), a, "key", kKeyUsage, &exit);
+  if (sub.empty()) return exit;
+  if (int rc = check_files(a, {{"--keys-dir", 'd'}}); rc >= 0) return rc;
+  return key_run(a, sub);
+}
+
 int log_cmd(int argc, char** argv) {
   Args a;
-  if (argc < 2 || !parse_args(argc, argv, 2, &a)) return fail(a, kExitError, "usage: covenant log checkpoint|prove|verify ...");
-  const std::string sub = argv[1];
-  if (sub == "checkpoint") return log_checkpoint(a);
-  if (sub == "prove") return log_prove(a);
-  if (sub == "verify") return log_verify(a);
-  return fail(a, kExitError, "unknown log subcommand '" + sub + "'");
+  CLI::App app("The receipt log, an RFC 9162 Merkle tree: signed checkpoints, inclusion and consistency proofs, "
+               "verification (docs/merkle-log.md). Exit 0 ok, 1 usage/I/O/lookup error, 2 did not verify.",
+               "covenant log");
+  configure(app);
+  app.require_subcommand(1);
+  add_flags(verb(app, "checkpoint", "sign a checkpoint of the log"), a,
+            {{"--origin", "O", "the origin line (default covenant.local/log)"},
+             {"--out", "FILE", "also write the checkpoint to this file"},
+             {"--log", "FILE", kDefaultLogHelp.c_str()},
+             {"--keys-dir", "DIR", kKeysDirHelp.c_str()}});
+  add_flags(verb(app, "prove", "an inclusion proof (--id or --index) or a consistency proof (--from)"), a,
+            {{"--id", "RECEIPT_ID", "inclusion proof of this receipt"},
+             {"--index", "", "inclusion proof of this leaf", UINT64_MAX},
+             {"--size", "", "tree size to prove against (default: the whole log)", UINT64_MAX},
+             {"--from", "", "consistency proof from this size", UINT64_MAX},
+             {"--to", "", "consistency proof to this size (default: the whole log)", UINT64_MAX},
+             {"--out", "FILE", "also write the proof to this file"},
+             {"--log", "FILE", kDefaultLogHelp.c_str()}});
+  add_flags(verb(app, "verify", "check the log's hash chain, a checkpoint against it, or a proof file offline"), a,
+            {{"--checkpoint", "FILE", "a signed checkpoint"},
+             {"--proof", "FILE", "a proof file (with --checkpoint)"},
+             {"--receipt", "FILE", "the receipt an inclusion proof is about"},
+             {"--key", "PUBHEX", "trust only this Ed25519 public key (64 hex digits)"},
+             {"--keys-dir", "DIR", kKeysDirHelp.c_str()},
+             {"--log", "FILE", kDefaultLogHelp.c_str()}});
+  int exit = 0;
+  const std::string sub = parse_verbs(app, to_vector(argc, argv), a, "log", kLogUsage, &exit);
+  if (sub.empty()) return exit;
+  if (sub == "checkpoint") {
+    if (int rc = check_files(a, {{"--out", 'o'}, {"--log", 'i'}, {"--keys-dir", 'd'}}); rc >= 0) return rc;
+    return log_checkpoint(a);
+  }
+  if (sub == "prove") {
+    if (int rc = check_files(a, {{"--out", 'o'}, {"--log", 'i'}}); rc >= 0) return rc;
+    return log_prove(a);
+  }
+  if (int rc = check_files(a, {{"--checkpoint", 'i'}, {"--proof", 'i'}, {"--receipt", 'i'}, {"--log", 'i'}, {"--keys-dir", 'r'}});
+      rc >= 0)
+    return rc;
+  if (a.has("--proof") && !a.has("--checkpoint"))
+    return Reporter{a.who, a.json}.usage("--proof needs --checkpoint FILE", kLogUsage);
+  return log_verify(a);
 }
 
 }  // namespace
 
-COVENANT_COMMAND("receipt",
-                 "receipt verify FILE [--key PUBHEX] [--keys-dir DIR] [--json] | receipt get ID --out FILE [--log FILE] "
-                 "| receipt demo [--count N] [--log FILE]",
-                 receipt_cmd);
-COVENANT_COMMAND("key", "key show|rotate [--keys-dir DIR] [--json]", key_cmd);
-COVENANT_COMMAND("log",
-                 "log checkpoint [--origin O] [--out FILE] | log prove (--id ID | --index I) [--size N] | log prove --from M "
-                 "[--to N] | log verify [--checkpoint FILE] [--proof FILE [--receipt FILE]] [--key PUBHEX]  (all: [--log FILE] "
-                 "[--json])",
-                 log_cmd);
+COVENANT_COMMAND("receipt", kReceiptUsage, receipt_cmd);
+COVENANT_COMMAND("key", kKeyUsage, key_cmd);
+COVENANT_COMMAND("log", kLogUsage, log_cmd);
 
 }  // namespace covenant::cli

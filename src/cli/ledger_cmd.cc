@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "covenant/ledger.h"
 #include "settle/pipeline.h"
+#include "settle/settle.h"
 
 namespace covenant::cli {
 namespace {
@@ -25,40 +27,22 @@ constexpr const char* kUsage =
     "  dispute ID --hold H\n"
     "  resolve ID --hold H\n"
     "  expire\n"
-    "  balance ACCOUNT\n"
+    "  balance ACCOUNT | balance --agent ID\n"
     "  verify\n"
     "PATH is a SQLite file; a postgresql:// URL selects PostgreSQL (tables in schema 'covenant',\n"
-    "or --pg-schema NAME). Ids: decimal or 32 hex digits.\n";
+    "or --pg-schema NAME). Ids: decimal or 32 hex digits. `covenant ledger SUB --help`: every flag.\n";
+constexpr const char* kLedgerUsage =
+    "ledger init|account create|transfer|hold|post|void|dispute|resolve|expire|balance|verify ... --ledger PATH_OR_URL "
+    "[--pg-schema S] [--json]";
 
 struct Args {
   std::vector<std::string> positional;
-  std::map<std::string, std::string> options;
+  std::map<std::string, std::string> options;  // by name without "--"
   bool json = false;
 };
 
-// --name value pairs; --json is the only flag without a value.
-bool parse(int argc, char** argv, Args* out, std::string* error) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json") {
-      out->json = true;
-    } else if (a.starts_with("--")) {
-      if (i + 1 >= argc) {
-        *error = a + " needs a value";
-        return false;
-      }
-      out->options[a.substr(2)] = argv[++i];
-    } else {
-      out->positional.push_back(a);
-    }
-  }
-  return true;
-}
-
-int fail(const Args& args, const std::string& message) {
-  if (args.json) std::printf("%s\n", nlohmann::json{{"error", message}}.dump().c_str());
-  else std::fprintf(stderr, "covenant ledger: %s\n", message.c_str());
-  return kExitError;
+int fail(const Args& args, const std::string& message, const std::string& code = "error") {
+  return Reporter{"ledger", args.json}.fail(kExitError, code, message);
 }
 
 bool get_id(const Args& args, const std::string& text, const char* what, Id128* out, std::string* error) {
@@ -104,11 +88,15 @@ nlohmann::json account_json(const Account& a) {
 int print_reply(const Args& args, const std::string& id, const LedgerReply& reply) {
   const bool success = ledger_result_is_success(reply.result);
   if (args.json) {
-    nlohmann::json j = {{"id", id},
+    nlohmann::json j = {{"ok", success},
+                        {"id", id},
                         {"result", ledger_result_name(reply.result)},
                         {"code", static_cast<int>(reply.result)},
                         {"timestamp_ns", reply.timestamp_ns}};
     if (reply.expired_count) j["expired"] = reply.expired_count;
+    if (!success)
+      j["error"] = {{"code", ledger_result_name(reply.result)},
+                    {"message", id + " refused by the ledger: " + ledger_result_name(reply.result)}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s %s\n", id.c_str(), ledger_result_name(reply.result));
@@ -116,17 +104,123 @@ int print_reply(const Args& args, const std::string& id, const LedgerReply& repl
   return success ? kExitOk : kExitError;
 }
 
+struct Flag {
+  const char* name;   // without "--"
+  const char* type;   // "N" for numbers (checked while parsing)
+  const char* desc;
+  uint64_t max = 0;   // numbers: the largest value
+};
+
+void add_flags(CLI::App* sub, Args& args, std::initializer_list<Flag> flags) {
+  std::vector<Flag> all(flags);
+  all.push_back({"ledger", "PATH_OR_URL", "the ledger: a SQLite file or a postgresql:// URL (required)"});
+  all.push_back({"pg-schema", "NAME", "PostgreSQL schema (default covenant)"});
+  for (const Flag& f : all) {
+    const std::string name = f.name;
+    const uint64_t max = f.max;
+    auto* o = sub->add_option_function<std::string>(
+        "--" + name,
+        [&args, name, max](const std::string& v) {
+          uint64_t x = 0;
+          if (max)
+            if (std::string e = parse_u64_arg("--" + name, v, max, false, &x); !e.empty()) throw CLI::ValidationError(e);
+          args.options[name] = v;
+        },
+        f.desc);
+    o->type_name(f.type);
+  }
+  add_json(*sub, args.json);
+}
+
 int run_ledger(int argc, char** argv) {
   Args args;
   std::string error;
-  if (!parse(argc, argv, &args, &error)) return fail(args, error);
-  if (args.positional.empty() || args.positional[0] == "help") {
-    std::fputs(kUsage, args.positional.empty() ? stderr : stdout);
-    return args.positional.empty() ? kExitError : kExitOk;
+  std::vector<std::string> argv_v = subcommand_first(to_vector(argc, argv), 2);
+  Reporter rep{"ledger", has_json_flag(argv_v)};
+  args.json = rep.json;
+  CLI::App app("Accounts, transfers, holds and verification of a Covenant ledger (docs/ledger.md). Ids: decimal or 32 "
+               "hex digits. Exit 0 ok, 1 usage/I/O error or refused by the ledger.",
+               "covenant ledger");
+  configure(app);
+  app.require_subcommand(1);
+  std::string id_arg, account_arg;
+  const uint64_t u32 = UINT32_MAX, u16 = UINT16_MAX, u64 = UINT64_MAX;
+  auto idpos = [&](CLI::App* sub, const char* name, const char* desc) { add_pos(*sub, name, id_arg, desc); };
+  add_flags(app.add_subcommand("init", "create the tables (every command does it when missing)"), args, {});
+  CLI::App* account = app.add_subcommand("account", "accounts: account create ID");
+  account->require_subcommand(1);
+  CLI::App* create = account->add_subcommand("create", "create an account");
+  idpos(create, "ID", "the account id");
+  add_flags(create, args,
+            {{"ledger-id", "N", "ledger number (default 1)", u32},
+             {"code", "N", "account code (default 1)", u16},
+             {"flags", "no-overdraft|no-overcredit", "balance constraint (default none)"}});
+  const std::initializer_list<Flag> transfer_flags = {{"from", "ACCOUNT", "debit account (required)"},
+                                                      {"to", "ACCOUNT", "credit account (required)"},
+                                                      {"amount", "N", "amount (required)", u64},
+                                                      {"ledger-id", "N", "ledger number (default 1)", u32},
+                                                      {"code", "N", "transfer code (default 1)", u16}};
+  CLI::App* transfer = app.add_subcommand("transfer", "move an amount between two accounts");
+  idpos(transfer, "ID", "the transfer id");
+  add_flags(transfer, args, transfer_flags);
+  CLI::App* hold = app.add_subcommand("hold", "reserve an amount (a pending transfer)");
+  idpos(hold, "ID", "the hold's transfer id");
+  add_flags(hold, args, transfer_flags);
+  hold->add_option_function<std::string>(
+          "--timeout",
+          [&args](const std::string& v) {
+            uint64_t x = 0;
+            if (std::string e = parse_u64_arg("--timeout", v, UINT32_MAX, false, &x); !e.empty())
+              throw CLI::ValidationError(e);
+            args.options["timeout"] = v;
+          },
+          "seconds until the hold expires (default 0 = never)")
+      ->type_name("S");
+  for (const char* verb : {"post", "void", "dispute", "resolve"}) {
+    const std::string v = verb;
+    CLI::App* sub = app.add_subcommand(verb, v == "post"      ? "post a hold (all of it, or --amount)"
+                                             : v == "void"    ? "void a hold"
+                                             : v == "dispute" ? "freeze a hold until it is resolved"
+                                                              : "unfreeze a disputed hold");
+    idpos(sub, "ID", "the id of this resolving transfer");
+    if (v == "post")
+      add_flags(sub, args, {{"hold", "H", "the hold (required)"}, {"amount", "N", "amount to post (default: all)", u64}});
+    else
+      add_flags(sub, args, {{"hold", "H", "the hold (required)"}});
+  }
+  add_flags(app.add_subcommand("expire", "void every hold past its timeout"), args, {});
+  CLI::App* balance = app.add_subcommand("balance", "an account's balances");
+  add_pos(*balance, "ACCOUNT", account_arg, "the account id");
+  add_flags(balance, args, {{"agent", "ID", "instead of ACCOUNT: the escrow account of this agent (docs/settlement.md)"}});
+  add_flags(app.add_subcommand("verify", "check balances, the journal and every executor's receipt chain"), args, {});
+  app.add_subcommand("help", "print this help");
+
+  if (argv_v.size() < 2) {
+    std::fputs(kUsage, stderr);
+    return kExitError;
+  }
+  if (argv_v[1].rfind("-", 0) != 0 && !has_subcommand(app, argv_v[1]))
+    return rep.usage("unknown subcommand '" + argv_v[1] + "' (covenant ledger help)", kLedgerUsage);
+  if (auto code = parse(app, argv_v, rep, kLedgerUsage)) return *code;
+  const std::string sub = app.get_subcommands().at(0)->get_name();
+  if (sub == "help") {
+    std::fputs(kUsage, stdout);
+    return kExitOk;
+  }
+  args.positional.push_back(sub);
+  if (sub == "account") args.positional.push_back("create");
+  if (!id_arg.empty()) args.positional.push_back(id_arg);
+  if (sub == "balance") {
+    if (args.options.count("agent")) {
+      if (!account_arg.empty()) return rep.usage("give ACCOUNT or --agent ID, not both", kLedgerUsage);
+      args.positional.push_back(settle::agent_account_id(args.options["agent"]).hex());
+    } else if (!account_arg.empty()) {
+      args.positional.push_back(account_arg);
+    }
   }
   auto loc = args.options.find("ledger");
-  if (loc == args.options.end()) return fail(args, "--ledger PATH_OR_URL is required");
-  const std::string sub = args.positional[0];
+  if (loc == args.options.end()) return fail(args, "--ledger PATH_OR_URL is required", "usage");
+  if (std::string e = check_ledger("--ledger", loc->second); !e.empty()) return fail(args, e, "bad_file");
   const auto& o = args.options;
 
   LedgerOptions options;
@@ -152,13 +246,13 @@ int run_ledger(int argc, char** argv) {
   }
 
   if (sub == "account") {
-    if (args.positional.size() < 3 || args.positional[1] != "create") return fail(args, "usage: account create ID ...");
+    if (args.positional.size() < 3) return fail(args, "usage: account create ID ...", "usage");
     Account a;
     uint64_t ledger_id = 0, code = 0;
     if (!get_id(args, args.positional[2], "account id", &a.id, &error) ||
         !get_u64(o, "ledger-id", 1, &ledger_id, &error) || !get_u64(o, "code", 1, &code, &error))
       return fail(args, error);
-    if (ledger_id > UINT32_MAX || code > UINT16_MAX) return fail(args, "--ledger-id or --code out of range");
+    if (ledger_id > UINT32_MAX || code > UINT16_MAX) return fail(args, "--ledger-id or --code is out of range");
     a.ledger = static_cast<uint32_t>(ledger_id);
     a.code = static_cast<uint16_t>(code);
     if (auto f = o.find("flags"); f != o.end()) {
@@ -184,7 +278,6 @@ int run_ledger(int argc, char** argv) {
         !get_u64(o, "code", 1, &code, &error) || !get_u64(o, "timeout", 0, &timeout, &error))
       return fail(args, error);
     if (ledger_id > UINT32_MAX || code > UINT16_MAX || timeout > UINT32_MAX) return fail(args, "a value is out of range");
-    if (sub == "transfer" && o.count("timeout")) return fail(args, "--timeout is for holds");
     t.ledger = static_cast<uint32_t>(ledger_id);
     t.code = static_cast<uint16_t>(code);
     t.timeout_s = static_cast<uint32_t>(timeout);
@@ -221,12 +314,12 @@ int run_ledger(int argc, char** argv) {
   }
 
   if (sub == "balance") {
-    if (!need_pos(2, "ACCOUNT")) return fail(args, error);
+    if (!need_pos(2, "ACCOUNT (or --agent ID)")) return fail(args, error, "usage");
     Id128 id;
     if (!get_id(args, args.positional[1], "account id", &id, &error)) return fail(args, error);
     auto a = ledger.lookup_account(id);
     if (!a.is_ok()) return fail(args, a.status().to_string());
-    if (!a->has_value()) return fail(args, "account " + id.hex() + " not found");
+    if (!a->has_value()) return fail(args, "account " + id.hex() + " not found", "not_found");
     const Account& acc = **a;
     if (args.json) {
       std::printf("%s\n", account_json(acc).dump().c_str());
@@ -249,17 +342,19 @@ int run_ledger(int argc, char** argv) {
     if (!chains.is_ok()) return fail(args, chains.status().to_string());
     for (const std::string& p : chains->problems) v.problems.push_back(p);
     if (args.json) {
-      std::printf("%s\n", nlohmann::json{{"ok", v.ok()},
-                                         {"accounts", v.accounts},
-                                         {"transfers", v.transfers},
-                                         {"holds_live", v.holds_live},
-                                         {"journal_entries", v.journal_entries},
-                                         {"journal_head", hex(v.journal_head)},
-                                         {"receipts", chains->receipts},
-                                         {"executor_chains", chains->chains},
-                                         {"problems", v.problems}}
-                              .dump()
-                              .c_str());
+      nlohmann::json j{{"ok", v.ok()},
+                       {"accounts", v.accounts},
+                       {"transfers", v.transfers},
+                       {"holds_live", v.holds_live},
+                       {"journal_entries", v.journal_entries},
+                       {"journal_head", hex(v.journal_head)},
+                       {"receipts", chains->receipts},
+                       {"executor_chains", chains->chains},
+                       {"problems", v.problems}};
+      if (!v.ok())
+        j["error"] = {{"code", "verification_failed"},
+                      {"message", std::to_string(v.problems.size()) + " problem(s) found: " + v.problems.front()}};
+      std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("%s: %llu accounts, %llu transfers (%llu live holds), %llu journal entries, head %s\n",
                   v.ok() ? "ok" : "CORRUPT", static_cast<unsigned long long>(v.accounts),
@@ -277,6 +372,6 @@ int run_ledger(int argc, char** argv) {
 
 }  // namespace
 
-COVENANT_COMMAND("ledger", "ledger init|account create|transfer|hold|post|void|dispute|resolve|expire|balance|verify ... --ledger PATH_OR_URL [--json]", run_ledger);
+COVENANT_COMMAND("ledger", kLedgerUsage, run_ledger);
 
 }  // namespace covenant::cli

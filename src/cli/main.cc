@@ -5,6 +5,10 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "covenant/engine.h"
@@ -23,23 +27,93 @@ bool register_command(const Command& command) {
 
 const std::vector<Command>& commands() { return registry(); }
 
+#if defined(__clang__)
+#define COVENANT_COMPILER "clang " __VERSION__
+#elif defined(__GNUC__)
+#define COVENANT_COMPILER "gcc " __VERSION__
+#else
+#define COVENANT_COMPILER __VERSION__
+#endif
+
+#ifndef COVENANT_VERSION
+#define COVENANT_VERSION "unknown"
+#endif
+
 static void print_usage(FILE* out) {
-  std::fprintf(out, "usage: covenant <command> [args...]\n\ncommands:\n");
+  std::fprintf(out,
+               "usage: covenant <command> [args...]\n"
+               "       covenant help [COMMAND] | covenant COMMAND --help | covenant --version\n\ncommands:\n");
   for (const Command& c : commands()) std::fprintf(out, "  %s\n", c.usage);
+  std::fprintf(out,
+               "\nexit codes: 0 ok, 1 usage/load/validation error, 2 guest trap or a verification that failed "
+               "(docs/cli.md)\n");
+}
+
+static int print_version(bool as_json) {
+  std::vector<std::string> tiers;
+  for (Tier t : {Tier::kInterp, Tier::kBaseline, Tier::kOptimized, Tier::kAuto}) tiers.push_back(tier_name(t));
+  if (as_json) {
+    nlohmann::json j = {{"ok", true}, {"version", COVENANT_VERSION}, {"tiers", tiers}, {"compiler", COVENANT_COMPILER}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("covenant %s\nengine tiers: interp, baseline, optimized, auto (baseline, then optimized when ready)\n"
+                "compiler: %s\n",
+                COVENANT_VERSION, COVENANT_COMPILER);
+  }
+  return kExitOk;
+}
+
+static const Command* find_command(const char* name) {
+  for (const Command& c : commands())
+    if (std::strcmp(c.name, name) == 0) return &c;
+  return nullptr;
 }
 
 }  // namespace covenant::cli
 
 static int dispatch(int argc, char** argv) {
   using namespace covenant::cli;
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    print_usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? kExitError : kExitOk;
+  if (argc < 2) {
+    print_usage(stderr);
+    return kExitError;
   }
-  for (const Command& c : commands()) {
-    if (std::strcmp(c.name, argv[1]) == 0) return c.run(argc - 1, argv + 1);
+  const std::string first = argv[1];
+  if (first == "--help" || first == "-h") {
+    print_usage(stdout);
+    return kExitOk;
   }
-  std::fprintf(stderr, "covenant: unknown command '%s' (try --help)\n", argv[1]);
+  if (first == "--version" || first == "version") {
+    for (int i = 2; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--json") != 0) {
+        std::fprintf(stderr, "covenant: --version takes only --json, not '%s'\n", argv[i]);
+        return kExitError;
+      }
+    }
+    return print_version(argc > 2);
+  }
+  if (first == "help") {
+    if (argc == 2) {
+      print_usage(stdout);
+      return kExitOk;
+    }
+    if (argc > 3) {
+      std::fprintf(stderr, "covenant: usage: covenant help [COMMAND]\n");
+      return kExitError;
+    }
+    const Command* c = find_command(argv[2]);
+    if (!c) {
+      std::fprintf(stderr, "covenant: unknown command '%s' (covenant help lists them)\n", argv[2]);
+      return kExitError;
+    }
+    char help_flag[] = "--help";
+    char* sub_argv[] = {argv[2], help_flag, nullptr};
+    return c->run(2, sub_argv);
+  }
+  if (const Command* c = find_command(argv[1])) return c->run(argc - 1, argv + 1);
+  if (first.rfind("-", 0) == 0)
+    std::fprintf(stderr, "covenant: unknown option '%s' (try covenant --help)\n", argv[1]);
+  else
+    std::fprintf(stderr, "covenant: unknown command '%s' (try covenant --help)\n", argv[1]);
   return kExitError;
 }
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "settle/settle.h"
 
@@ -21,49 +22,36 @@ using json = nlohmann::json;
 
 constexpr const char* kReplayUsage = "replay PKG [--tier interp|baseline|optimized|auto] [--key PUBHEX | --keys-dir DIR] [--json]";
 
-int replay_fail(bool as_json, const std::string& msg) {
-  if (as_json) std::printf("%s\n", json{{"ok", false}, {"error", msg}}.dump().c_str());
-  else std::fprintf(stderr, "covenant replay: %s\nusage: covenant %s\n", msg.c_str(), kReplayUsage);
-  return kExitError;
-}
-
 int replay_command(int argc, char** argv) {
+  std::vector<std::string> argv_v = to_vector(argc, argv);
+  Reporter rep{"replay", has_json_flag(argv_v)};
   std::string pkg_path, key_hex, keys_dir;
   Tier tier = Tier::kOptimized;
   bool as_json = false;
-  for (int i = 1; i < argc; ++i) if (std::string(argv[i]) == "--json") as_json = true;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s == "--json") continue;
-    if (s == "--tier" || s == "--key" || s == "--keys-dir") {
-      if (i + 1 >= argc) return replay_fail(as_json, s + " needs a value");
-      std::string v = argv[++i];
-      if (s == "--tier") {
-        auto t = parse_tier(v);
-        if (!t) return replay_fail(as_json, "unknown tier \"" + v + "\" (interp, baseline, optimized, auto)");
-        tier = *t;
-      } else if (s == "--key") {
-        key_hex = v;
-      } else {
-        keys_dir = v;
-      }
-    } else if (s.rfind("--", 0) == 0) {
-      return replay_fail(as_json, "unknown option " + s);
-    } else if (pkg_path.empty()) {
-      pkg_path = s;
-    } else {
-      return replay_fail(as_json, "unexpected argument " + s);
-    }
-  }
+  CLI::App app("Re-executes a recorded call from its replay package (docs/replay.md): prints confirmed (exit 0) or "
+               "refuted: <field> (exit 2); exit 1: unreadable or malformed package, usage.",
+               "covenant replay");
+  configure(app);
+  add_pos(app, "PKG", pkg_path, "the replay package");
+  add_tier(app, tier);
+  auto* key = app.add_option("--key", key_hex, "the executor's Ed25519 public key, 64 hex digits")->type_name("PUBHEX");
+  app.add_option("--keys-dir", keys_dir, "resolve the executor key from this key store")->type_name("DIR")->excludes(key);
+  add_json(app, as_json);
+  if (auto code = parse(app, argv_v, rep, kReplayUsage)) return *code;
+  auto replay_fail = [&](bool, const std::string& msg) { return rep.usage(msg, kReplayUsage); };
   if (pkg_path.empty()) return replay_fail(as_json, "need a replay package file");
+  if (std::string e = first_error({[&] { return check_input_file("PKG", pkg_path); },
+                                   [&] { return keys_dir.empty() ? "" : check_dir("--keys-dir", keys_dir, false); }});
+      !e.empty())
+    return rep.fail(kExitError, "bad_file", e);
   std::vector<uint8_t> bytes;
   {
     std::ifstream f(pkg_path, std::ios::binary);
-    if (!f) return replay_fail(as_json, "cannot open " + pkg_path);
+    if (!f) return rep.fail(kExitError, "io", "cannot open " + pkg_path);
     bytes.assign(std::istreambuf_iterator<char>(f), {});
   }
   auto pkg = settle::decode_replay_package(bytes);
-  if (!pkg) return replay_fail(as_json, pkg_path + ": " + pkg.status().message());
+  if (!pkg) return rep.fail(kExitError, "bad_package", pkg_path + ": " + pkg.status().message());
 
   std::unique_ptr<KeyResolver> resolver;
   if (!key_hex.empty()) {
@@ -72,11 +60,11 @@ int replay_command(int argc, char** argv) {
     resolver = std::make_unique<PinnedKey>(pub);
   } else if (!keys_dir.empty()) {
     auto ks = KeyStore::open(keys_dir, false);
-    if (!ks) return replay_fail(as_json, ks.status().to_string());
+    if (!ks) return rep.fail(kExitError, "keys", ks.status().to_string());
     resolver = std::move(*ks);
   }
   auto v = settle::replay(*pkg, tier, resolver.get());
-  if (!v) return replay_fail(as_json, v.status().to_string());
+  if (!v) return rep.fail(kExitError, "replay", v.status().to_string());
   if (as_json) {
     json j = {{"ok", true}, {"verdict", v->confirmed ? "confirmed" : "refuted"}, {"tier", tier_name(tier)},
               {"receipt_id", receipt_id_hex(pkg->receipt)}};

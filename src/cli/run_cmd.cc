@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "covenant/engine.h"
 
@@ -33,16 +34,6 @@ bool read_file(const std::string& path, std::vector<uint8_t>& out, std::string& 
     return false;
   }
   out.assign(std::istreambuf_iterator<char>(f), {});
-  return true;
-}
-
-bool parse_u64(const std::string& s, uint64_t& out) {
-  if (s.empty() || s[0] == '-') return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 0);
-  if (errno || *end) return false;
-  out = v;
   return true;
 }
 
@@ -130,90 +121,79 @@ std::string format_value(const Value& v) {
   return "";
 }
 
-int usage_error(const std::string& msg, const char* usage) {
-  std::fprintf(stderr, "covenant: %s\nusage: covenant %s\n", msg.c_str(), usage);
-  return kExitError;
-}
-
 constexpr const char* kRunUsage =
     "run FILE.wasm EXPORT [ARG...] [--tier interp|baseline|optimized|auto] [--fuel N] [--max-memory BYTES] "
     "[--deadline-ms N] [--json]";
 
+// A negative ARG ("-5", "-inf", "-nan:0x1") is a value, not a flag: hidden from
+// the parser behind this prefix and restored after.
+constexpr char kNegArg = '\x01';
+
 int run_command(int argc, char** argv) {
-  std::vector<std::string> pos;
+  std::vector<std::string> argv_v = to_vector(argc, argv);
+  for (size_t i = 1; i < argv_v.size(); ++i) {
+    const std::string& s = argv_v[i];
+    if (s == "--") break;
+    if (s.size() > 1 && s[0] == '-' && s[1] != '-' && s != "-h") argv_v[i] = kNegArg + s;
+  }
+  Reporter rep{"run", has_json_flag(argv_v)};
+  std::string file, export_name;
+  std::vector<std::string> rest;
   Tier tier = Tier::kOptimized;
   uint64_t fuel = 1'000'000'000;  // CLI default: generous, still bounded
   uint64_t max_memory = InstanceLimits{}.memory_bytes_max;
   uint64_t deadline_ms = 0;
   bool as_json = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](const char* name) -> std::optional<std::string> {
-      if (i + 1 >= argc) return std::nullopt;
-      (void)name;
-      return std::string(argv[++i]);
-    };
-    if (a == "--json") {
-      as_json = true;
-    } else if (a == "--tier") {
-      auto v = value("--tier");
-      if (!v) return usage_error("--tier needs a value", kRunUsage);
-      auto t = parse_tier(*v);
-      if (!t) return usage_error("unknown tier \"" + *v + "\" (interp, baseline, optimized, auto)", kRunUsage);
-      tier = *t;
-    } else if (a == "--fuel") {
-      auto v = value("--fuel");
-      if (!v || !parse_u64(*v, fuel)) return usage_error("--fuel needs a non-negative integer", kRunUsage);
-    } else if (a == "--max-memory") {
-      auto v = value("--max-memory");
-      if (!v || !parse_u64(*v, max_memory)) return usage_error("--max-memory needs a byte count", kRunUsage);
-    } else if (a == "--deadline-ms") {
-      auto v = value("--deadline-ms");
-      if (!v || !parse_u64(*v, deadline_ms) || deadline_ms > UINT32_MAX)
-        return usage_error("--deadline-ms needs a millisecond count", kRunUsage);
-    } else if (a.rfind("--", 0) == 0) {
-      return usage_error("unknown option " + a, kRunUsage);
-    } else {
-      pos.push_back(a);
-    }
-  }
-  if (pos.size() < 2) return usage_error("need a module file and an export name", kRunUsage);
+  CLI::App app("Runs an exported function of a core Wasm module (docs/cli.md). Exit 0 ok, 1 usage/load/validation "
+               "error, 2 guest trap.",
+               "covenant run");
+  configure(app);
+  add_pos(app, "FILE.wasm", file, "the module");
+  add_pos(app, "EXPORT", export_name, "the exported function");
+  add_pos(app, "ARG", rest, "arguments typed by the export's signature (integers decimal or 0x hex; floats, inf, "
+                              "nan, nan:0xPAYLOAD)");
+  add_tier(app, tier);
+  add_u64(app, "--fuel", fuel, "fuel budget", UINT64_MAX, true);
+  add_u64(app, "--max-memory", max_memory, "linear memory cap in bytes", UINT64_MAX, true)->type_name("BYTES");
+  add_u64(app, "--deadline-ms", deadline_ms, "wall-clock deadline in ms (0 = none)", UINT32_MAX);
+  add_json(app, as_json);
+  if (auto code = parse(app, argv_v, rep, kRunUsage)) return *code;
+  std::vector<std::string> pos;
+  for (std::string* s : {&file, &export_name})
+    if (!s->empty()) pos.push_back(*s);
+  for (std::string& s : rest) pos.push_back(!s.empty() && s[0] == kNegArg ? s.substr(1) : s);
+  if (!file.empty() && file[0] == kNegArg) return rep.usage("unknown option " + file.substr(1), kRunUsage);
+  if (pos.size() < 2) return rep.usage("need a module file and an export name", kRunUsage);
+  if (std::string e = check_input_file("FILE.wasm", pos[0]); !e.empty()) return rep.fail(kExitError, "bad_file", e);
 
   std::vector<uint8_t> bytes;
   std::string err;
-  if (!read_file(pos[0], bytes, err)) return usage_error(err, kRunUsage);
+  if (!read_file(pos[0], bytes, err)) return rep.fail(kExitError, "io", err);
   auto engine = Engine::create({});
-  if (!engine) {
-    std::fprintf(stderr, "covenant: %s\n", engine.status().to_string().c_str());
-    return kExitError;
-  }
+  if (!engine) return rep.fail(kExitError, "engine", engine.status().to_string());
   LoadOptions lo;
   lo.tier = tier;
   lo.name = pos[0];
   if (!as_json)
     lo.progress = [](std::string_view line) { std::fprintf(stderr, "covenant: %.*s\n", (int)line.size(), line.data()); };
   auto module = (*engine)->load(bytes, lo);
-  if (!module) {
-    std::fprintf(stderr, "covenant: %s: %s\n", pos[0].c_str(), module.status().to_string().c_str());
-    return kExitError;
-  }
+  if (!module) return rep.fail(kExitError, "load", pos[0] + ": " + module.status().to_string());
   auto idx = (*module)->export_index(pos[1]);
   if (!idx) {
     std::string known;
     for (const auto& e : (*module)->exports()) known += (known.empty() ? "" : ", ") + e.name + " " + e.type.to_string();
-    std::fprintf(stderr, "covenant: %s has no exported function \"%s\" (exports: %s)\n", pos[0].c_str(),
-                 pos[1].c_str(), known.empty() ? "none" : known.c_str());
-    return kExitError;
+    return rep.fail(kExitError, "no_such_export",
+                    pos[0] + " has no exported function \"" + pos[1] + "\" (exports: " + (known.empty() ? "none" : known) + ")");
   }
   const FuncType& ft = (*module)->exports()[*idx].type;
   if (pos.size() - 2 != ft.params.size())
-    return usage_error("export \"" + pos[1] + "\" has type " + ft.to_string() + " and takes " +
-                           std::to_string(ft.params.size()) + " arguments; got " + std::to_string(pos.size() - 2),
-                       kRunUsage);
+    return rep.usage("export \"" + pos[1] + "\" has type " + ft.to_string() + " and takes " +
+                         std::to_string(ft.params.size()) + " arguments; got " + std::to_string(pos.size() - 2),
+                     kRunUsage);
   std::vector<Value> args;
   for (size_t i = 0; i < ft.params.size(); ++i) {
     auto v = parse_arg(pos[i + 2], ft.params[i], err);
-    if (!v) return usage_error(err + " (parameter " + std::to_string(i) + " of " + ft.to_string() + ")", kRunUsage);
+    if (!v) return rep.usage(err + " (parameter " + std::to_string(i) + " of " + ft.to_string() + ")", kRunUsage);
     args.push_back(*v);
   }
   InstanceLimits limits;
@@ -221,10 +201,7 @@ int run_command(int argc, char** argv) {
   uint64_t t_inst = now_us();
   auto inst = (*module)->instantiate(Linker{}, limits);
   t_inst = now_us() - t_inst;
-  if (!inst) {
-    std::fprintf(stderr, "covenant: %s: %s\n", pos[0].c_str(), inst.status().to_string().c_str());
-    return kExitError;
-  }
+  if (!inst) return rep.fail(kExitError, "instantiate", pos[0] + ": " + inst.status().to_string());
   Tier ran_on = (*module)->tier();
   CallOptions co;
   co.fuel = fuel;
@@ -232,10 +209,7 @@ int run_command(int argc, char** argv) {
   uint64_t t_exec = now_us();
   auto out = (*inst)->call(*idx, args, co);
   t_exec = now_us() - t_exec;
-  if (!out) {
-    std::fprintf(stderr, "covenant: %s\n", out.status().to_string().c_str());
-    return kExitError;
-  }
+  if (!out) return rep.fail(kExitError, "call", out.status().to_string());
   auto timings = (*module)->load_timings();
   if (as_json) {
     json j;
@@ -271,38 +245,32 @@ int run_command(int argc, char** argv) {
 constexpr const char* kCompileUsage = "compile FILE.wasm [--tier optimized|baseline|interp] [--json]";
 
 int compile_command(int argc, char** argv) {
+  std::vector<std::string> argv_v = to_vector(argc, argv);
+  Reporter rep{"compile", has_json_flag(argv_v)};
   std::string file;
   Tier tier = Tier::kOptimized;
   bool as_json = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json") {
-      as_json = true;
-    } else if (a == "--tier" && i + 1 < argc) {
-      auto t = parse_tier(argv[++i]);
-      if (!t || *t == Tier::kAuto) return usage_error("--tier must be interp, baseline or optimized", kCompileUsage);
-      tier = *t;
-    } else if (a.rfind("--", 0) == 0 || !file.empty()) {
-      return usage_error("unexpected argument " + a, kCompileUsage);
-    } else {
-      file = a;
-    }
-  }
-  if (file.empty()) return usage_error("need a module file", kCompileUsage);
+  CLI::App app("Validates, meters and compiles a module into the artifact cache ($COVENANT_CACHE_DIR, else "
+               "$XDG_CACHE_HOME/covenant, else ~/.cache/covenant).",
+               "covenant compile");
+  configure(app);
+  add_pos(app, "FILE.wasm", file, "the module");
+  add_tier(app, tier, false);
+  add_json(app, as_json);
+  if (auto code = parse(app, argv_v, rep, kCompileUsage)) return *code;
+  if (file.empty()) return rep.usage("need a module file", kCompileUsage);
+  if (std::string e = check_input_file("FILE.wasm", file); !e.empty()) return rep.fail(kExitError, "bad_file", e);
   std::vector<uint8_t> bytes;
   std::string err;
-  if (!read_file(file, bytes, err)) return usage_error(err, kCompileUsage);
+  if (!read_file(file, bytes, err)) return rep.fail(kExitError, "io", err);
   auto engine = Engine::create({});
-  if (!engine) return usage_error(engine.status().to_string(), kCompileUsage);
+  if (!engine) return rep.fail(kExitError, "engine", engine.status().to_string());
   LoadOptions lo;
   lo.tier = tier;
   lo.progress = [](std::string_view line) { std::fprintf(stderr, "covenant: %.*s\n", (int)line.size(), line.data()); };
   std::fprintf(stderr, "covenant: validating and metering %s (%zu bytes)\n", file.c_str(), bytes.size());
   auto module = (*engine)->load(bytes, lo);
-  if (!module) {
-    std::fprintf(stderr, "covenant: %s: %s\n", file.c_str(), module.status().to_string().c_str());
-    return kExitError;
-  }
+  if (!module) return rep.fail(kExitError, "load", file + ": " + module.status().to_string());
   auto t = (*module)->load_timings();
   if (as_json) {
     json j = {{"module", file},

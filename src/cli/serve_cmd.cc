@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "covenant/engine.h"
 #include "server/http.h"
@@ -31,23 +32,11 @@ constexpr const char* kServeUsage =
     "serve [--listen HOST:PORT] [--data DIR] [--ledger PATH|postgresql://URL] [--pg-schema S] [--config FILE] "
     "[--workers N]";
 
-constexpr const char* kServeHelp = R"(covenant serve: the approval pipeline as an HTTP/JSON server (docs/api.md).
-
-  --listen HOST:PORT   address to listen on (default 127.0.0.1:8480; port 0 picks a free port)
-  --data DIR           data directory: executor keys, artifact cache, checkpoints, admin.key,
-                       and the SQLite ledger (default ./covenant-data)
-  --ledger L           the ledger: a SQLite path, or postgresql://... to share one with other servers
-  --pg-schema S        PostgreSQL schema (default covenant)
-  --config FILE        JSON config: {"listen", "data", "ledger", "pg_schema", "workers", "queue_max",
-                       "max_connections", "max_body_bytes", "max_header_bytes", "read_timeout_ms",
-                       "fuel", "deadline_ms", "idempotency_ttl_s", "tenant_rate_per_s", "tenant_burst",
-                       "checkpoint_interval_ms", "drain_timeout_ms", "access_log"}; flags override it
-  --workers N          threads running requests (default 64: approvals wait for their group commit)
-
+constexpr const char* kServeFooter = R"(
 The first line on stdout is `listening on http://HOST:PORT`. On first start with an empty data
 directory a bootstrap admin API key is written to DIR/admin.key (mode 0600). SIGTERM or SIGINT
-drains: stop accepting, finish in-flight requests, flush the last commit, exit 0.
-)";
+drains: stop accepting, finish in-flight requests, flush the last commit, exit 0. Routes, roles,
+limits and config keys: docs/api.md.)";
 
 int sfail(const std::string& m) {
   std::fprintf(stderr, "covenant serve: %s\n", m.c_str());
@@ -65,31 +54,35 @@ bool parse_u64(const std::string& s, uint64_t* out) {
 int serve_command(int argc, char** argv) {
   std::string listen = "127.0.0.1:8480", data = "covenant-data", ledger, pg_schema, config;
   std::optional<std::string> listen_flag, data_flag, ledger_flag, schema_flag, workers_flag;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s == "--help" || s == "-h") {
-      std::printf("%s", kServeHelp);
-      return kExitOk;
-    }
-    std::string v;
-    const size_t eq = s.find('=');
-    if (s.rfind("--", 0) == 0 && eq != std::string::npos) {
-      v = s.substr(eq + 1);
-      s = s.substr(0, eq);
-    } else if (s.rfind("--", 0) == 0) {
-      if (i + 1 >= argc) return sfail(s + " needs a value (usage: covenant " + kServeUsage + ")");
-      v = argv[++i];
-    } else {
-      return sfail("unexpected argument '" + s + "' (usage: covenant " + kServeUsage + ")");
-    }
-    if (s == "--listen") listen_flag = v;
-    else if (s == "--data") data_flag = v;
-    else if (s == "--ledger") ledger_flag = v;
-    else if (s == "--pg-schema") schema_flag = v;
-    else if (s == "--config") config = v;
-    else if (s == "--workers") workers_flag = v;
-    else return sfail("unknown option " + s + " (usage: covenant " + kServeUsage + ")");
-  }
+  CLI::App app("covenant serve: the approval pipeline as an HTTP/JSON server (docs/api.md).", "covenant serve");
+  configure(app);
+  app.footer(kServeFooter);
+  auto opt = [&](const char* name, std::optional<std::string>& out, const char* type, const char* desc, const char* def) {
+    app.add_option_function<std::string>(name, [&out](const std::string& v) { out = v; }, desc)
+        ->type_name(type)
+        ->default_str(def);
+  };
+  opt("--listen", listen_flag, "HOST:PORT", "address to listen on (port 0 picks a free port)", "127.0.0.1:8480");
+  opt("--data", data_flag, "DIR",
+      "data directory: executor keys, artifact cache, checkpoints, admin.key, and the SQLite ledger", "./covenant-data");
+  opt("--ledger", ledger_flag, "L", "the ledger: a SQLite path, or postgresql://... to share one with other servers",
+      "DIR/ledger.db");
+  opt("--pg-schema", schema_flag, "S", "PostgreSQL schema", "covenant");
+  app.add_option("--config", config,
+                 "JSON config: {\"listen\", \"data\", \"ledger\", \"pg_schema\", \"workers\", \"queue_max\", "
+                 "\"max_connections\", \"max_body_bytes\", \"max_header_bytes\", \"read_timeout_ms\", \"fuel\", "
+                 "\"deadline_ms\", \"idempotency_ttl_s\", \"tenant_rate_per_s\", \"tenant_burst\", "
+                 "\"checkpoint_interval_ms\", \"drain_timeout_ms\", \"access_log\"}; flags override it")
+      ->type_name("FILE");
+  opt("--workers", workers_flag, "N", "threads running requests (1-4096; approvals wait for their group commit)", "64");
+  if (auto code = parse(app, to_vector(argc, argv), Reporter{"serve", false}, kServeUsage)) return *code;
+  if (std::string e = first_error({
+          [&] { return config.empty() ? "" : check_input_file("--config", config); },
+          [&] { return data_flag ? check_dir("--data", *data_flag, true) : ""; },
+          [&] { return ledger_flag ? check_ledger("--ledger", *ledger_flag) : ""; },
+      });
+      !e.empty())
+    return sfail(e);
 
   server::ServiceOptions so;
   server::HttpOptions ho;

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "settle/settle.h"
 
@@ -24,22 +25,19 @@ using json = nlohmann::json;
 
 constexpr const char* kSettleUsage =
     "settle release HOLD_ID [--amount N] | refund HOLD_ID | checkpoint [--origin O] [--dir DIR] [--keys-dir DIR] | "
-    "prove RECEIPT_ID [--size N] [--out FILE] | receipt RECEIPT_ID --out FILE  --ledger PATH_OR_URL [--pg-schema S] [--json]";
+    "prove RECEIPT_ID [--size N] [--out FILE] | receipt RECEIPT_ID --out FILE  (all: --ledger PATH_OR_URL "
+    "[--pg-schema S] [--json])";
 
 struct SArgs {
   std::vector<std::string> pos;
-  std::map<std::string, std::string> opt;
+  std::string ledger, pg_schema, keys_dir, origin = "covenant.local/ledger", dir, out;
+  uint64_t amount = 0, size = 0;
+  bool amount_given = false, size_given = false;
   bool as_json = false;
-  std::string get(const std::string& k, const std::string& d = "") const {
-    auto it = opt.find(k);
-    return it == opt.end() ? d : it->second;
-  }
 };
 
-int sfail(const SArgs& a, const std::string& msg) {
-  if (a.as_json) std::printf("%s\n", json{{"ok", false}, {"error", msg}}.dump().c_str());
-  else std::fprintf(stderr, "covenant settle: %s\n", msg.c_str());
-  return kExitError;
+int sfail(const SArgs& a, const std::string& msg, const std::string& code = "settle") {
+  return Reporter{"settle", a.as_json}.fail(kExitError, code, msg);
 }
 
 bool write_bytes(const std::string& path, std::string_view data) {
@@ -49,87 +47,124 @@ bool write_bytes(const std::string& path, std::string_view data) {
 }
 
 int settle_command(int argc, char** argv) {
+  std::vector<std::string> argv_v = subcommand_first(to_vector(argc, argv));
   SArgs a;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s == "--json") {
-      a.as_json = true;
-    } else if (s.rfind("--", 0) == 0) {
-      if (i + 1 >= argc) return sfail(a, s + " needs a value");
-      a.opt[s.substr(2)] = argv[++i];
-    } else {
-      a.pos.push_back(s);
-    }
-  }
-  if (a.pos.empty()) return sfail(a, std::string("usage: covenant ") + kSettleUsage);
-  const std::string sub = a.pos[0];
-  if (a.get("ledger").empty()) return sfail(a, "--ledger PATH_OR_URL is required");
-  auto ledger = settle::open_ledger(a.get("ledger"), a.get("pg-schema"));
-  if (!ledger) return sfail(a, ledger.status().to_string());
+  Reporter rep{"settle", has_json_flag(argv_v)};
+  CLI::App app("The second phase of escrow made by `covenant approve --ledger` (release = post the hold, refund = "
+               "void it), checkpoints of the ledger's journal, receipts and inclusion proofs read from it "
+               "(docs/settlement.md). Exit 0 ok, 1 usage/I/O/refused by the ledger.",
+               "covenant settle");
+  configure(app);
+  app.require_subcommand(1);
+  auto common = [&](CLI::App* sub) {
+    sub->add_option("--ledger", a.ledger, "the ledger: a SQLite path or a postgresql:// URL (required)")
+        ->type_name("PATH_OR_URL");
+    sub->add_option("--pg-schema", a.pg_schema, "PostgreSQL schema (default covenant)")->type_name("S");
+    add_json(*sub, a.as_json);
+  };
+  CLI::App* release = app.add_subcommand("release", "post a hold: all of it, or --amount N (the rest goes back)");
+  add_pos(*release, "HOLD_ID", a.pos, "the hold (32 hex digits)");
+  add_u64(*release, "--amount", a.amount, "amount to post (default: the whole hold)", UINT64_MAX, false, &a.amount_given)
+      ->default_str("");
+  common(release);
+  CLI::App* refund = app.add_subcommand("refund", "void a hold: the whole amount goes back");
+  add_pos(*refund, "HOLD_ID", a.pos, "the hold (32 hex digits)");
+  common(refund);
+  CLI::App* checkpoint = app.add_subcommand("checkpoint", "sign a checkpoint of the whole journal now");
+  checkpoint->add_option("--origin", a.origin, "checkpoint origin line")->type_name("O");
+  checkpoint->add_option("--dir", a.dir, "where checkpoints go (default <ledger>.checkpoints)")->type_name("DIR");
+  checkpoint->add_option("--keys-dir", a.keys_dir, "executor signing keys (default $COVENANT_HOME/keys)")->type_name("DIR");
+  common(checkpoint);
+  CLI::App* prove = app.add_subcommand("prove", "inclusion proof of a receipt, the JSON of `covenant log prove`");
+  add_pos(*prove, "RECEIPT_ID", a.pos, "the receipt (64 hex digits)");
+  add_u64(*prove, "--size", a.size, "tree size to prove against (default: the whole journal)", UINT64_MAX, false,
+          &a.size_given)
+      ->default_str("");
+  prove->add_option("--out", a.out, "also write the proof to this file")->type_name("FILE");
+  common(prove);
+  CLI::App* receipt = app.add_subcommand("receipt", "write the exact COSE_Sign1 bytes of a receipt from the journal");
+  add_pos(*receipt, "RECEIPT_ID", a.pos, "the receipt (64 hex digits)");
+  receipt->add_option("--out", a.out, "the file to write (required)")->type_name("FILE");
+  common(receipt);
+  if (auto code = parse(app, argv_v, rep, kSettleUsage)) return *code;
+  const std::string sub = app.get_subcommands().at(0)->get_name();
+  if (sub != "checkpoint" && a.pos.size() != 1)
+    return rep.usage(std::string(a.pos.empty() ? "missing " : "too many arguments for ") +
+                         (sub == "release" || sub == "refund" ? "HOLD_ID" : "RECEIPT_ID"),
+                     "settle " + sub + (sub == "release" || sub == "refund" ? " HOLD_ID" : " RECEIPT_ID") +
+                         " --ledger L (covenant settle " + sub + " --help)");
+  a.pos.insert(a.pos.begin(), sub);
+  if (a.ledger.empty()) return rep.usage("--ledger PATH_OR_URL is required", kSettleUsage);
+  if (sub == "receipt" && a.out.empty()) return rep.usage("--out FILE is required", kSettleUsage);
+  // File arguments, before the ledger is opened.
+  if (std::string e = first_error({
+          [&] { return check_ledger("--ledger", a.ledger); },
+          [&] { return a.out.empty() ? "" : check_output_file("--out", a.out); },
+          [&] { return a.dir.empty() ? "" : check_dir("--dir", a.dir, true); },
+          [&] { return a.keys_dir.empty() ? "" : check_dir("--keys-dir", a.keys_dir, true); },
+      });
+      !e.empty())
+    return rep.fail(kExitError, "bad_file", e);
+  auto ledger = settle::open_ledger(a.ledger, a.pg_schema);
+  if (!ledger) return sfail(a, ledger.status().to_string(), "ledger_open");
   Ledger& l = **ledger;
 
   if (sub == "release" || sub == "refund") {
-    if (a.pos.size() != 2) return sfail(a, "usage: covenant settle " + sub + " HOLD_ID --ledger L");
     auto hold = Id128::parse(a.pos[1]);
-    if (!hold) return sfail(a, "'" + a.pos[1] + "' is not a hold id (32 hex digits)");
+    if (!hold) return rep.usage("'" + a.pos[1] + "' is not a hold id (32 hex digits)");
     Transfer t;
     t.id = settle::derived_id("covenant/" + sub + "/" + hold->hex());
     t.pending_id = *hold;
     t.flags = sub == "release" ? kTransferPostPending : kTransferVoidPending;
-    if (sub == "release" && !a.get("amount").empty()) {
-      char* end = nullptr;
-      t.amount = std::strtoull(a.get("amount").c_str(), &end, 10);
-      if (*end || a.get("amount")[0] == '-') return sfail(a, "--amount must be a non-negative integer");
-    } else if (sub == "refund" && !a.get("amount").empty()) {
-      return sfail(a, "refund takes no --amount (a void returns the whole hold)");
-    }
+    if (sub == "release" && a.amount_given) t.amount = a.amount;
     auto r = l.create_transfer(t);
-    if (!r) return sfail(a, r.status().to_string());
+    if (!r) return sfail(a, r.status().to_string(), "ledger");
     const bool ok = ledger_result_is_success(r->result);
     auto held = l.lookup_transfer(*hold);
     std::string state = held && *held ? hold_state_name((*held)->hold_state) : "unknown";
     if (a.as_json) {
-      std::printf("%s\n", json{{"ok", ok}, {"id", t.id.hex()}, {"hold_id", hold->hex()},
-                               {"result", ledger_result_name(r->result)}, {"code", static_cast<int>(r->result)},
-                               {"hold_state", state}}.dump().c_str());
+      json j{{"ok", ok}, {"id", t.id.hex()}, {"hold_id", hold->hex()}, {"result", ledger_result_name(r->result)},
+             {"code", static_cast<int>(r->result)}, {"hold_state", state}};
+      if (!ok)
+        j["error"] = {{"code", ledger_result_name(r->result)},
+                      {"message", sub + " of hold " + hold->hex() + " refused: " + ledger_result_name(r->result)}};
+      std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("%s %s %s (hold %s)\n", sub.c_str(), t.id.hex().c_str(), ledger_result_name(r->result), state.c_str());
     }
     return ok ? kExitOk : kExitError;
   }
   if (sub == "checkpoint") {
-    auto keys = KeyStore::open(a.get("keys-dir", default_keys_dir()));
-    if (!keys) return sfail(a, keys.status().to_string());
-    const std::string dir = a.get("dir", settle::default_checkpoint_dir(a.get("ledger")));
+    auto keys = KeyStore::open(a.keys_dir.empty() ? default_keys_dir() : a.keys_dir);
+    if (!keys) return sfail(a, keys.status().to_string(), "keys");
+    const std::string dir = a.dir.empty() ? settle::default_checkpoint_dir(a.ledger) : a.dir;
     uint64_t size = 0;
-    auto path = settle::cut_checkpoint(l, (*keys)->active(), a.get("origin", "covenant.local/ledger"), dir, &size);
+    auto path = settle::cut_checkpoint(l, (*keys)->active(), a.origin, dir, &size);
     if (!path) return sfail(a, path.status().to_string());
     if (a.as_json) std::printf("%s\n", json{{"ok", true}, {"tree_size", size}, {"path", *path}}.dump().c_str());
     else std::printf("checkpoint of %llu entries: %s\n", (unsigned long long)size, path->c_str());
     return kExitOk;
   }
   if (sub == "prove" || sub == "receipt") {
-    if (a.pos.size() != 2) return sfail(a, "usage: covenant settle " + sub + " RECEIPT_ID --ledger L");
     Hash32 id;
-    if (!from_hex(a.pos[1], id)) return sfail(a, "a receipt id is 64 hex digits");
+    if (!from_hex(a.pos[1], id)) return rep.usage("a receipt id is 64 hex digits");
     auto row = l.journal_by_key(id);
     if (!row) return sfail(a, row.status().to_string());
-    if (!*row) return sfail(a, "receipt " + a.pos[1] + " is not in the journal");
+    if (!*row) return sfail(a, "receipt " + a.pos[1] + " is not in the journal", "not_found");
     if (sub == "receipt") {
-      if (a.get("out").empty()) return sfail(a, "--out FILE is required");
-      if (!write_bytes(a.get("out"), (*row)->entry)) return sfail(a, "cannot write " + a.get("out"));
+      if (!write_bytes(a.out, (*row)->entry)) return sfail(a, "cannot write " + a.out, "io");
       if (a.as_json)
         std::printf("%s\n", json{{"ok", true}, {"id", a.pos[1]}, {"index", (*row)->seq - 1}, {"size_bytes", (*row)->entry.size()},
-                                 {"out", a.get("out")}}.dump().c_str());
+                                 {"out", a.out}}.dump().c_str());
       else
         std::printf("wrote %zu bytes (log index %llu) to %s\n", (*row)->entry.size(),
-                    (unsigned long long)((*row)->seq - 1), a.get("out").c_str());
+                    (unsigned long long)((*row)->seq - 1), a.out.c_str());
       return kExitOk;
     }
     auto tree = settle::journal_tree(l);
     if (!tree) return sfail(a, tree.status().to_string());
     uint64_t size = tree->size();
-    if (!a.get("size").empty()) size = std::strtoull(a.get("size").c_str(), nullptr, 10);
+    if (a.size_given) size = a.size;
     const uint64_t index = (*row)->seq - 1;
     auto p = tree->inclusion_proof(index, size);
     if (!p) return sfail(a, p.status().to_string());
@@ -138,12 +173,12 @@ int settle_command(int argc, char** argv) {
     json j = {{"type", "inclusion"}, {"leaf_index", index}, {"tree_size", size}, {"leaf_hash", to_hex(tree->leaf_hash(index))},
               {"receipt_id", a.pos[1]}, {"root", to_hex(tree->root_at(size).value())}, {"path", path}};
     const std::string text = j.dump(2) + "\n";
-    if (!a.get("out").empty() && !write_bytes(a.get("out"), text)) return sfail(a, "cannot write " + a.get("out"));
+    if (!a.out.empty() && !write_bytes(a.out, text)) return sfail(a, "cannot write " + a.out, "io");
     if (a.as_json) std::printf("%s\n", j.dump().c_str());
     else std::printf("%s", text.c_str());
     return kExitOk;
   }
-  return sfail(a, "unknown subcommand '" + sub + "'; usage: covenant " + kSettleUsage);
+  return rep.usage("unknown subcommand '" + sub + "'", kSettleUsage);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/command.h"
 #include "covenant/component.h"
 
@@ -21,37 +22,27 @@ namespace {
 constexpr char kUsage[] = "wit COMPONENT.wasm [--json]";
 
 int wit_main(int argc, char** argv) {
+  std::vector<std::string> argv_v = to_vector(argc, argv);
+  Reporter rep{"wit", has_json_flag(argv_v)};
   std::string path;
   bool as_json = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json") as_json = true;
-    else if (!a.empty() && a[0] != '-' && path.empty()) path = a;
-    else {
-      std::fprintf(stderr, "covenant wit: bad argument '%s'\nusage: covenant %s\n", a.c_str(), kUsage);
-      return kExitError;
-    }
-  }
-  if (path.empty()) {
-    std::fprintf(stderr, "usage: covenant %s\n", kUsage);
-    return kExitError;
-  }
+  CLI::App app("Prints the WIT world of a component binary as Covenant reads it, or with --json how it is wired to "
+               "its core module (docs/components.md).",
+               "covenant wit");
+  configure(app);
+  add_pos(app, "COMPONENT.wasm", path, "the component");
+  add_json(app, as_json);
+  if (auto code = parse(app, argv_v, rep, kUsage)) return *code;
+  if (path.empty()) return rep.usage("need a component file", kUsage);
+  if (std::string e = check_input_file("COMPONENT.wasm", path); !e.empty()) return rep.fail(kExitError, "bad_file", e);
   std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    std::fprintf(stderr, "covenant wit: cannot open %s: %s\n", path.c_str(), std::strerror(errno));
-    return kExitError;
-  }
+  if (!f) return rep.fail(kExitError, "io", "cannot open " + path + ": " + std::strerror(errno));
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
-  if (!component::is_component(bytes)) {
-    std::fprintf(stderr, "covenant wit: %s is not a component binary (a core module has no WIT of its own)\n",
-                 path.c_str());
-    return kExitError;
-  }
+  if (!component::is_component(bytes))
+    return rep.fail(kExitError, "not_a_component",
+                    path + " is not a component binary (a core module has no WIT of its own)");
   auto c = component::read_component(bytes, path);
-  if (!c) {
-    std::fprintf(stderr, "covenant wit: %s\n", c.status().message().c_str());
-    return kExitError;
-  }
+  if (!c) return rep.fail(kExitError, "bad_component", c.status().message());
   if (!as_json) {
     std::fputs(c->wit.c_str(), stdout);
     return kExitOk;

@@ -124,7 +124,9 @@ TEST(CliApprove, Errors) {
   write(intent, R"({"agent_id": "a", "task_type": "compute", "max_units": "ten", "expires_at_ms": 1})");
   Outcome r = run("approve " + kSeed + " --intent " + intent + " --tier baseline --json");
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.out, "");
+  // --json: exactly one JSON object on stdout, failures included.
+  EXPECT_EQ(json::parse(r.out)["ok"], false) << r.out;
+  EXPECT_NE(json::parse(r.out)["error"]["message"].get<std::string>().find("expected u64"), std::string::npos);
   EXPECT_NE(r.err.find("i.max-units: expected u64, got \"ten\""), std::string::npos) << r.err;
   r = run("approve " + kSeed + " --tier baseline");
   EXPECT_EQ(r.code, 1);
@@ -177,7 +179,7 @@ TEST(CliCall, RefusalsAndUsageExitOne) {
   std::string base = "call " + kBudget + " --wit " + kBudgetWit + " --tier baseline --json";
   Outcome r = run(base + " --export approve --args '[{\"agent_id\": \"a\", \"amount\": 1}]'");
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(json::parse(r.out)["ok"], false) << r.out;
   EXPECT_NE(r.err.find("import \"covenant:host/kv@0.1.0\" \"get\" is refused: it needs the grant \"kv\""),
             std::string::npos)
       << r.err;

@@ -1,0 +1,383 @@
+// The CLI's own contract (docs/cli.md), run against build/covenant as a
+// subprocess: every command refuses an unknown flag (exit 1); a directory where
+// a file is expected is a one-line error naming the argument (exit 1, no
+// abort); --help on every command and subcommand (exit 0); `covenant help`,
+// `--version`; `--flag=value`; with --json a failure is exactly one JSON object
+// on stdout; the exit-code table; the kv-without-persistence warning; receipt
+// verify against another key (exit 2); ledger balance --agent.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using json = nlohmann::json;
+
+struct Outcome {
+  int code = -1;
+  bool signaled = false;
+  std::string out, err;
+};
+
+std::string g_dir;
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+}
+
+// Runs `covenant ARGS` in g_dir with COVENANT_HOME=g_dir/home.
+Outcome run(const std::string& args) {
+  const std::string err_path = g_dir + "/stderr.txt";
+  const std::string cmd = "cd '" + g_dir + "' && COVENANT_HOME='" + g_dir + "/home' " + std::string(COVENANT_CLI) +
+                          " " + args + " 2>'" + err_path + "' </dev/null";
+  Outcome r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.signaled = WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) > 128);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream e(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(e), {});
+  return r;
+}
+
+std::string sh(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[256];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+const std::string kTestdata = HOST_TESTDATA_DIR;
+const std::string kSeed = kTestdata + "/seed_c.wasm";
+const std::string kBudget = kTestdata + "/budget.wasm";
+const std::string kBudgetWit = std::string(COVENANT_SOURCE_DIR) + "/contracts/examples/budget/budget.wit";
+
+std::string intent(const std::string& name, const std::string& agent = "agent-7", int units = 100) {
+  const std::string path = g_dir + "/" + name;
+  write(path, R"({"agent_id": ")" + agent + R"(", "task_type": "compute", "max_units": )" + std::to_string(units) +
+                  R"(, "expires_at_ms": 4102444800000})");
+  return path;
+}
+
+std::string budget_grants() {
+  const std::string path = g_dir + "/grants.json";
+  write(path, R"({"capabilities": {"kv": {"namespace": "budget", "max_keys": 1000, "max_bytes": 65536},
+                  "log": {"level": "info", "max_lines": 100}, "clock": {}}})");
+  return path;
+}
+
+// Exactly one JSON object on stdout (one line), ok:false and error {code, message}.
+void expect_json_failure(const Outcome& r, const std::string& what) {
+  SCOPED_TRACE(what);
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  ASSERT_FALSE(r.out.empty()) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j.value("ok", true), false) << r.out;
+  ASSERT_TRUE(j.contains("error") && j["error"].is_object()) << r.out;
+  ASSERT_TRUE(j["error"]["code"].is_string()) << r.out;
+  const std::string code = j["error"]["code"];
+  EXPECT_FALSE(code.empty());
+  EXPECT_TRUE(std::all_of(code.begin(), code.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; })) << code;
+  EXPECT_TRUE(j["error"]["message"].is_string()) << r.out;
+}
+
+class CliStrict : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    g_dir = ::testing::TempDir() + "/cli_strict_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(g_dir);
+    std::filesystem::create_directories(g_dir + "/adir");
+  }
+  void TearDown() override { std::filesystem::remove_all(g_dir); }
+};
+
+TEST_F(CliStrict, UnknownFlagIsRefusedByEveryCommand) {
+  const std::string i = intent("i.json");
+  const std::string hold = std::string(32, 'a');
+  // A receipt to verify, from the demo log.
+  ASSERT_EQ(run("receipt demo --count 1").code, 0);
+  const std::string id = run("receipt demo --count 1").out.substr(0, 64);
+  ASSERT_EQ(run("receipt get " + id + " --out " + g_dir + "/r.cose").code, 0);
+  const std::vector<std::string> cmds = {
+      "run " + kSeed + " approve --bogus 1",
+      "compile " + kSeed + " --bogus 1",
+      "call " + kSeed + " --export approve --args [] --bogus 1",
+      "approve " + kSeed + " --intent " + i + " --bogus 1",
+      "replay " + g_dir + "/x.replay --bogus 1",
+      "wit " + kSeed + " --bogus 1",
+      "bindgen --lang c " + kBudgetWit + " --out " + g_dir + "/b --bogus 1",
+      "serve --bogus 1",
+      "settle release " + hold + " --bogus 1 --ledger " + g_dir + "/l.db",
+      "settle checkpoint --bogus 1 --ledger " + g_dir + "/l.db",
+      "ledger init --bogus 1 --ledger " + g_dir + "/l.db",
+      "ledger balance 1 --bogus 1 --ledger " + g_dir + "/l.db",
+      "receipt verify " + g_dir + "/r.cose --bogus 1",
+      "key show --bogus 1",
+      "log verify --bogus 1",
+      "log prove --index 0 --bogus 1",
+  };
+  for (const std::string& c : cmds) {
+    Outcome r = run(c);
+    EXPECT_EQ(r.code, 1) << c << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find("unknown option --bogus"), std::string::npos) << c << "\n" << r.err;
+  }
+  // The two cases from the issue: a misspelt flag changed nothing.
+  Outcome r = run("settle release " + hold + " --ammount 1 --ledger " + g_dir + "/l.db");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("unknown option --ammount"), std::string::npos) << r.err;
+  r = run("receipt verify " + g_dir + "/r.cose --kye " + std::string(64, '0'));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("unknown option --kye"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("valid"), std::string::npos) << r.out;
+}
+
+TEST_F(CliStrict, DirectoryArgumentIsAOneLineErrorNamingIt) {
+  const std::string d = g_dir + "/adir";
+  const std::string i = intent("i.json");
+  struct Case {
+    std::string args, names;
+  };
+  const Case cases[] = {
+      {"approve " + d + " --intent " + i, "CONTRACT"},
+      {"approve " + kSeed + " --intent " + d, "--intent"},
+      {"approve " + kSeed + " --intent " + i + " --wit " + d, "--wit"},
+      {"approve " + kSeed + " --intent " + i + " --grants " + d, "--grants"},
+      {"approve " + kSeed + " --intent " + i + " --replay-out " + d, "--replay-out"},
+      {"approve " + kSeed + " --intent " + i + " --ledger " + d, "--ledger"},
+      {"call " + d + " --wit " + kBudgetWit + " --export approve --args []", "CONTRACT"},
+      {"call " + kBudget + " --wit " + d + " --export approve --args []", "--wit"},
+      {"call " + kBudget + " --wit " + kBudgetWit + " --grants " + d + " --export approve --args []", "--grants"},
+      {"call " + kBudget + " --wit " + kBudgetWit + " --kv " + d + " --export approve --args []", "--kv"},
+      {"run " + d + " approve", "FILE.wasm"},
+      {"compile " + d, "FILE.wasm"},
+      {"receipt verify " + d, "FILE"},
+      {"replay " + d, "PKG"},
+      {"wit " + d, "COMPONENT.wasm"},
+      {"bindgen --lang c " + d, "FILE.wit"},
+      {"settle receipt " + std::string(64, '0') + " --out " + d + " --ledger " + g_dir + "/l.db", "--out"},
+      {"ledger init --ledger " + d, "--ledger"},
+      {"log verify --checkpoint " + d, "--checkpoint"},
+      {"log verify --proof " + d + " --checkpoint " + d, "--checkpoint"},
+  };
+  for (const Case& c : cases) {
+    Outcome r = run(c.args);
+    EXPECT_FALSE(r.signaled) << c.args << "\n" << r.err;
+    EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.names + ": cannot "), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find("is a directory"), std::string::npos) << c.args << "\n" << r.err;
+  }
+  // Nothing ran: no ledger was created by the refused approve.
+  EXPECT_FALSE(std::filesystem::exists(g_dir + "/l.db"));
+}
+
+TEST_F(CliStrict, HelpOnEveryCommandAndSubcommand) {
+  const std::vector<std::string> cmds = {"serve", "run", "compile", "call", "approve", "bindgen", "wit", "replay",
+                                         "settle", "settle release", "settle refund", "settle checkpoint",
+                                         "settle prove", "settle receipt", "receipt", "receipt verify", "receipt get",
+                                         "receipt demo", "key", "key show", "key rotate", "log", "log checkpoint",
+                                         "log prove", "log verify", "ledger", "ledger account create",
+                                         "ledger transfer", "ledger hold", "ledger post", "ledger balance",
+                                         "ledger verify"};
+  for (const std::string& c : cmds) {
+    for (const char* flag : {" --help", " -h"}) {
+      Outcome r = run(c + flag);
+      EXPECT_EQ(r.code, 0) << c << flag << "\n" << r.err;
+      EXPECT_NE(r.out.find("Usage: covenant " + c), std::string::npos) << c << flag << "\n" << r.out;
+      EXPECT_EQ(r.err, "") << c << flag;
+    }
+  }
+  // Every flag with its default.
+  Outcome r = run("run --help");
+  for (const char* s : {"--tier", "=optimized", "--fuel", "=1000000000", "--max-memory", "--deadline-ms", "--json"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  r = run("approve --help");
+  for (const char* s : {"--intent", "--ledger", "--pg-schema", "--keys-dir", "--replay-out", "--checkpoint-every",
+                        "=16", "--checkpoint-dir", "--origin", "--kv"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  r = run("settle release --help");
+  EXPECT_NE(r.out.find("--amount"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--pg-schema"), std::string::npos) << r.out;
+  r = run("ledger hold --help");
+  EXPECT_NE(r.out.find("--timeout"), std::string::npos) << r.out;
+  // The usage lines list the settlement flags too.
+  r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* s : {"--checkpoint-dir", "--origin", "--pg-schema"}) EXPECT_NE(r.out.find(s), std::string::npos) << s;
+}
+
+TEST_F(CliStrict, HelpCommandAndVersion) {
+  Outcome r = run("help");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("approve CONTRACT"), std::string::npos) << r.out;
+  r = run("help settle");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Usage: covenant settle"), std::string::npos) << r.out;
+  r = run("help nope");
+  EXPECT_EQ(r.code, 1);
+  r = run("--version");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("covenant 0.1.0"), std::string::npos) << r.out;
+  for (const char* s : {"interp", "baseline", "optimized", "compiler: "}) EXPECT_NE(r.out.find(s), std::string::npos) << s;
+  r = run("--version --json");
+  EXPECT_EQ(r.code, 0);
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["version"], "0.1.0");
+  EXPECT_EQ(j["tiers"].size(), 4u);
+  EXPECT_FALSE(j["compiler"].get<std::string>().empty());
+}
+
+TEST_F(CliStrict, FlagEqualsValueAndTypedValues) {
+  const std::string i = intent("i.json");
+  Outcome r = run("approve " + kSeed + " --intent=" + i + " --tier=baseline --fuel=100000000 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["trap"], nullptr);
+  r = run("run " + kSeed + " approve --deadline-ms=99999999999");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("out of range"), std::string::npos) << r.err;
+  r = run("ledger account create 5 --code 70000 --ledger " + g_dir + "/l.db");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("out of range"), std::string::npos) << r.err;
+  r = run("approve " + kSeed + " --intent " + i + " --tier=fast");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("unknown tier \"fast\""), std::string::npos) << r.err;
+}
+
+TEST_F(CliStrict, JsonFailureIsExactlyOneObject) {
+  const std::string missing = g_dir + "/missing";
+  const std::vector<std::string> cmds = {
+      "run " + missing + " f --json",
+      "run " + kSeed + " approve --bogus --json",
+      "compile " + missing + " --json",
+      "approve " + kSeed + " --json",
+      "approve " + kSeed + " --intent " + g_dir + "/adir --json",
+      "replay " + missing + " --json",
+      "wit " + missing + " --json",
+      "bindgen " + kBudgetWit + " --json",
+      "settle release " + std::string(32, 'a') + " --json",
+      "settle release nothex --ledger " + g_dir + "/l.db --json",
+      "settle release " + std::string(32, 'a') + " --ledger " + g_dir + "/l.db --json",
+      "ledger balance 9 --ledger " + g_dir + "/l.db --json",
+      "ledger frobnicate --ledger " + g_dir + "/l.db --json",
+      "ledger transfer 1 --from 1 --to 2 --amount x --ledger " + g_dir + "/l.db --json",
+      "receipt verify " + missing + " --json",
+      "receipt get nothex --out " + g_dir + "/o --json",
+      "key show --bogus --json",
+      "log prove --size x --json",
+      "log verify --log " + missing + " --json",
+  };
+  for (const std::string& c : cmds) expect_json_failure(run(c), c);
+}
+
+TEST_F(CliStrict, ExitCodeTable) {
+  const std::string i = intent("i.json");
+  ASSERT_EQ(run("key show --keys-dir " + g_dir + "/k1").code, 0);
+  ASSERT_EQ(run("approve " + kSeed + " --intent " + i + " --keys-dir " + g_dir + "/k1 --replay-out " + g_dir +
+                "/x.replay --tier interp")
+                .code,
+            0);
+  const std::string other = json::parse(run("key show --keys-dir " + g_dir + "/k2 --json").out)["public_key"];
+  ASSERT_EQ(run("receipt demo --count 1").code, 0);
+  const std::string id = run("receipt demo --count 1").out.substr(0, 64);
+  ASSERT_EQ(run("receipt get " + id + " --out " + g_dir + "/r.cose").code, 0);
+  write(g_dir + "/bad.wasm", "not wasm");
+  struct Row {
+    std::string args;
+    int code;
+  };
+  // docs/cli.md, "Exit codes".
+  const Row table[] = {
+      {"approve " + kSeed + " --intent " + i + " --tier interp", 0},      // ok
+      {"--version", 0},                                                    // ok
+      {"run --help", 0},                                                   // ok
+      {"frobnicate", 1},                                                   // usage: unknown command
+      {"run " + kSeed, 1},                                                 // usage: missing EXPORT
+      {"run " + kSeed + " approve --tier", 1},                             // usage: missing value
+      {"run " + g_dir + "/bad.wasm f", 1},                                 // load error
+      {"approve " + g_dir + "/missing.wasm --intent " + i, 1},             // load error (no file)
+      {"approve " + kSeed + " --intent " + i + " --fuel 10", 2},           // guest trap (out of fuel)
+      {"replay " + g_dir + "/x.replay --key " + other, 2},                 // verification failed
+      {"receipt verify " + g_dir + "/r.cose", 0},                          // verified
+      {"receipt verify " + g_dir + "/r.cose --key " + other, 2},           // verification failed
+      {"receipt verify " + g_dir + "/r.cose --key " + other + " --json", 2},
+  };
+  for (const Row& row : table) {
+    Outcome r = run(row.args);
+    EXPECT_EQ(r.code, row.code) << row.args << "\n" << r.out << r.err;
+  }
+  Outcome r = run("receipt verify " + g_dir + "/r.cose --key " + other + " --json");
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["error"]["code"], "verification_failed") << r.out;
+}
+
+TEST_F(CliStrict, KvWithoutPersistenceIsWarnedAbout) {
+  const std::string base = "call " + kBudget + " --wit " + kBudgetWit + " --grants " + budget_grants() +
+                           " --export approve --args '[{\"agent_id\": \"a\", \"amount\": 1}]' --json";
+  Outcome r = run(base);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: " + kBudget +
+                       " is granted kv but --kv was not given: its state is kept in memory and dropped at exit "
+                       "(use --kv FILE, --kv memory, or --ledger)"),
+            std::string::npos)
+      << r.err;
+  r = run(base + " --kv memory");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning:"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(g_dir + "/memory")) << "--kv memory is not a file name";
+  r = run(base + " --kv " + g_dir + "/kv.sqlite");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning:"), std::string::npos) << r.err;
+  // No kv grant: no warning.
+  r = run("approve " + kSeed + " --intent " + intent("i.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("warning:"), std::string::npos) << r.err;
+}
+
+TEST_F(CliStrict, LedgerBalanceOfAnAgent) {
+  const std::string L = " --ledger " + g_dir + "/l.db";
+  Outcome r = run("approve " + kSeed + " --intent " + intent("i.json", "agent-42", 300) + " --keys-dir " + g_dir +
+                  "/keys --tier interp --json" + L);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_FALSE(json::parse(r.out)["hold_id"].is_null()) << r.out;
+  r = run("ledger balance --agent agent-42 --json" + L);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json j = json::parse(r.out);
+  // The id: the first 16 bytes of SHA-256("covenant/agent/" + ID).
+  const std::string digest = sh("printf %s 'covenant/agent/agent-42' | sha256sum").substr(0, 32);
+  EXPECT_EQ(j["id"], digest);
+  EXPECT_GT(j["debits_pending"].get<uint64_t>(), 0u) << r.out;
+  r = run("ledger balance --agent agent-42" + L);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("account " + digest), std::string::npos) << r.out;
+  r = run("ledger balance --agent nobody" + L);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("not found"), std::string::npos) << r.err;
+  r = run("ledger balance 1 --agent agent-42" + L);
+  EXPECT_EQ(r.code, 1);
+}
+
+}  // namespace
