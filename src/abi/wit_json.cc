@@ -85,7 +85,18 @@ class FromJson {
       case TypeKind::kU8: case TypeKind::kU16: case TypeKind::kU32: case TypeKind::kU64: {
         int bits = t.kind == TypeKind::kU8 ? 8 : t.kind == TypeKind::kU16 ? 16 : t.kind == TypeKind::kU32 ? 32 : 64;
         uint64_t v = 0;
-        if (!unsigned_from(j, bits, &v)) return err(path, wit::type_kind_name(t.kind), j);
+        if (!unsigned_from(j, bits, &v)) {
+          // A non-negative number too large (JSON past 2^64 arrives as a double): say so.
+          const uint64_t max = bits == 64 ? UINT64_MAX : (uint64_t{1} << bits) - 1;
+          const bool too_big = (j.is_number_unsigned() && j.get<uint64_t>() > max) ||
+                               (j.is_number_integer() && !j.is_number_unsigned() && j.get<int64_t>() >= 0 &&
+                                static_cast<uint64_t>(j.get<int64_t>()) > max) ||
+                               (j.is_number_float() && j.get<double>() >= static_cast<double>(max) + 1.0);
+          if (too_big)
+            return Status::invalid(path + ": " + show(j) + " is out of range for " + wit::type_kind_name(t.kind) +
+                                   " (max " + std::to_string(max) + ")");
+          return err(path, wit::type_kind_name(t.kind), j);
+        }
         if (bits == 8) return WitValue::u8(static_cast<uint8_t>(v));
         if (bits == 16) return WitValue::u16(static_cast<uint16_t>(v));
         if (bits == 32) return WitValue::u32(static_cast<uint32_t>(v));
@@ -430,7 +441,9 @@ Result<std::vector<WitValue>> args_from_json(const wit::Package& pkg, const wit:
     if (j.size() != fn.params.size()) return Status::invalid(fn.name.written + ": unknown argument in " + show(j));
     return out;
   }
-  if (!j.is_array()) return Status::invalid(fn.name.written + ": expected a JSON array of " + std::to_string(fn.params.size()) + " arguments, got " + show(j));
+  if (!j.is_array())
+    return Status::invalid(fn.name.written + ": expected a JSON array of the parameters or an object keyed by parameter name, got " +
+                           show(j));
   if (j.size() != fn.params.size())
     return Status::invalid(fn.name.written + ": expected " + std::to_string(fn.params.size()) + " arguments, got " + std::to_string(j.size()));
   for (size_t i = 0; i < fn.params.size(); ++i) {

@@ -65,7 +65,7 @@ TEST_F(JsonTest, ErrorsNameThePath) {
   EXPECT_EQ(error(*seed_, seed_type("intent"), R"({"agent_id":"a","task_type":"t","max_units":-1,"expires_at_ms":1})"),
             "intent.max_units: expected u64, got -1");
   EXPECT_EQ(error(*seed_, seed_type("intent"), R"({"agent_id":"a","task_type":"t","max_units":18446744073709551616,"expires_at_ms":1})"),
-            "intent.max_units: expected u64, got 1.8446744073709552e+19");
+            "intent.max_units: 1.8446744073709552e+19 is out of range for u64 (max 18446744073709551615)");
   EXPECT_EQ(error(*seed_, seed_type("intent"), R"({"agent_id":"a","task_type":"t","expires_at_ms":1})"),
             "intent.max_units: missing field (expected u64)");
   EXPECT_NE(error(*seed_, seed_type("intent"), R"({"agent_id":"a","task_type":"t","max_units":1,"expires_at_ms":1,"x":2})")
@@ -146,6 +146,11 @@ TEST_F(JsonTest, ArgsFromJson) {
   auto named = args_from_json(*seed_, *approve, json::parse(R"({"i":{"agent_id":"a","task_type":"t","max_units":1,"expires_at_ms":2}})"));
   ASSERT_TRUE(named) << named.status().message();
   EXPECT_EQ(*named, *v);
+  // Neither an array nor an object: the message names both shapes.
+  auto scalar = args_from_json(*seed_, *approve, json::parse("7"));
+  ASSERT_FALSE(scalar);
+  EXPECT_EQ(scalar.status().message(),
+            "approve: expected a JSON array of the parameters or an object keyed by parameter name, got 7");
 }
 
 // JSON built in C++ stores non-negative ints as signed (json(41)); parsed text

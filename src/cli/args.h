@@ -26,6 +26,7 @@
 
 #include "cli/command.h"
 #include "covenant/engine.h"
+#include "covenant/storage.h"
 
 namespace covenant::cli {
 
@@ -271,6 +272,18 @@ inline std::string check_dir(const std::string& arg, const std::string& path, bo
 inline std::string check_ledger(const std::string& arg, const std::string& location) {
   if (location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0) return "";
   return check_output_file(arg, location);
+}
+
+// A ledger that must already exist (settle ..., ledger ... except init): a
+// SQLite path that does not exist is refused rather than created empty.
+inline std::string check_existing_ledger(const std::string& arg, const std::string& location) {
+  if (location == "memory:" || is_postgres_location(location)) return "";
+  if (std::string e = check_ledger(arg, location); !e.empty()) return e;
+  std::error_code ec;
+  if (!std::filesystem::exists(location, ec))
+    return arg + " " + location + ": no ledger there (create one with `covenant ledger init --ledger " + location +
+           "`, or `covenant approve --ledger` / `covenant serve`)";
+  return "";
 }
 
 // Runs checks in order; the first error wins. Each check returns "" or a message.

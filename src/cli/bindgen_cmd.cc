@@ -1,7 +1,8 @@
 // covenant bindgen: writes guest bindings for a WIT world (src/abi/bindgen/bindgen.h).
 //   covenant bindgen --lang c|cpp|assemblyscript|rust FILE.wit [--world W] [--out DIR] [--deps DEP.wit]...
 // --deps names a package that defines foreign interfaces the world imports
-// (e.g. src/host/wit/host.wit for `import covenant:host/kv@0.1.0;`).
+// (covenant:host, e.g. `import covenant:host/kv@0.1.0;`, is built in and
+// used when no --deps package defines it).
 // Exit codes: 0 written, 1 usage/parse/generation error.
 #include <cstdio>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "abi/bindgen/bindgen.h"
 #include "cli/args.h"
 #include "cli/command.h"
+#include "covenant/contract.h"
 #include "covenant/wit.h"
 
 namespace covenant::cli {
@@ -69,6 +71,15 @@ int bindgen_main(int argc, char** argv) {
     auto dep = load(d);
     if (!dep) return rep.fail(kExitError, "wit", dep.status().message());
     deps.push_back(std::move(dep).value());
+  }
+  // covenant:host is built into the binary: without a --deps package for it,
+  // the world's `import covenant:host/...` resolves against that text.
+  bool have_host = false;
+  for (const auto& d : deps) have_host = have_host || (d.ns == "covenant" && d.name == "host");
+  if (!have_host) {
+    auto host = wit::parse_wit(covenant::host_wit(), {.file_name = "host.wit"});
+    if (!host) return rep.fail(kExitError, "wit", "built-in covenant:host: " + host.status().message());
+    deps.push_back(std::move(host).value());
   }
   bindgen::Options options{.lang = *lang, .world = world, .source_name = std::filesystem::path(wit_path).filename().string()};
   for (const auto& d : deps) options.deps.push_back(&d);

@@ -381,3 +381,112 @@ TEST_F(CliStrict, LedgerBalanceOfAnAgent) {
 }
 
 }  // namespace
+
+// Issue 10 A: covenant:host is built in, so bindgen needs no --deps for it; an
+// import that returns nothing gets no comment about results.
+TEST_F(CliStrict, BindgenResolvesBuiltInHostPackage) {
+  const std::string wit = g_dir + "/hostuser.wit";
+  write(wit, "package test:hostuser@0.1.0;\n\nworld hostuser {\n  import covenant:host/kv@0.1.0;\n"
+             "  import covenant:host/log@0.1.0;\n  export run: func(key: string) -> bool;\n}\n");
+  std::filesystem::create_directories(g_dir + "/hostuser_out");
+  Outcome r = run("bindgen --lang c " + wit + " --out " + g_dir + "/hostuser_out");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string header = sh("cat '" + g_dir + "/hostuser_out/'*.h");
+  auto at = header.find("covenant:host/kv@0.1.0 set.");
+  ASSERT_NE(at, std::string::npos) << header;
+  std::string line = header.substr(at, header.find('\n', at) - at);
+  EXPECT_EQ(line.find("result"), std::string::npos) << line;
+  EXPECT_NE(header.find("covenant:host/kv@0.1.0 get. Strings and lists in the result"), std::string::npos) << header;
+  // A foreign package that is not built in still needs --deps, and says so.
+  write(wit, "package test:hostuser@0.1.0;\n\nworld hostuser {\n  import other:pkg/thing@0.1.0;\n"
+             "  export run: func(key: string) -> bool;\n}\n");
+  r = run("bindgen --lang c " + wit + " --out " + g_dir + "/hostuser_out");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--deps"), std::string::npos) << r.err;
+}
+
+// Issue 10 B: a mistyped --ledger path is not a fresh ledger: settle and ledger
+// (except init) refuse a SQLite path that does not exist; init creates it.
+TEST_F(CliStrict, MissingLedgerIsRefusedNotCreated) {
+  const std::string msg = "--ledger fresh.db: no ledger there (create one with `covenant ledger init --ledger "
+                          "fresh.db`, or `covenant approve --ledger` / `covenant serve`)";
+  std::filesystem::remove(g_dir + "/fresh.db");
+  Outcome r = run("settle checkpoint --ledger fresh.db --keys-dir " + g_dir + "/keys");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("covenant settle: " + msg), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("checkpoint of"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(g_dir + "/fresh.db"));
+  r = run("settle release " + std::string(32, 'a') + " --ledger fresh.db --json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(json::parse(r.out)["error"]["code"], "bad_file") << r.out;
+  for (const char* c : {"ledger balance 1 --ledger fresh.db", "ledger verify --ledger fresh.db",
+                        "ledger account create 5 --ledger fresh.db"}) {
+    r = run(c);
+    EXPECT_EQ(r.code, 1) << c;
+    EXPECT_NE(r.err.find("covenant ledger: " + msg), std::string::npos) << c << ": " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(g_dir + "/fresh.db")) << c;
+  }
+  r = run("ledger init --ledger fresh.db");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(g_dir + "/fresh.db"));
+  r = run("ledger verify --ledger fresh.db");
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = run("settle checkpoint --ledger fresh.db --keys-dir " + g_dir + "/keys");
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+// Issue 10 C: error details name the file, the byte, the key and the shape.
+TEST_F(CliStrict, ErrorDetailsNameFileOffsetAndKey) {
+  const std::string i = intent("i.json");
+  const std::string approve = "approve " + kSeed + " --tier interp --intent ";
+  // (1) A WIT parse error names the file given, not contract.wit.
+  Outcome r = run("approve " + kSeed + " --tier interp --wit " + i + " --intent " + i);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(i + ":1:"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("contract.wit"), std::string::npos) << r.err;
+  // (2) Bad JSON: byte offset and line:col; invalid UTF-8: the first invalid byte.
+  write(g_dir + "/bad.json", "{\"agent_id\": \"a\",\n  \"task_type\" \"compute\"}");
+  r = run(approve + g_dir + "/bad.json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("bad.json: not valid JSON at byte 40 (line 2:23)"), std::string::npos) << r.err;
+  write(g_dir + "/utf8.json", "{\"agent_id\": \"a\xff\"}");
+  r = run(approve + g_dir + "/utf8.json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("utf8.json: not valid UTF-8: invalid byte 0xff at byte 15 (line 1:16)"), std::string::npos)
+      << r.err;
+  r = run("call " + kSeed + " --export approve --args '[1,'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--args: not valid JSON at byte 3 (line 1:4)"), std::string::npos) << r.err;
+  write(g_dir + "/badgrants.json", "{\"capabilities\": {\"clock\": {}, }}");
+  r = run(approve + i + " --grants " + g_dir + "/badgrants.json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("not valid JSON at byte 31 (line 1:32)"), std::string::npos) << r.err;
+  // (3) A u64 too large.
+  write(g_dir + "/big.json", R"({"agent_id": "a", "task_type": "compute", "max_units": 18446744073709551616, "expires_at_ms": 1})");
+  r = run(approve + g_dir + "/big.json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("out of range for u64 (max 18446744073709551615)"), std::string::npos) << r.err;
+  // (4) --args of the wrong shape names both accepted shapes.
+  r = run("call " + kSeed + " --export approve --args '\"x\"'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("expected a JSON array of the parameters or an object keyed by parameter name"),
+            std::string::npos) << r.err;
+  // (5) Not a replay package at all.
+  r = run("replay " + i);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(i + " is not a replay package (expected a CBOR replay package made by approve --replay-out "
+                           "or GET /v1/receipts/{id}/replay)"),
+            std::string::npos) << r.err;
+  // (6) Duplicate keys are refused with their JSON path.
+  write(g_dir + "/dup.json", R"({"agent_id": "a", "task_type": "compute", "max_units": 1, "max_units": 2, "expires_at_ms": 1})");
+  r = run(approve + g_dir + "/dup.json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("dup.json: duplicate key at $.max_units"), std::string::npos) << r.err;
+  r = run("call " + kSeed + " --export approve --args '[{\"a\": [0, {\"b\": 1, \"b\": 2}]}]'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--args: duplicate key at $[0].a[1].b"), std::string::npos) << r.err;
+  write(g_dir + "/dupgrants.json", R"({"capabilities": {"clock": {}, "clock": {}}})");
+  r = run(approve + i + " --grants " + g_dir + "/dupgrants.json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("duplicate key at $.capabilities.clock"), std::string::npos) << r.err;
+}

@@ -17,6 +17,8 @@
 #include "cli/command.h"
 #include "covenant/contract.h"
 #include "covenant/engine.h"
+#include "covenant/strict_json.h"
+#include "covenant/wit.h"
 #include "settle/pipeline.h"
 #include "settle/settle.h"
 
@@ -168,6 +170,11 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   opts.kv_path = a.kv == "memory" ? "" : a.kv;  // --kv memory: the explicit choice of no persistence
   opts.name = a.contract;
   if (!a.wit.empty() && !read_text(a.wit, opts.wit, err)) return fail(err, usage);
+  if (!a.wit.empty()) {
+    // Parse errors name the file given (the contract would call it contract.wit).
+    auto pkg = wit::parse_wit(opts.wit, {.file_name = a.wit});
+    if (!pkg) return fail(pkg.status().message());
+  }
   if (!a.grants.empty()) {
     if (!read_text(a.grants, text, err)) return fail(err, usage);
     auto g = parse_grants(text);
@@ -183,12 +190,13 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   json args;
   if (approve) {
     if (!read_text(a.intent, text, err)) return fail(err, usage);
-    json intent = json::parse(text, nullptr, false);
-    if (intent.is_discarded()) return fail(a.intent + ": not valid JSON");
-    args = json::array({intent});
+    auto intent = parse_json_strict(text, a.intent == "-" ? "--intent (stdin)" : a.intent);
+    if (!intent) return fail(intent.status().message());
+    args = json::array({std::move(intent).value()});
   } else {
-    args = json::parse(a.args, nullptr, false);
-    if (args.is_discarded()) return fail("--args: not valid JSON");
+    auto parsed = parse_json_strict(a.args, "--args");
+    if (!parsed) return fail(parsed.status().message());
+    args = std::move(parsed).value();
   }
 
   // approve --ledger: the settlement pipeline owns the ledger, the executor key and kv

@@ -146,7 +146,7 @@ int run_ledger(int argc, char** argv) {
   std::string id_arg, account_arg;
   const uint64_t u32 = UINT32_MAX, u16 = UINT16_MAX, u64 = UINT64_MAX;
   auto idpos = [&](CLI::App* sub, const char* name, const char* desc) { add_pos(*sub, name, id_arg, desc); };
-  add_flags(app.add_subcommand("init", "create the tables (every command does it when missing)"), args, {});
+  add_flags(app.add_subcommand("init", "create a ledger (the only ledger subcommand that creates one)"), args, {});
   CLI::App* account = app.add_subcommand("account", "accounts: account create ID");
   account->require_subcommand(1);
   CLI::App* create = account->add_subcommand("create", "create an account");
@@ -220,7 +220,10 @@ int run_ledger(int argc, char** argv) {
   }
   auto loc = args.options.find("ledger");
   if (loc == args.options.end()) return fail(args, "--ledger PATH_OR_URL is required", "usage");
-  if (std::string e = check_ledger("--ledger", loc->second); !e.empty()) return fail(args, e, "bad_file");
+  // Only init creates a ledger; the others need one there (a mistyped path is not a fresh ledger).
+  if (std::string e = sub == "init" ? check_ledger("--ledger", loc->second) : check_existing_ledger("--ledger", loc->second);
+      !e.empty())
+    return fail(args, e, "bad_file");
   const auto& o = args.options;
 
   LedgerOptions options;

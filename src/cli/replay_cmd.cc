@@ -50,6 +50,12 @@ int replay_command(int argc, char** argv) {
     if (!f) return rep.fail(kExitError, "io", "cannot open " + pkg_path);
     bytes.assign(std::istreambuf_iterator<char>(f), {});
   }
+  // A replay package is a CBOR map keyed by text: anything else (a JSON intent, a
+  // receipt, ...) is named as such rather than reported as a CBOR decoding detail.
+  if (bytes.size() < 2 || (bytes[0] >> 5) != 5 || (bytes[1] >> 5) != 3)
+    return rep.fail(kExitError, "bad_package",
+                    pkg_path + " is not a replay package (expected a CBOR replay package made by approve --replay-out "
+                               "or GET /v1/receipts/{id}/replay)");
   auto pkg = settle::decode_replay_package(bytes);
   if (!pkg) return rep.fail(kExitError, "bad_package", pkg_path + ": " + pkg.status().message());
 

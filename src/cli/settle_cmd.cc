@@ -102,6 +102,8 @@ int settle_command(int argc, char** argv) {
           [&] { return a.out.empty() ? "" : check_output_file("--out", a.out); },
           [&] { return a.dir.empty() ? "" : check_dir("--dir", a.dir, true); },
           [&] { return a.keys_dir.empty() ? "" : check_dir("--keys-dir", a.keys_dir, true); },
+          // Settling needs a ledger there: a mistyped SQLite path is not a fresh ledger.
+          [&] { return check_existing_ledger("--ledger", a.ledger); },
       });
       !e.empty())
     return rep.fail(kExitError, "bad_file", e);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "covenant/contract.h"
+#include "covenant/strict_json.h"
 
 namespace covenant {
 namespace {
@@ -118,8 +119,9 @@ bool Grants::allows(std::string_view capability) const {
 }
 
 Result<Grants> parse_grants(std::string_view json_text) {
-  json j = json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::invalid("grants: not valid JSON");
+  auto parsed = parse_json_strict(json_text, "grants");
+  if (!parsed) return parsed.status();
+  json j = std::move(parsed).value();
   COVENANT_RETURN_IF_ERROR(expect_object(j, "grants"));
   Grants g;
   for (auto it = j.begin(); it != j.end(); ++it)

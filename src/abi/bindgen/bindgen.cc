@@ -144,7 +144,7 @@ class Gen {
       }
       if (!found)
         return Status::not_found("bindgen: world " + world_.name.written + " imports " + item.name +
-                                 ", which no --deps package defines");
+                                 ", which no --deps package defines (pass the WIT package that defines it with --deps DEP.wit)");
     }
     for (auto& d : deps_) d->visit_fns(d->imports_);
     visit_fns(imports_);
@@ -753,8 +753,11 @@ class Gen {
   }
   std::string c_import_proto(const ExportFn& e) const {
     std::string s = hex_comment_line("// ", e.fn->docs);
-    s += "// Import " + e.module + " " + e.field + ". Strings and lists in the result are the guest's own\n"
-         "// (the host places them with cabi_realloc): free them as any allocation.\n";
+    if (e.results.empty())
+      s += "// Import " + e.module + " " + e.field + ". Returns nothing.\n";
+    else
+      s += "// Import " + e.module + " " + e.field + ". Strings and lists in the result are the guest's own\n"
+           "// (the host places them with cabi_realloc): free them as any allocation.\n";
     s += c_import_result_type(e) + " " + c_import_fn(e) + "(";
     for (size_t i = 0; i < e.params.size(); ++i) s += (i ? ", " : "") + c_name(e.params[i]) + " " + ident(snake(e.fn->params[i].name.kebab));
     if (e.params.empty()) s += "void";
