@@ -97,6 +97,18 @@ class PipelineTest : public ::testing::TestWithParam<std::string> {
     return std::move(*c);
   }
 
+  // The seed policy's approve on agent-7's intent for 250 units expiring at expires_at_ms.
+  PipelineCall seed_call(uint64_t expires_at_ms) {
+    PipelineCall call;
+    call.export_name = "policy.approve";
+    json intent = {{"agent_id", "agent-7"}, {"task_type", "compute"}, {"max_units", 250}, {"expires_at_ms", expires_at_ms}};
+    call.args = json::array({intent});
+    call.inputs.module = read_file(kTestdata + "/seed_c.wasm");
+    call.inputs.export_name = "policy.approve";
+    call.inputs.intent = intent.dump();
+    return call;
+  }
+
   PipelineCall budget_call(const std::string& agent, uint64_t amount) {
     PipelineCall c;
     c.export_name = "approve";
@@ -119,14 +131,7 @@ TEST_P(PipelineTest, ReceiptKvAndHoldCommitTogether) {
   auto p = open();
   ASSERT_TRUE(p);
   auto c = seed(*p);
-  PipelineCall call;
-  call.export_name = "policy.approve";
-  json intent = {{"agent_id", "agent-7"}, {"task_type", "compute"}, {"max_units", 250}, {"expires_at_ms", 4102444800000}};
-  call.args = json::array({intent});
-  call.inputs.module = read_file(kTestdata + "/seed_c.wasm");
-  call.inputs.export_name = "policy.approve";
-  call.inputs.intent = intent.dump();
-  auto o = p->approve(*c, call);
+  auto o = p->approve(*c, seed_call(4102444800000));
   ASSERT_TRUE(o.is_ok()) << o.status().to_string();
   ASSERT_FALSE(o->trapped());
   ASSERT_TRUE(o->hold_id);
@@ -151,14 +156,7 @@ TEST_P(PipelineTest, ExpiredIntentIsRefusedBeforeAnyHold) {
   auto p = open();
   ASSERT_TRUE(p);
   auto c = seed(*p);
-  PipelineCall call;
-  call.export_name = "policy.approve";
-  json intent = {{"agent_id", "agent-7"}, {"task_type", "compute"}, {"max_units", 250}, {"expires_at_ms", 1767225600001}};
-  call.args = json::array({intent});
-  call.inputs.module = read_file(kTestdata + "/seed_c.wasm");
-  call.inputs.export_name = "policy.approve";
-  call.inputs.intent = intent.dump();
-  auto o = p->approve(*c, call);
+  auto o = p->approve(*c, seed_call(1767225600001));
   ASSERT_FALSE(o.is_ok());
   EXPECT_NE(o.status().message().find("intent expired"), std::string::npos) << o.status().message();
   EXPECT_EQ(p->ledger().journal_count().value(), 0u);
