@@ -39,6 +39,7 @@ const FIELDS = {
   9: ['trace id', (v) => isBytes(v) && v.length === 16],
   10: ['previous receipt hash', (v) => isBytes(v) && v.length === 32],
   11: ['raw intent', isBytes],
+  12: ['interface hash', (v) => isBytes(v) && v.length === 16],
 };
 const REQUIRED = [1, 2, 3, 4, 5, 6, 8, 9, 10];
 

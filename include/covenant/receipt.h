@@ -57,7 +57,11 @@ enum class ReceiptKey : uint8_t {
   kTraceId = 9,          // bstr 16
   kPrevReceiptHash = 10, // bstr 32: receipt id of the previous receipt (zeros for the first)
   kIntent = 11,          // bstr: raw intent, only when the deployment opts in
+  kInterfaceHash = 12,   // bstr 16: the WIT world and grants the call ran with (see below)
 };
+inline constexpr uint8_t kReceiptKeyMax = 12;
+inline constexpr size_t kInterfaceHashBytes = 16;
+using InterfaceHash = std::array<uint8_t, kInterfaceHashBytes>;
 
 using TraceId = std::array<uint8_t, kTraceIdBytes>;
 
@@ -79,6 +83,11 @@ struct Receipt {
   TraceId trace_id{};
   Hash32 prev_receipt_hash{};
   std::optional<std::vector<uint8_t>> intent;  // absent unless opted in
+  // The first 16 bytes of SHA-256 over the structure of the WIT world (names
+  // and types of every import and export, docs and formatting excluded) and
+  // the grants (settle::interface_hash). Written by every receipt the
+  // pipeline signs; absent in receipts made before key 12 existed.
+  std::optional<InterfaceHash> interface_hash;
 
   bool operator==(const Receipt&) const = default;
 };

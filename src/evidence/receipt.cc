@@ -61,7 +61,7 @@ Status decode_payload(std::span<const uint8_t> payload, Receipt* r) {
     uint64_t k;
     if (!rd.read_uint(&k).is_ok()) return Status::invalid("receipt payload at byte " + std::to_string(at) + ": key is not a small unsigned integer");
     if (k == 0) return Status::unsupported("receipt payload: key 0 (format version) is not understood by version 1 readers");
-    if (k > static_cast<uint8_t>(ReceiptKey::kIntent)) {
+    if (k > kReceiptKeyMax) {
       return Status::invalid("receipt payload at byte " + std::to_string(at) + ": unknown key " + std::to_string(k));
     }
     seen |= 1u << k;
@@ -111,6 +111,12 @@ Status decode_payload(std::span<const uint8_t> payload, Receipt* r) {
         std::span<const uint8_t> b;
         if (!rd.read_bytes(&b).is_ok()) return field_error(rk, "intent", "expected a byte string", vat);
         r->intent.emplace(b.begin(), b.end());
+        break;
+      }
+      case ReceiptKey::kInterfaceHash: {
+        InterfaceHash h{};
+        COVENANT_RETURN_IF_ERROR(read_fixed(rd, rk, "interface hash", h));
+        r->interface_hash = h;
         break;
       }
     }
@@ -217,7 +223,7 @@ Status encode_receipt_payload(const Receipt& r, std::vector<uint8_t>* out) {
   // Key 7 is implied when the call changed no state (docs/receipts.md).
   const bool after = r.state_root_after != r.state_root_before;
   cbor::Writer w(out);
-  w.map(9 + (after ? 1 : 0) + (r.intent ? 1 : 0));
+  w.map(9 + (after ? 1 : 0) + (r.intent ? 1 : 0) + (r.interface_hash ? 1 : 0));
   key(w, ReceiptKey::kContractHash), w.bytes(r.contract_hash);
   key(w, ReceiptKey::kEntry), w.text(r.entry);
   key(w, ReceiptKey::kIntentHash), w.bytes(r.intent_hash);
@@ -229,6 +235,7 @@ Status encode_receipt_payload(const Receipt& r, std::vector<uint8_t>* out) {
   key(w, ReceiptKey::kTraceId), w.bytes(r.trace_id);
   key(w, ReceiptKey::kPrevReceiptHash), w.bytes(r.prev_receipt_hash);
   if (r.intent) key(w, ReceiptKey::kIntent), w.bytes(*r.intent);
+  if (r.interface_hash) key(w, ReceiptKey::kInterfaceHash), w.bytes(*r.interface_hash);
   return Status::ok();
 }
 

@@ -24,6 +24,7 @@ inline Receipt typical_receipt(uint64_t seq = 0) {
   r.time_unix_ms = 1'767'225'600'000ull + seq;  // 2026-01-01
   r.trace_id.fill(static_cast<uint8_t>(seq));
   r.prev_receipt_hash.fill(0x9e);
+  r.interface_hash.emplace().fill(0x1f);
   return r;
 }
 

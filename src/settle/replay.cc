@@ -198,6 +198,9 @@ Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResol
   // 4. Field by field: what went in, then what came out.
   if (got->contract_hash != want.contract_hash) return refuted("contract_hash", "module hash differs");
   if (got->entry != want.entry) return refuted("entry", "replayed " + got->entry + ", receipt " + want.entry);
+  // Receipts from before key 12 carry no interface hash: nothing to compare.
+  if (want.interface_hash && got->interface_hash != want.interface_hash)
+    return refuted("interface", "the package's WIT world or grants are not the ones the receipt was signed with");
   if (got->intent_hash != want.intent_hash) return refuted("intent_hash", "intent hash differs");
   if (got->state_root_before != want.state_root_before)
     return refuted("state_root_before", "the kv state the call read differs from the receipt's");

@@ -187,6 +187,88 @@ Result<std::vector<uint8_t>> decision_cbor(std::span<const abi::WitValue> result
   return buf;
 }
 
+namespace {
+
+// WIT types nest at most wit::kTypeDepthMax deep; the encoder follows the
+// resolved structure, which has no cycles.
+void encode_wit_type(const wit::Package& pkg, wit::TypeId id, cbor::Writer& w) {
+  if (id == wit::kNoType) return w.null();
+  const wit::Type& t = pkg.type(id);
+  w.array(5);
+  w.uint(static_cast<uint64_t>(t.kind));
+  w.array(t.fields.size());
+  for (const wit::Field& f : t.fields) {
+    w.array(2);
+    w.text(f.name.kebab);
+    encode_wit_type(pkg, f.type, w);
+  }
+  encode_wit_type(pkg, t.elem, w);
+  encode_wit_type(pkg, t.ok, w);
+  encode_wit_type(pkg, t.err, w);
+}
+
+void encode_wit_params(const wit::Package& pkg, const std::vector<wit::Param>& ps, cbor::Writer& w) {
+  w.array(ps.size());
+  for (const wit::Param& p : ps) {
+    w.array(2);
+    w.text(p.name.kebab);
+    encode_wit_type(pkg, p.type, w);
+  }
+}
+
+void encode_wit_function(const wit::Package& pkg, const wit::Function& f, cbor::Writer& w) {
+  w.array(3);
+  w.text(f.name.kebab);
+  encode_wit_params(pkg, f.params, w);
+  encode_wit_params(pkg, f.results, w);
+}
+
+void encode_world_items(const wit::Package& pkg, const std::vector<wit::WorldItem>& items, cbor::Writer& w) {
+  w.array(items.size());
+  for (const wit::WorldItem& it : items) {
+    if (it.kind == wit::WorldItem::Kind::kFunction) {
+      w.array(2);
+      w.uint(1);
+      encode_wit_function(pkg, it.function, w);
+      continue;
+    }
+    w.array(3);
+    w.uint(0);
+    w.text(it.name);
+    if (it.interface_index < 0) {
+      w.null();  // a foreign interface (e.g. covenant:host/...): its name says it all
+      continue;
+    }
+    const wit::Interface& iface = pkg.interfaces.at(static_cast<size_t>(it.interface_index));
+    w.array(iface.functions.size());
+    for (const wit::Function& f : iface.functions) encode_wit_function(pkg, f, w);
+  }
+}
+
+}  // namespace
+
+Result<InterfaceHash> interface_hash(const wit::Package& package, const wit::World& world, std::string_view grants_json) {
+  static constexpr char kDomain[] = "covenant/interface/v1";
+  std::vector<uint8_t> buf(kDomain, kDomain + sizeof kDomain - 1);
+  cbor::Writer w(&buf);
+  w.array(2);
+  w.array(3);
+  w.text(world.name.kebab);
+  encode_world_items(package, world.imports, w);
+  encode_world_items(package, world.exports, w);
+  if (grants_json.empty()) {
+    w.null();
+  } else {
+    json g = json::parse(grants_json, nullptr, false);
+    if (g.is_discarded()) return Status::invalid("grants: not valid JSON");
+    w.text(g.dump());  // nlohmann's objects keep keys sorted: one spelling per manifest
+  }
+  const Hash32 h = sha256(std::span<const uint8_t>(buf));
+  InterfaceHash out{};
+  std::memcpy(out.data(), h.data(), out.size());
+  return out;
+}
+
 Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, std::span<const abi::WitValue> results,
                               const CallRecord& record, uint64_t fuel_used) {
   Receipt r;
@@ -203,6 +285,9 @@ Result<Receipt> build_receipt(const Contract& contract, const CallInputs& in, st
   r.state_root_before = state_root_before(record);
   r.state_root_after = state_root_after(r.state_root_before, record);
   r.time_unix_ms = record.wall_ms;
+  auto ih = interface_hash(contract.package(), contract.world(), in.grants);
+  if (!ih) return ih.status();
+  r.interface_hash = *ih;
   return r;
 }
 

@@ -63,6 +63,17 @@ Hash32 legacy_state_root_after_no_writes(const Hash32& before);
 // (kInvalidArgument).
 Result<std::vector<uint8_t>> decision_cbor(std::span<const abi::WitValue> results);
 
+// Receipt key 12: the first 16 bytes of
+//   SHA-256("covenant/interface/v1" || CBOR [world, grants])
+// where world is the structure of the WIT world the call ran in (its name, and
+// for every import and export the interface name, function names, parameter
+// and result names and their types spelled out structurally, in kebab-case;
+// docs, comments, formatting and type names excluded) and grants is the
+// grants manifest re-serialised with sorted keys (null without grants).
+// Renaming a record field, changing a type or granting another capability
+// changes it; reformatting the WIT or the JSON does not.
+Result<InterfaceHash> interface_hash(const wit::Package& package, const wit::World& world, std::string_view grants_json);
+
 // The payload fields a call determines (contract hash, world#function, intent
 // hash, decision, fuel, state roots, time = the recorded clock). trace id,
 // previous receipt hash and kid are the signer's. REQUIRES: the call did not trap.

@@ -144,10 +144,11 @@ TEST(SettleReceipt, FromASeedCallFitsTheBudget) {
   EXPECT_EQ(r->state_root_after, r->state_root_before);
   EXPECT_EQ(r->state_root_before, state_root_before(p.call.record));
   EXPECT_LE(cose.size(), kReceiptTypicalSizeBytesMax);
-  // docs/settlement.md: 275 bytes besides the decision for this entry, a fuel
-  // below 65,536 and no kv writes.
+  // docs/settlement.md: 293 bytes besides the decision for this entry, a fuel
+  // below 65,536, no kv writes and the interface hash (key 12).
   ASSERT_LT(r->fuel_used, 65536u);
-  EXPECT_EQ(cose.size(), 275 + want.size());
+  ASSERT_TRUE(r->interface_hash.has_value());
+  EXPECT_EQ(cose.size(), 293 + want.size());
   std::printf("seed approval receipt: %zu bytes (decision %zu bytes)\n", cose.size(), want.size());
 }
 
@@ -167,7 +168,10 @@ TEST(SettleReceipt, WritesKeepTheAfterRootAndItIsChecked) {
   Receipt claimed = *r;
   claimed.state_root_after = claimed.state_root_before;
   ASSERT_TRUE(sign_receipt(claimed, key, &lie).is_ok());
-  EXPECT_EQ(cose.size(), lie.size() + 35);  // key 7: 1-byte key + 2-byte head + 32
+  std::vector<uint8_t> payload, lie_payload;
+  ASSERT_TRUE(encode_receipt_payload(*r, &payload).is_ok());
+  ASSERT_TRUE(encode_receipt_payload(claimed, &lie_payload).is_ok());
+  EXPECT_EQ(payload.size(), lie_payload.size() + 35);  // key 7: 1-byte key + 2-byte head + 32
   std::printf("budget approval receipt (kv writes): %zu bytes\n", cose.size());
 
   ReplayPackage honest = make_replay_package(in, p.call.record, cose, key.public_key());
@@ -192,6 +196,7 @@ TEST(SettleReceipt, AnAfterRootForACallWithoutWritesIsRefuted) {
   // The after root receipts carried for no writes before it became the before
   // root (a hash of it and an empty write list) still confirms: same commitment.
   r->state_root_after = legacy_state_root_after_no_writes(r->state_root_before);
+  r->interface_hash.reset();  // nor had they key 12
   ASSERT_TRUE(sign_receipt(*r, key, &cose).is_ok());
   EXPECT_EQ(cose.size(), 326u);  // the seed receipt as it was before key 7 could be omitted
   auto v = replay(make_replay_package(in, p.call.record, cose, key.public_key()), Tier::kInterp);
@@ -305,6 +310,44 @@ TEST(SettleReplay, BudgetKvStateAlteredIsRefuted) {
   ReplayPackage dropped = pkg;
   dropped.record.kv_reads.pop_back();
   expect_refuted(dropped, Tier::kInterp, "state_root_before");
+}
+
+// Receipt key 12 binds the WIT world and the grants: a package whose WIT
+// renames a decision field (same decision bytes: records are arrays) or whose
+// grants differ is refuted at `interface`; reformatting either still confirms.
+TEST(SettleReplay, AnotherInterfaceOrOtherGrantsAreRefuted) {
+  const SigningKey key = SigningKey::generate();
+  std::string dir = tmpdir("iface");
+  const std::string intent = R"({"agent_id": "agent-7", "amount": 300})";
+  ReplayPackage pkg = package_for(budget_inputs(Tier::kBaseline, intent), key, dir + "/kv.sqlite");
+  auto receipt = decode_receipt(pkg.receipt);
+  ASSERT_TRUE(receipt.is_ok());
+  ASSERT_TRUE(receipt->interface_hash.has_value());
+  auto v = replay(pkg, Tier::kInterp);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
+
+  auto replace = [](std::string s, const std::string& from, const std::string& to) {
+    const size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return s.replace(at, from.size(), to);
+  };
+  ReplayPackage renamed = pkg;
+  renamed.call.wit = replace(pkg.call.wit, "    remaining: u64,", "    refundable: u64,");
+  expect_refuted(renamed, Tier::kInterp, "interface");
+  ReplayPackage retyped = pkg;
+  retyped.call.wit = replace(pkg.call.wit, "  spent: func(agent-id: string) -> u64;", "  spent: func(agent-id: string) -> s64;");
+  expect_refuted(retyped, Tier::kInterp, "interface");
+  ReplayPackage regranted = pkg;
+  regranted.call.grants = replace(pkg.call.grants, R"("level": "info")", R"("level": "debug")");
+  expect_refuted(regranted, Tier::kInterp, "interface");
+
+  ReplayPackage reformatted = pkg;
+  reformatted.call.wit = "// a comment\n" + replace(pkg.call.wit, "    amount: u64,", "    amount:   u64 ,");
+  reformatted.call.grants = "  " + replace(pkg.call.grants, R"({"namespace": "budget"})", R"({ "namespace" : "budget" })");
+  v = replay(reformatted, Tier::kInterp);
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
 }
 
 TEST(SettleEscrow, ApprovedIntentWithAmountHolds) {
