@@ -192,6 +192,11 @@ struct ExpireHolds {
 // transaction as the journal and the holds (docs/ledger.md "kv rows").
 inline constexpr size_t kKvRowKeyBytesMax = 1024;
 inline constexpr size_t kKvRowValueBytesMax = 1u << 20;
+// The journal's high-water mark, written by the ledger in the same transaction
+// as every journal append: 8-byte big-endian seq || 32-byte chain of the last
+// entry. A journal whose tail was cut (rows deleted by hand, a restored old
+// file under a newer head) is refused on open with the missing range.
+inline constexpr std::string_view kJournalHeadKvKey{"\x01journal/head", 14};
 
 // The row `key` must hold exactly `value` (nullopt: the row must be absent).
 struct KvExpect {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -85,6 +86,48 @@ Result<LedgerReply> Ledger::expire_holds(size_t limit) {
 }
 
 namespace {
+
+std::string encode_journal_head(const JournalRow& r) {
+  std::string v(8 + r.chain.size(), '\0');
+  for (int i = 0; i < 8; ++i) v[static_cast<size_t>(i)] = static_cast<char>(r.seq >> (56 - 8 * i));
+  std::memcpy(v.data() + 8, r.chain.data(), r.chain.size());
+  return v;
+}
+
+// Compares the journal with its high-water mark row (absent in ledgers written
+// before it existed: nothing to compare until the next append writes it).
+Status check_journal_head(Storage& storage, uint64_t count, std::vector<std::string>* problems) {
+  auto head = storage.kv_get(std::string(kJournalHeadKvKey));
+  if (!head.is_ok()) return head.status();
+  if (!head.value()) return Status::ok();
+  const std::string& v = **head;
+  if (v.size() != 40) {
+    problems->push_back("journal head row: " + std::to_string(v.size()) + " bytes, expected 40");
+    return Status::ok();
+  }
+  uint64_t seq = 0;
+  for (int i = 0; i < 8; ++i) seq = (seq << 8) | static_cast<uint8_t>(v[static_cast<size_t>(i)]);
+  if (count < seq) {
+    problems->push_back("journal: entries " + std::to_string(count + 1) + ".." + std::to_string(seq) +
+                        " are missing (the ledger committed " + std::to_string(seq) + " entries; " +
+                        std::to_string(count) + " remain: the tail was cut)");
+    return Status::ok();
+  }
+  if (count > seq) {
+    problems->push_back("journal: entries " + std::to_string(seq + 1) + ".." + std::to_string(count) +
+                        " were not written by the ledger (its head row says " + std::to_string(seq) + ")");
+  }
+  if (seq == 0) return Status::ok();
+  auto row = storage.journal_scan(seq, 1);
+  if (!row.is_ok()) return row.status();
+  if (row->empty() || row->front().seq != seq) {
+    problems->push_back("journal: row seq=" + std::to_string(seq) + " (the committed head) is missing");
+  } else if (std::memcmp(row->front().chain.data(), v.data() + 8, 32) != 0) {
+    problems->push_back("journal: row seq=" + std::to_string(seq) +
+                        " does not chain to the committed head (the journal was rewritten)");
+  }
+  return Status::ok();
+}
 
 constexpr uint16_t kResolvingFlags =
     kTransferPostPending | kTransferVoidPending | kTransferDisputePending | kTransferResolvePending;
@@ -340,6 +383,9 @@ class Batch {
     }
     for (const JournalRow& r : appended_) COVENANT_RETURN_IF_ERROR(txn_.journal_append(r));
     for (const auto& [key, value] : kv_) COVENANT_RETURN_IF_ERROR(txn_.kv_put(key, value));
+    if (!appended_.empty()) {
+      COVENANT_RETURN_IF_ERROR(txn_.kv_put(std::string(kJournalHeadKvKey), encode_journal_head(appended_.back())));
+    }
     return Status::ok();
   }
 
@@ -812,6 +858,9 @@ class LedgerImpl final : public Ledger {
     auto count = storage_->journal_count();
     if (!count.is_ok()) return count.status();
     if (!options_.check_journal_tail_on_open) return Status::ok();
+    std::vector<std::string> problems;
+    COVENANT_RETURN_IF_ERROR(check_journal_head(*storage_, *count, &problems));
+    if (!problems.empty()) return Status::corruption(problems.front() + "; refusing to open");
     if (options_.verify_journal_on_open) return journal_for_each(1, [](const JournalRow&) { return true; });
     if (*count == 0) return Status::ok();
     auto last = journal_at(*count);  // verifies the tail against its predecessor
@@ -1110,6 +1159,7 @@ Result<VerifyReport> LedgerImpl::verify() {
     if (*count != report.journal_entries)
       report.problems.push_back("journal: count " + std::to_string(*count) + " != rows walked " +
                                 std::to_string(report.journal_entries));
+    COVENANT_RETURN_IF_ERROR(check_journal_head(*storage_, *count, &report.problems));
   }
 
   // The books: balances recomputed from transfers must equal the stored ones.

@@ -1298,6 +1298,63 @@ TEST(LedgerSqliteFile, KvTableIsAddedOnOpen) {
   EXPECT_EQ((*l)->journal_count().value(), 1u);
 }
 
+// Journal rows deleted by hand from the tail leave a shorter chain that is
+// valid on its own; the head row the ledger commits with every append catches
+// it on open, naming the missing range, and verify (opened without the check)
+// reports it too.
+TEST(LedgerSqliteFile, TailCutByHandIsRefusedOnOpen) {
+  TestStore store("sqlite");
+  {
+    auto l = store.open();
+    ASSERT_TRUE(l.is_ok());
+    for (int i = 1; i <= 10; ++i) {
+      const std::string entry = "entry-" + std::to_string(i);
+      ASSERT_EQ((*l)->append(sha256(entry), entry)->result, R::ok);
+    }
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(store.location.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DELETE FROM journal WHERE seq >= 8", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto l = store.open();
+  ASSERT_FALSE(l.is_ok());
+  EXPECT_EQ(l.status().code(), Code::kCorruption);
+  EXPECT_NE(l.status().message().find("entries 8..10 are missing"), std::string::npos) << l.status().message();
+  LedgerOptions lax;
+  lax.check_journal_tail_on_open = false;
+  auto opened = Ledger::open(store.location, lax);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  auto report = (*opened)->verify();
+  ASSERT_TRUE(report.is_ok());
+  ASSERT_EQ(report->problems.size(), 1u);
+  EXPECT_NE(report->problems[0].find("entries 8..10 are missing"), std::string::npos) << report->problems[0];
+}
+
+// A row rewritten in place at the head (same seq, another chain) is refused too.
+TEST(LedgerSqliteFile, RewrittenHeadIsRefusedOnOpen) {
+  TestStore store("sqlite");
+  {
+    auto l = store.open();
+    ASSERT_TRUE(l.is_ok());
+    for (int i = 1; i <= 3; ++i) {
+      const std::string entry = "entry-" + std::to_string(i);
+      ASSERT_EQ((*l)->append(sha256(entry), entry)->result, R::ok);
+    }
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(store.location.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE journal SET chain = zeroblob(32) WHERE seq = 3", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto l = store.open();
+  ASSERT_FALSE(l.is_ok());
+  EXPECT_EQ(l.status().code(), Code::kCorruption);
+}
+
 // A byte flipped in the SQLite file itself (not through SQL) is caught on read and by verify.
 TEST(LedgerSqliteFile, FlippedByteInTheFileIsDetected) {
   TestStore store("sqlite");
