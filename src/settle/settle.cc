@@ -493,6 +493,46 @@ Result<StoredFrontier> decode_frontier(std::span<const uint8_t> bytes, const Pub
   return f;
 }
 
+std::string signed_head_key(uint64_t tree_size) {
+  std::string k(kSignedHeadKvPrefix);
+  for (int i = 0; i < 8; ++i) k.push_back(static_cast<char>(tree_size >> (56 - 8 * i)));
+  return k;
+}
+
+Status record_signed_head(Ledger& ledger, const Checkpoint& cp) {
+  const std::string root(reinterpret_cast<const char*>(cp.root.data()), cp.root.size());
+  // A larger size already signed: the journal has shrunk below it.
+  auto larger = ledger.kv_scan(std::string(kSignedHeadKvPrefix), signed_head_key(cp.tree_size), 1);
+  if (!larger) return larger.status();
+  if (!larger->empty()) {
+    uint64_t signed_size = 0;
+    const std::string& k = larger->front().first;
+    for (size_t i = kSignedHeadKvPrefix.size(); i < k.size(); ++i) signed_size = (signed_size << 8) | static_cast<uint8_t>(k[i]);
+    return Status::corruption("refusing to sign tree size " + std::to_string(cp.tree_size) + ": tree size " +
+                              std::to_string(signed_size) + " was already signed, so entries " +
+                              std::to_string(cp.tree_size + 1) + ".." + std::to_string(signed_size) + " are missing");
+  }
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto have = ledger.kv_get(signed_head_key(cp.tree_size));
+    if (!have) return have.status();
+    if (*have) {
+      if (**have == root) return Status::ok();
+      return Status::corruption("refusing to sign tree size " + std::to_string(cp.tree_size) + " with root " +
+                                to_hex(cp.root) + ": root " + to_hex(as_bytes(**have)) +
+                                " was already signed for that size (the journal was changed after it was checkpointed)");
+    }
+    std::vector<LedgerOperation> ops = {Atomic{.expects = {{signed_head_key(cp.tree_size), std::nullopt}},
+                                               .puts = {{signed_head_key(cp.tree_size), root}}}};
+    auto r = ledger.submit(ops);
+    if (!r) return r.status();
+    if ((*r)[0].result == LedgerResult::ok) return Status::ok();
+    if ((*r)[0].result != LedgerResult::kv_expectation_failed)
+      return Status::internal(std::string("recording the signed head: ") + ledger_result_name((*r)[0].result));
+    // Another process recorded this size at the same moment: compare with its root.
+  }
+  return Status::io("recording the signed head: still contended after 8 attempts");
+}
+
 Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const std::string& origin,
                                    const std::string& dir, uint64_t* tree_size, CheckpointStats* stats) {
   CheckpointStats st;
@@ -524,6 +564,7 @@ Result<std::string> cut_checkpoint(Ledger& ledger, const SigningKey& key, const 
     return true;
   }));
   Checkpoint cp{origin, f.range.size(), f.range.root()};
+  COVENANT_RETURN_IF_ERROR(record_signed_head(ledger, cp));
   auto note = sign_checkpoint(cp, key);
   if (!note) return note.status();
   std::error_code ec;

@@ -63,6 +63,12 @@ Hash32 legacy_state_root_after_no_writes(const Hash32& before);
 // (kInvalidArgument).
 Result<std::vector<uint8_t>> decision_cbor(std::span<const abi::WitValue> results);
 
+// Signed tree heads, one kv row per checkpointed size: prefix || u64be(size)
+// -> the 32-byte root. cut_checkpoint records the root before signing and
+// refuses to sign a different root for a size already signed, or any size
+// below the largest signed one (a journal that lost entries).
+inline constexpr std::string_view kSignedHeadKvPrefix{"\x01signed-head/", 14};
+
 // Receipt key 12: the first 16 bytes of
 //   SHA-256("covenant/interface/v1" || CBOR [world, grants])
 // where world is the structure of the WIT world the call ran in (its name, and

@@ -3,6 +3,7 @@
 // altered or the receipt is tampered with), the escrow mapping, and the
 // ledger wiring on SQLite (and PostgreSQL when COVENANT_PG_URL is set).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -475,6 +476,43 @@ TEST(SettleCheckpoint, IncrementalEqualsFullRebuildOver1000Appends) {
   EXPECT_EQ(f->range.hashes().size(), 6u);  // 1000 = 1111101000b
   EXPECT_EQ(f->range.root(), journal_tree(*l).value().root());
   EXPECT_EQ(f->journal_chain, l->journal_at(1000).value()->chain);
+}
+
+// The executor never signs two roots for one tree size, nor a size below one
+// it signed: even when the journal's tail and its head row were both removed
+// by hand (so the ledger opens), the signed heads recorded in the ledger
+// refuse the checkpoint, with a fresh checkpoint directory too.
+TEST(SettleCheckpoint, NeverSignsASecondRootForASize) {
+  const std::string dir = tmpdir("sth");
+  const std::string path = dir + "/ledger.db";
+  {
+    auto l = new_ledger(path);
+    append_entries(*l, 0, 5);
+    EXPECT_EQ(cut(*l, dir + "/cp").tree_size, 5u);
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql = "DELETE FROM journal WHERE seq >= 4; DELETE FROM kv WHERE key = X'" +
+                            to_hex(std::span(reinterpret_cast<const uint8_t*>(kJournalHeadKvKey.data()), kJournalHeadKvKey.size())) + "';";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto l = new_ledger(path);
+  uint64_t size = 0;
+  auto shrunk = cut_checkpoint(*l, cp_key(), kOrigin, dir + "/cp2", &size, nullptr);
+  ASSERT_FALSE(shrunk.is_ok());
+  EXPECT_EQ(shrunk.status().code(), Code::kCorruption);
+  EXPECT_NE(shrunk.status().message().find("tree size 5 was already signed, so entries 4..5 are missing"),
+            std::string::npos)
+      << shrunk.status().message();
+  append_entries(*l, 3, 5, "other");
+  auto forked = cut_checkpoint(*l, cp_key(), kOrigin, dir + "/cp3", &size, nullptr);
+  ASSERT_FALSE(forked.is_ok());
+  EXPECT_EQ(forked.status().code(), Code::kCorruption);
+  EXPECT_NE(forked.status().message().find("was already signed for that size"), std::string::npos)
+      << forked.status().message();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/cp3/checkpoint-5.txt"));
 }
 
 TEST(SettleCheckpoint, DamagedFrontierIsDetectedAndTheCheckpointStaysRight) {
