@@ -21,6 +21,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -81,17 +82,28 @@ class KeyResolver {
  public:
   virtual ~KeyResolver() = default;
   virtual Result<PublicKey> resolve(const KeyId& kid) const = 0;
+  // When the key was revoked (Unix ms), if it was: receipts it signed at or
+  // after that time are refused by verify_receipt; older ones still verify.
+  virtual std::optional<uint64_t> revoked_at_ms(const KeyId& kid) const {
+    (void)kid;
+    return std::nullopt;
+  }
 };
 
 // A resolver that knows exactly one key (`--key PUBHEX`).
 class PinnedKey : public KeyResolver {
  public:
-  explicit PinnedKey(const PublicKey& pub) : pub_(pub), kid_(kid_for(pub)) {}
+  explicit PinnedKey(const PublicKey& pub, std::optional<uint64_t> revoked_at_ms = std::nullopt)
+      : pub_(pub), kid_(kid_for(pub)), revoked_at_ms_(revoked_at_ms) {}
   Result<PublicKey> resolve(const KeyId& kid) const override;
+  std::optional<uint64_t> revoked_at_ms(const KeyId& kid) const override {
+    return kid == kid_ ? revoked_at_ms_ : std::nullopt;
+  }
 
  private:
   PublicKey pub_;
   KeyId kid_;
+  std::optional<uint64_t> revoked_at_ms_;
 };
 
 class KeyStore : public KeyResolver {
@@ -108,6 +120,13 @@ class KeyStore : public KeyResolver {
   // resolvable (old receipts keep verifying); its secret stays on disk, 0600,
   // so an operator can destroy it deliberately.
   Status rotate();
+  // Revokes a retired key as of `at_ms` (Unix ms; may be in the past, when a
+  // compromise is found late): <dir>/<kid>.revoked holds the time. Receipts
+  // it signed at or after that time stop verifying; older ones keep
+  // verifying. Revoking again keeps the earlier time. The active key cannot
+  // be revoked (rotate first): kFailedPrecondition. Unknown kid: kNotFound.
+  Status revoke(const KeyId& kid, uint64_t at_ms);
+  std::optional<uint64_t> revoked_at_ms(const KeyId& kid) const override;
   // Every public key the store knows, the active one included.
   const std::vector<PublicKey>& public_keys() const { return public_keys_; }
   Result<PublicKey> resolve(const KeyId& kid) const override;
@@ -121,6 +140,7 @@ class KeyStore : public KeyResolver {
   std::string dir_;
   std::unique_ptr<SigningKey> active_;
   std::vector<PublicKey> public_keys_;
+  std::vector<std::pair<KeyId, uint64_t>> revoked_;
 };
 
 // $COVENANT_HOME/keys, else $HOME/.covenant/keys.

@@ -118,7 +118,9 @@ Result<Receipt> decode_receipt(std::span<const uint8_t> cose);
 
 // Parses and checks the signature with the key `keys` resolves for the kid.
 // kInvalidArgument: malformed; kNotFound: unknown kid; kCorruption: the
-// signature does not verify (the bytes were changed or signed by another key).
+// signature does not verify (the bytes were changed or signed by another key);
+// kFailedPrecondition: signed (by its time, key 8) at or after the key's
+// revocation (KeyResolver::revoked_at_ms).
 Result<Receipt> verify_receipt(std::span<const uint8_t> cose, const KeyResolver& keys);
 
 // Receipt id: SHA-256 of the exact COSE_Sign1 bytes.

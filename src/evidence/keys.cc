@@ -202,8 +202,22 @@ Status KeyStore::load() {
     return Status::corruption(key_path + ": key does not match its kid (derived " + to_hex(active_->kid()) + ")");
   }
   public_keys_.clear();
+  revoked_.clear();
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+    if (e.path().extension() == ".revoked") {
+      KeyId kid;
+      auto text = read_small_file(e.path().string());
+      if (!text) return text.status();
+      char* end = nullptr;
+      errno = 0;
+      const unsigned long long at = std::strtoull(text->c_str(), &end, 10);
+      if (!from_hex(e.path().stem().string(), kid) || text->empty() || *end != '\0' || errno != 0) {
+        return Status::corruption(e.path().string() + ": expected the revocation time in Unix milliseconds");
+      }
+      revoked_.emplace_back(kid, static_cast<uint64_t>(at));
+      continue;
+    }
     if (e.path().extension() != ".pub") continue;
     auto pub_hex = read_small_file(e.path().string());
     if (!pub_hex) return pub_hex.status();
@@ -225,6 +239,23 @@ Status KeyStore::load() {
 Status KeyStore::rotate() {
   COVENANT_RETURN_IF_ERROR(write_new_key(SigningKey::generate()));
   return load();
+}
+
+Status KeyStore::revoke(const KeyId& kid, uint64_t at_ms) {
+  if (kid == active_->kid()) {
+    return Status::precondition("key " + to_hex(kid) + " is the active signing key; rotate first, then revoke it");
+  }
+  if (!resolve(kid)) return Status::not_found("key id " + to_hex(kid) + " is not in " + dir_);
+  if (auto earlier = revoked_at_ms(kid); earlier && *earlier <= at_ms) return Status::ok();
+  COVENANT_RETURN_IF_ERROR(replace_file(dir_ + "/" + to_hex(kid) + ".revoked", std::to_string(at_ms) + "\n"));
+  return load();
+}
+
+std::optional<uint64_t> KeyStore::revoked_at_ms(const KeyId& kid) const {
+  for (const auto& [k, at] : revoked_) {
+    if (k == kid) return at;
+  }
+  return std::nullopt;
 }
 
 Result<PublicKey> KeyStore::resolve(const KeyId& kid) const {

@@ -72,6 +72,51 @@ TEST(KeyStore, RotationKeepsOldReceiptsVerifiable) {
   EXPECT_EQ((*reopened)->resolve(unknown).status().code(), Code::kNotFound);
 }
 
+// A key revoked at T: receipts it signed before T still verify, those at or
+// after T are refused (also through a fresh open and a pinned key); the active
+// key cannot be revoked; revoking again keeps the earlier time.
+TEST(KeyStore, RevocationAtAPointInTime) {
+  testing::TempDir tmp;
+  auto ks = KeyStore::open(tmp.path());
+  ASSERT_TRUE(ks.is_ok());
+  const uint64_t t = 1'767'225'600'000ull;  // typical_receipt(seq) is signed at t + seq
+  std::vector<uint8_t> before, at, after;
+  ASSERT_TRUE(sign_receipt(testing::typical_receipt(0), (*ks)->active(), &before).is_ok());
+  ASSERT_TRUE(sign_receipt(testing::typical_receipt(5), (*ks)->active(), &at).is_ok());
+  ASSERT_TRUE(sign_receipt(testing::typical_receipt(9), (*ks)->active(), &after).is_ok());
+  const KeyId old_kid = (*ks)->active().kid();
+  const PublicKey old_pub = (*ks)->active().public_key();
+  EXPECT_EQ((*ks)->revoke(old_kid, t + 5).code(), Code::kFailedPrecondition) << "the active key";
+  ASSERT_TRUE((*ks)->rotate().is_ok());
+  KeyId unknown{};
+  EXPECT_EQ((*ks)->revoke(unknown, t).code(), Code::kNotFound);
+  ASSERT_TRUE((*ks)->revoke(old_kid, t + 5).is_ok());
+  ASSERT_TRUE((*ks)->revoke(old_kid, t + 7).is_ok());  // later: the earlier time stays
+  EXPECT_EQ((*ks)->revoked_at_ms(old_kid), t + 5);
+  auto reopened = KeyStore::open(tmp.path());
+  ASSERT_TRUE(reopened.is_ok()) << reopened.status().to_string();
+  EXPECT_EQ((*reopened)->revoked_at_ms(old_kid), t + 5);
+  EXPECT_EQ((*reopened)->revoked_at_ms((*reopened)->active().kid()), std::nullopt);
+  for (const KeyResolver* keys : std::initializer_list<const KeyResolver*>{reopened->get()}) {
+    EXPECT_TRUE(verify_receipt(before, *keys).is_ok());
+    auto v = verify_receipt(at, *keys);
+    EXPECT_EQ(v.status().code(), Code::kFailedPrecondition);
+    EXPECT_NE(v.status().message().find("at or after the key's revocation at " + std::to_string(t + 5) + " ms"),
+              std::string::npos)
+        << v.status().message();
+    EXPECT_EQ(verify_receipt(after, *keys).status().code(), Code::kFailedPrecondition);
+  }
+  const PinnedKey pinned(old_pub, t + 5);
+  EXPECT_TRUE(verify_receipt(before, pinned).is_ok());
+  EXPECT_EQ(verify_receipt(after, pinned).status().code(), Code::kFailedPrecondition);
+  // Moving the revocation earlier takes effect.
+  ASSERT_TRUE((*reopened)->revoke(old_kid, t).is_ok());
+  EXPECT_EQ(verify_receipt(before, **reopened).status().code(), Code::kFailedPrecondition);
+  // A damaged revocation file is refused, not ignored.
+  std::ofstream(tmp.path() + "/" + to_hex(old_kid) + ".revoked") << "soon\n";
+  EXPECT_EQ(KeyStore::open(tmp.path()).status().code(), Code::kCorruption);
+}
+
 TEST(KeyStore, CorruptKeyFileIsCorruption) {
   testing::TempDir tmp;
   auto ks = KeyStore::open(tmp.path());

@@ -282,6 +282,12 @@ Result<Receipt> verify_receipt(std::span<const uint8_t> cose, const KeyResolver&
     return Status::corruption("receipt signature does not verify with key " + to_hex(r.executor_kid) +
                               " (the bytes were changed or signed by another key)");
   }
+  // The signature is good; a key revoked at T vouches only for what it signed before T.
+  if (auto revoked = keys.revoked_at_ms(r.executor_kid); revoked && r.time_unix_ms >= *revoked) {
+    return Status::precondition("receipt signed by key " + to_hex(r.executor_kid) + " at " +
+                                std::to_string(r.time_unix_ms) + " ms, at or after the key's revocation at " +
+                                std::to_string(*revoked) + " ms");
+  }
   return r;
 }
 

@@ -253,6 +253,28 @@ TEST(SettleReplay, OptimizedReceiptConfirmsOnTheInterpreter) {
   EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
 }
 
+// Replay against a key store: a receipt signed before its key's revocation
+// confirms, one signed at or after it is refuted at `signature`.
+TEST(SettleReplay, ReceiptFromARevokedKeyIsRefutedFromItsRevocationOn) {
+  const std::string dir = tmpdir("revoke");
+  auto ks = KeyStore::open(dir + "/keys");
+  ASSERT_TRUE(ks.is_ok());
+  const ReplayPackage pkg = package_for(seed_inputs(Tier::kBaseline), (*ks)->active());
+  const uint64_t signed_at = decode_receipt(pkg.receipt).value().time_unix_ms;
+  const KeyId kid = (*ks)->active().kid();
+  ASSERT_TRUE((*ks)->rotate().is_ok());
+  ASSERT_TRUE((*ks)->revoke(kid, signed_at + 1).is_ok());
+  auto v = replay(pkg, Tier::kInterp, ks->get());
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_TRUE(v->confirmed) << v->field << ": " << v->detail;
+  ASSERT_TRUE((*ks)->revoke(kid, signed_at).is_ok());
+  v = replay(pkg, Tier::kInterp, ks->get());
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  EXPECT_FALSE(v->confirmed);
+  EXPECT_EQ(v->field, "signature");
+  EXPECT_NE(v->detail.find("revocation"), std::string::npos) << v->detail;
+}
+
 TEST(SettleReplay, AlteredIntentModuleOrReceiptIsRefuted) {
   const SigningKey key = SigningKey::generate();
   const ReplayPackage pkg = package_for(seed_inputs(Tier::kBaseline), key);
