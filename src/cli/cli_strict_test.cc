@@ -118,9 +118,9 @@ TEST_F(CliStrict, UnknownFlagIsRefusedByEveryCommand) {
   const std::string i = intent("i.json");
   const std::string hold = std::string(32, 'a');
   // A receipt to verify, from the demo log.
-  ASSERT_EQ(run("receipt demo --count 1").code, 0);
-  const std::string id = run("receipt demo --count 1").out.substr(0, 64);
-  ASSERT_EQ(run("receipt get " + id + " --out " + g_dir + "/r.cose").code, 0);
+  ASSERT_EQ(run("receipt demo --count 1 --log demo.log").code, 0);
+  const std::string id = run("receipt demo --count 1 --log demo.log").out.substr(0, 64);
+  ASSERT_EQ(run("receipt get " + id + " --out " + g_dir + "/r.cose --log demo.log").code, 0);
   const std::vector<std::string> cmds = {
       "run " + kSeed + " approve --bogus 1",
       "compile " + kSeed + " --bogus 1",
@@ -136,8 +136,8 @@ TEST_F(CliStrict, UnknownFlagIsRefusedByEveryCommand) {
       "ledger balance 1 --bogus 1 --ledger " + g_dir + "/l.db",
       "receipt verify " + g_dir + "/r.cose --bogus 1",
       "key show --bogus 1",
-      "log verify --bogus 1",
-      "log prove --index 0 --bogus 1",
+      "log verify --bogus 1 --log demo.log",
+      "log prove --index 0 --bogus 1 --log demo.log",
   };
   for (const std::string& c : cmds) {
     Outcome r = run(c);
@@ -285,6 +285,8 @@ TEST_F(CliStrict, JsonFailureIsExactlyOneObject) {
       "ledger transfer 1 --from 1 --to 2 --amount x --ledger " + g_dir + "/l.db --json",
       "receipt verify " + missing + " --json",
       "receipt get nothex --out " + g_dir + "/o --json",
+      "receipt get " + std::string(64, '0') + " --out " + g_dir + "/o --json",  // no location
+      "log checkpoint --json",                                                 // no location
       "key show --bogus --json",
       "log prove --size x --json",
       "log verify --log " + missing + " --json",
@@ -300,9 +302,9 @@ TEST_F(CliStrict, ExitCodeTable) {
                 .code,
             0);
   const std::string other = json::parse(run("key show --keys-dir " + g_dir + "/k2 --json").out)["public_key"];
-  ASSERT_EQ(run("receipt demo --count 1").code, 0);
-  const std::string id = run("receipt demo --count 1").out.substr(0, 64);
-  ASSERT_EQ(run("receipt get " + id + " --out " + g_dir + "/r.cose").code, 0);
+  ASSERT_EQ(run("receipt demo --count 1 --log demo.log").code, 0);
+  const std::string id = run("receipt demo --count 1 --log demo.log").out.substr(0, 64);
+  ASSERT_EQ(run("receipt get " + id + " --out " + g_dir + "/r.cose --log demo.log").code, 0);
   write(g_dir + "/bad.wasm", "not wasm");
   struct Row {
     std::string args;

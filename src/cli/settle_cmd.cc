@@ -1,13 +1,12 @@
 // covenant settle ...: the second phase of escrow created by
-// `covenant approve --ledger` (release = post the hold, refund = void it),
-// checkpoints of the ledger's journal, and receipts and inclusion proofs read
-// from it (docs/settlement.md). Proofs and checkpoints use the formats of
-// `covenant log prove|checkpoint`, so `covenant log verify --proof P
-// --checkpoint CP --receipt R` checks them offline.
+// `covenant approve --ledger` (release = post the hold, refund = void it)
+// (docs/settlement.md). `settle checkpoint|prove|receipt` are the older
+// spellings of `covenant log checkpoint`, `covenant log prove --id` and
+// `covenant receipt get`, kept for scripts: they run the same code
+// (src/cli/evidence_ops.h), so there is one implementation per concept.
 // Exit codes: 0 ok, 1 usage/I/O/refused by the ledger.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/evidence_ops.h"
 #include "settle/settle.h"
 
 namespace covenant::cli {
@@ -24,9 +24,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kSettleUsage =
-    "settle release HOLD_ID [--amount N] | refund HOLD_ID | checkpoint [--origin O] [--dir DIR] [--keys-dir DIR] | "
-    "prove RECEIPT_ID [--size N] [--out FILE] | receipt RECEIPT_ID --out FILE  (all: --ledger PATH_OR_URL "
-    "[--pg-schema S] [--json])";
+    "settle release HOLD_ID [--amount N] | refund HOLD_ID  (both: --ledger PATH_OR_URL [--pg-schema S] [--json]; "
+    "settle checkpoint|prove|receipt are older spellings of log checkpoint, log prove --id, receipt get)";
 
 struct SArgs {
   std::vector<std::string> pos;
@@ -40,11 +39,6 @@ int sfail(const SArgs& a, const std::string& msg, const std::string& code = "set
   return Reporter{"settle", a.as_json}.fail(kExitError, code, msg);
 }
 
-bool write_bytes(const std::string& path, std::string_view data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-  return static_cast<bool>(f);
-}
 
 int settle_command(int argc, char** argv) {
   std::vector<std::string> argv_v = subcommand_first(to_vector(argc, argv));
@@ -70,19 +64,19 @@ int settle_command(int argc, char** argv) {
   CLI::App* refund = app.add_subcommand("refund", "void a hold: the whole amount goes back");
   add_pos(*refund, "HOLD_ID", a.pos, "the hold (32 hex digits)");
   common(refund);
-  CLI::App* checkpoint = app.add_subcommand("checkpoint", "sign a checkpoint of the whole journal now");
+  CLI::App* checkpoint = app.add_subcommand("checkpoint", "the same as `covenant log checkpoint --ledger L`");
   checkpoint->add_option("--origin", a.origin, "checkpoint origin line")->type_name("O");
   checkpoint->add_option("--dir", a.dir, "where checkpoints go (default <ledger>.checkpoints)")->type_name("DIR");
   checkpoint->add_option("--keys-dir", a.keys_dir, "executor signing keys (default $COVENANT_HOME/keys)")->type_name("DIR");
   common(checkpoint);
-  CLI::App* prove = app.add_subcommand("prove", "inclusion proof of a receipt, the JSON of `covenant log prove`");
+  CLI::App* prove = app.add_subcommand("prove", "the same as `covenant log prove --id RECEIPT_ID --ledger L`");
   add_pos(*prove, "RECEIPT_ID", a.pos, "the receipt (64 hex digits)");
   add_u64(*prove, "--size", a.size, "tree size to prove against (default: the whole journal)", UINT64_MAX, false,
           &a.size_given)
       ->default_str("");
-  prove->add_option("--out", a.out, "also write the proof to this file")->type_name("FILE");
+  prove->add_option("--out", a.out, "write the proof to this file (and print a one-line summary)")->type_name("FILE");
   common(prove);
-  CLI::App* receipt = app.add_subcommand("receipt", "write the exact COSE_Sign1 bytes of a receipt from the journal");
+  CLI::App* receipt = app.add_subcommand("receipt", "the same as `covenant receipt get RECEIPT_ID --ledger L`");
   add_pos(*receipt, "RECEIPT_ID", a.pos, "the receipt (64 hex digits)");
   receipt->add_option("--out", a.out, "the file to write (required)")->type_name("FILE");
   common(receipt);
@@ -107,6 +101,30 @@ int settle_command(int argc, char** argv) {
       });
       !e.empty())
     return rep.fail(kExitError, "bad_file", e);
+  if (sub == "checkpoint" || sub == "prove" || sub == "receipt") {
+    // The older spellings: the receipt and log families' own code.
+    EvidenceArgs e;
+    e.who = "settle";
+    e.json = a.as_json;
+    e.flags["--ledger"] = a.ledger;
+    if (!a.pg_schema.empty()) e.flags["--pg-schema"] = a.pg_schema;
+    if (!a.out.empty()) e.flags["--out"] = a.out;
+    if (sub == "checkpoint") {
+      e.flags["--origin"] = a.origin;
+      if (!a.dir.empty()) e.flags["--dir"] = a.dir;
+      if (!a.keys_dir.empty()) e.flags["--keys-dir"] = a.keys_dir;
+      return log_checkpoint_op(e);
+    }
+    Hash32 id;
+    if (!from_hex(a.pos[1], id)) return rep.usage("a receipt id is 64 hex digits");
+    if (sub == "prove") {
+      e.flags["--id"] = a.pos[1];
+      if (a.size_given) e.flags["--size"] = std::to_string(a.size);
+      return log_prove_op(e);
+    }
+    e.positional = {a.pos[1]};
+    return receipt_get_op(e);
+  }
   auto ledger = settle::open_ledger(a.ledger, a.pg_schema);
   if (!ledger) return sfail(a, ledger.status().to_string(), "ledger_open");
   Ledger& l = **ledger;
@@ -135,50 +153,6 @@ int settle_command(int argc, char** argv) {
       std::printf("%s %s %s (hold %s)\n", sub.c_str(), t.id.hex().c_str(), ledger_result_name(r->result), state.c_str());
     }
     return ok ? kExitOk : kExitError;
-  }
-  if (sub == "checkpoint") {
-    auto keys = KeyStore::open(a.keys_dir.empty() ? default_keys_dir() : a.keys_dir);
-    if (!keys) return sfail(a, keys.status().to_string(), "keys");
-    const std::string dir = a.dir.empty() ? settle::default_checkpoint_dir(a.ledger) : a.dir;
-    uint64_t size = 0;
-    auto path = settle::cut_checkpoint(l, (*keys)->active(), a.origin, dir, &size);
-    if (!path) return sfail(a, path.status().to_string());
-    if (a.as_json) std::printf("%s\n", json{{"ok", true}, {"tree_size", size}, {"path", *path}}.dump().c_str());
-    else std::printf("checkpoint of %llu entries: %s\n", (unsigned long long)size, path->c_str());
-    return kExitOk;
-  }
-  if (sub == "prove" || sub == "receipt") {
-    Hash32 id;
-    if (!from_hex(a.pos[1], id)) return rep.usage("a receipt id is 64 hex digits");
-    auto row = l.journal_by_key(id);
-    if (!row) return sfail(a, row.status().to_string());
-    if (!*row) return sfail(a, "receipt " + a.pos[1] + " is not in the journal", "not_found");
-    if (sub == "receipt") {
-      if (!write_bytes(a.out, (*row)->entry)) return sfail(a, "cannot write " + a.out, "io");
-      if (a.as_json)
-        std::printf("%s\n", json{{"ok", true}, {"id", a.pos[1]}, {"index", (*row)->seq - 1}, {"size_bytes", (*row)->entry.size()},
-                                 {"out", a.out}}.dump().c_str());
-      else
-        std::printf("wrote %zu bytes (log index %llu) to %s\n", (*row)->entry.size(),
-                    (unsigned long long)((*row)->seq - 1), a.out.c_str());
-      return kExitOk;
-    }
-    auto tree = settle::journal_tree(l);
-    if (!tree) return sfail(a, tree.status().to_string());
-    uint64_t size = tree->size();
-    if (a.size_given) size = a.size;
-    const uint64_t index = (*row)->seq - 1;
-    auto p = tree->inclusion_proof(index, size);
-    if (!p) return sfail(a, p.status().to_string());
-    json path = json::array();
-    for (const Hash32& h : *p) path.push_back(to_hex(h));
-    json j = {{"type", "inclusion"}, {"leaf_index", index}, {"tree_size", size}, {"leaf_hash", to_hex(tree->leaf_hash(index))},
-              {"receipt_id", a.pos[1]}, {"root", to_hex(tree->root_at(size).value())}, {"path", path}};
-    const std::string text = j.dump(2) + "\n";
-    if (!a.out.empty() && !write_bytes(a.out, text)) return sfail(a, "cannot write " + a.out, "io");
-    if (a.as_json) std::printf("%s\n", j.dump().c_str());
-    else std::printf("%s", text.c_str());
-    return kExitOk;
   }
   return rep.usage("unknown subcommand '" + sub + "'", kSettleUsage);
 }
