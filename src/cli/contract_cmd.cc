@@ -1,9 +1,14 @@
 // covenant call / covenant approve: run a contract's WIT export with JSON
 // values (docs/host.md, docs/cli.md). Keep the JSON shape stable: outside
 // checks parse it. Exit codes: 0 ok, 1 load/validation/usage error, 2 trap.
+// One-shot commands: without --tier they run on the optimized tier only when
+// its artifact is already cached (else baseline, and say so), and every call
+// has a wall-clock deadline (--deadline-ms, default kCallDeadlineMsDefault).
+// Guest log lines are printed escaped and prefixed (src/cli/guest_output.h).
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -15,12 +20,16 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/guest_output.h"
+#include "covenant/component.h"
 #include "covenant/contract.h"
 #include "covenant/engine.h"
 #include "covenant/strict_json.h"
 #include "covenant/wit.h"
 #include "settle/pipeline.h"
 #include "settle/settle.h"
+#include "wasm/cache.h"
+#include "wasm/prepare.h"
 
 namespace covenant::cli {
 namespace {
@@ -29,18 +38,22 @@ using json = nlohmann::json;
 
 constexpr const char* kCallUsage =
     "call CONTRACT.wasm --wit FILE.wit [--world W] --export NAME --args JSON [--grants FILE] "
-    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite|memory] [--json]";
+    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deadline-ms N] [--deployment NAME] "
+    "[--kv FILE.sqlite|memory] [--json]";
 constexpr const char* kApproveUsage =
     "approve CONTRACT.wasm --intent FILE.json|- [--wit FILE.wit] [--world W] [--grants FILE] "
-    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deployment NAME] [--kv FILE.sqlite|memory] [--json] "
-    "[--ledger PATH|URL] [--pg-schema S] [--keys-dir DIR] [--replay-out PKG] [--checkpoint-every N] "
+    "[--tier interp|baseline|optimized|auto] [--fuel N] [--deadline-ms N] [--deployment NAME] "
+    "[--kv FILE.sqlite|memory] [--json] [--ledger PATH|URL] [--pg-schema S] [--keys-dir DIR] [--replay-out PKG] [--checkpoint-every N] "
     "[--checkpoint-dir DIR] [--origin NAME] (docs/settlement.md)";
 
-// Load/validation errors of call/approve go to stderr only, also with --json
-// (src/host/contract_cli_test.cc pins an empty stdout for them); argument and
-// file errors found before anything runs follow the shared --json rule.
+// A one-shot call's wall-clock limit unless --deadline-ms says otherwise: far
+// above what a policy decision takes (milliseconds), low enough that a runaway
+// guest on the default fuel (1e9, minutes on the interpreter) does not hang a
+// script. 0 = none.
+constexpr uint64_t kCallDeadlineMsDefault = 10'000;
+
 // Set from the command line before anything can fail: with --json every failure is
-// also one JSON object on stdout.
+// also one JSON object on stdout (and the message on stderr).
 bool g_json = false;
 
 int fail(const std::string& msg, const char* usage = nullptr) {
@@ -70,7 +83,9 @@ bool read_text(const std::string& path, std::string& out, std::string& err) {
 struct Args {
   std::string contract, wit, world, export_name, args, grants, intent, deployment = "default", kv;
   Tier tier = Tier::kOptimized;
+  bool tier_given = false;  // false: optimized if its artifact is cached, else baseline
   uint64_t fuel = 1'000'000'000;  // CLI default: generous, still bounded (as covenant run)
+  uint64_t deadline_ms = kCallDeadlineMsDefault;
   bool as_json = false;
   settle::ApproveFlags settle;  // --ledger, --keys-dir, --replay-out, ... (docs/settlement.md)
 };
@@ -98,8 +113,9 @@ std::optional<int> parse_args(int argc, char** argv, bool approve, Args& a) {
   }
   app.add_option("--world", a.world, "the world in the WIT (default: the only one)")->type_name("W");
   app.add_option("--grants", a.grants, "capability grants, a JSON file (default: none)")->type_name("FILE");
-  add_tier(app, a.tier);
+  add_tier(app, a.tier)->default_str("optimized if its artifact is cached, else baseline");
   add_u64(app, "--fuel", a.fuel, "fuel budget");
+  add_u64(app, "--deadline-ms", a.deadline_ms, "wall-clock deadline of the call in ms (0 = none)", UINT32_MAX);
   app.add_option("--deployment", a.deployment, "deployment name that scopes kv state")->type_name("NAME");
   app.add_option("--kv", a.kv,
                  "kv state: a SQLite file, or 'memory' (kept in memory, dropped at exit); required to be given "
@@ -130,6 +146,7 @@ std::optional<int> parse_args(int argc, char** argv, bool approve, Args& a) {
             "with --ledger: sign a checkpoint every N receipts (0 = never)");
   }
   if (auto code = parse(app, argv_v, rep, usage)) return code;
+  a.tier_given = app.get_option("--tier")->count() > 0;
   if (a.contract.empty()) return rep.usage("need a contract file", usage);
   if (approve && a.intent.empty()) return rep.usage("need --intent FILE.json", usage);
   if (!approve && a.export_name.empty()) return rep.usage("need --export NAME", usage);
@@ -155,6 +172,25 @@ std::optional<int> parse_args(int argc, char** argv, bool approve, Args& a) {
 
 uint64_t us(uint64_t ns) { return (ns + 500) / 1000; }
 
+// Whether the optimized tier's artifact for this contract (its core module, for a
+// component) is in the artifact cache: the key the engine computes on load
+// (src/wasm/cache.h), so the answer is the engine's own cache hit. Anything that
+// fails here fails again, with its message, when the contract is deployed.
+bool optimized_artifact_cached(std::span<const uint8_t> wasm, const EngineConfig& config) {
+  std::vector<uint8_t> core;
+  if (component::is_component(wasm)) {
+    auto c = component::read_component(wasm);
+    if (!c) return false;
+    core = std::move(c->core_module);
+    wasm = core;
+  }
+  auto prep = wasm::prepare_module(wasm, config.load_limits, config.features, config.metering);
+  if (!prep) return false;
+  wasm::ArtifactCache cache(config);
+  std::error_code ec;
+  return std::filesystem::is_regular_file(cache.path_for(cache.key(prep->metered, "optimized")), ec);
+}
+
 int run_contract(const Args& a, const char* usage, bool approve) {
   std::string text, err;
   std::vector<uint8_t> wasm;
@@ -163,8 +199,20 @@ int run_contract(const Args& a, const char* usage, bool approve) {
     if (!f) return fail("cannot open " + a.contract + ": " + std::strerror(errno), usage);
     wasm.assign(std::istreambuf_iterator<char>(f), {});
   }
+  const EngineConfig engine_config;
+  Tier tier = a.tier;
+  if (!a.tier_given) {
+    // A one-shot process would compile the optimized tier (seconds) for one call:
+    // use it only when it is already built.
+    const bool cached = optimized_artifact_cached(wasm, engine_config);
+    tier = cached ? Tier::kOptimized : Tier::kBaseline;
+    if (!a.as_json)
+      std::fprintf(stderr, "covenant: tier %s (%s; --tier picks one)\n", tier_name(tier),
+                   cached ? "its optimized artifact is cached"
+                          : ("no optimized artifact cached: `covenant compile " + a.contract + "` builds it").c_str());
+  }
   DeployOptions opts;
-  opts.tier = a.tier;
+  opts.tier = tier;
   opts.world = a.world;
   opts.deployment = a.deployment;
   opts.kv_path = a.kv == "memory" ? "" : a.kv;  // --kv memory: the explicit choice of no persistence
@@ -217,7 +265,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
     opts.kv_store = pipeline->kv_store();
   }
 
-  auto engine = Engine::create({});
+  auto engine = Engine::create(engine_config);
   if (!engine) return fail(engine.status().to_string());
   auto t0 = std::chrono::steady_clock::now();
   auto contract = Contract::deploy(**engine, wasm, opts);
@@ -233,7 +281,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   }
   std::string grants_text;
   if (approve && a.settle.enabled() && !a.grants.empty() && !read_text(a.grants, grants_text, err)) return fail(err);
-  settle::CallInputs inputs{wasm, opts.wit, a.world, grants_text, export_name, text, a.fuel, a.tier};
+  settle::CallInputs inputs{wasm, opts.wit, a.world, grants_text, export_name, text, a.fuel, tier};
   json settled;  // approve --ledger / --replay-out: receipt (and hold) ids, src/settle
   std::optional<Contract::CallResult> result;
   if (pipelined) {
@@ -241,6 +289,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
     pc.export_name = export_name;
     pc.args = args;
     pc.inputs = inputs;
+    pc.deadline_ms = a.deadline_ms;
     auto o = pipeline->approve(c, pc);
     // Nothing is printed before the commit; an error here means nothing was stored.
     if (!o) return fail(o.status().message());
@@ -268,6 +317,7 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   } else {
     CallOptions co;
     co.fuel = a.fuel;
+    co.deadline_ms = static_cast<uint32_t>(a.deadline_ms);
     auto r = c.call_json(export_name, args, co);
     if (!r) return fail(r.status().message());
     result = std::move(*r);
@@ -279,9 +329,16 @@ int run_contract(const Args& a, const char* usage, bool approve) {
   }
   const Contract::CallResult* r = &*result;
 
-  for (const LogLine& l : r->record.logs)
-    std::fprintf(stderr, "log %s: %s\n", log_level_name(l.level), l.message.c_str());
-  if (r->record.logs_dropped) std::fprintf(stderr, "log: %u lines dropped\n", r->record.logs_dropped);
+  // Guest output is inert: one escaped line each, prefixed with the contract and the level.
+  const std::string who = guest_name(a.contract);
+  json logs = json::array();
+  for (const LogLine& l : r->record.logs) {
+    const std::string msg = escape_guest_text(l.message);
+    std::fprintf(stderr, "guest %s: log %s: %s\n", who.c_str(), log_level_name(l.level), msg.c_str());
+    logs.push_back({{"contract", who}, {"level", log_level_name(l.level)}, {"message", msg}});
+  }
+  if (r->record.logs_dropped)
+    std::fprintf(stderr, "guest %s: log: %u lines dropped\n", who.c_str(), r->record.logs_dropped);
 
   bool trapped = r->trap.kind != TrapKind::kNone;
   auto lt = c.module().load_timings();
@@ -297,10 +354,18 @@ int run_contract(const Args& a, const char* usage, bool approve) {
                        {"execute", us(r->timings.execute_ns)},
                        {"lift", us(r->timings.lift_ns)},
                        {"call", us(r->timings.total_ns)}};
+    // approve --ledger keeps the shape src/settle/settle_cli_test.cc pins until that
+    // test lists these keys too (the tier still goes into the replay package).
+    if (!pipelined) {
+      j["tier"] = tier_name(c.module().tier());
+      j["cache_hit"] = lt.cache_hit;
+      j["logs"] = logs;
+      j["logs_dropped"] = r->record.logs_dropped;
+    }
     for (auto& [k, v] : settled.items()) j[k] = v;
     std::printf("%s\n", j.dump().c_str());
   } else if (trapped) {
-    std::printf("trap: %s: %s\nfuel used: %llu\n", trap_kind_name(r->trap.kind), r->trap.message.c_str(),
+    std::printf("trap: %s: %s\nfuel used: %llu\n", trap_kind_name(r->trap.kind), escape_guest_text(r->trap.message).c_str(),
                 (unsigned long long)r->fuel_used);
   } else {
     std::printf("%s: %s\nfuel used: %llu\n", approve ? "decision" : "result", r->result.dump().c_str(),

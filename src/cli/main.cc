@@ -45,8 +45,8 @@ static void print_usage(FILE* out) {
                "       covenant help [COMMAND] | covenant COMMAND --help | covenant --version\n\ncommands:\n");
   for (const Command& c : commands()) std::fprintf(out, "  %s\n", c.usage);
   std::fprintf(out,
-               "\nexit codes: 0 ok, 1 usage/load/validation error, 2 guest trap or a verification that failed "
-               "(docs/cli.md)\n");
+               "\nexit codes: 0 ok, 1 usage/load/validation error, 2 guest trap or a verification that failed, "
+               "3 run: no such export or arguments that do not fit it (docs/cli.md)\n");
 }
 
 static int print_version(bool as_json) {

@@ -1,5 +1,8 @@
-// covenant run / covenant compile: the engine's command-line contract
-// (docs/cli.md). Keep the JSON shape stable: outside checks parse it.
+// covenant run / covenant compile / covenant validate: the engine's
+// command-line contract (docs/cli.md). Keep the JSON shape stable: outside
+// checks parse it. run exits 3 (not 1) when the module loaded but has no such
+// export or the arguments do not fit its signature, so a caller can tell "the
+// engine refused the module" (1) from "no such function" (3).
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -15,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "covenant/component.h"
 #include "covenant/engine.h"
 
 namespace covenant::cli {
@@ -145,7 +149,7 @@ int run_command(int argc, char** argv) {
   uint64_t deadline_ms = 0;
   bool as_json = false;
   CLI::App app("Runs an exported function of a core Wasm module (docs/cli.md). Exit 0 ok, 1 usage/load/validation "
-               "error, 2 guest trap.",
+               "error, 2 guest trap, 3 no such export or arguments that do not fit its signature.",
                "covenant run");
   configure(app);
   add_pos(app, "FILE.wasm", file, "the module");
@@ -182,18 +186,20 @@ int run_command(int argc, char** argv) {
   if (!idx) {
     std::string known;
     for (const auto& e : (*module)->exports()) known += (known.empty() ? "" : ", ") + e.name + " " + e.type.to_string();
-    return rep.fail(kExitError, "no_such_export",
+    return rep.fail(kExitNoSuchCall, "no_such_export",
                     pos[0] + " has no exported function \"" + pos[1] + "\" (exports: " + (known.empty() ? "none" : known) + ")");
   }
   const FuncType& ft = (*module)->exports()[*idx].type;
   if (pos.size() - 2 != ft.params.size())
-    return rep.usage("export \"" + pos[1] + "\" has type " + ft.to_string() + " and takes " +
-                         std::to_string(ft.params.size()) + " arguments; got " + std::to_string(pos.size() - 2),
-                     kRunUsage);
+    return rep.fail(kExitNoSuchCall, "bad_arguments",
+                    "export \"" + pos[1] + "\" has type " + ft.to_string() + " and takes " +
+                        std::to_string(ft.params.size()) + " arguments; got " + std::to_string(pos.size() - 2));
   std::vector<Value> args;
   for (size_t i = 0; i < ft.params.size(); ++i) {
     auto v = parse_arg(pos[i + 2], ft.params[i], err);
-    if (!v) return rep.usage(err + " (parameter " + std::to_string(i) + " of " + ft.to_string() + ")", kRunUsage);
+    if (!v)
+      return rep.fail(kExitNoSuchCall, "bad_arguments",
+                      err + " (parameter " + std::to_string(i) + " of " + ft.to_string() + ")");
     args.push_back(*v);
   }
   InstanceLimits limits;
@@ -287,8 +293,75 @@ int compile_command(int argc, char** argv) {
   return kExitOk;
 }
 
+constexpr const char* kValidateUsage = "validate FILE.wasm [--json]";
+
+// The engine's verdict on a module: what load accepts (parse, validate, the
+// deterministic profile and limits, metering) is valid. It loads on the
+// interpreter, the tier that compiles nothing, so the answer costs no compile;
+// every tier starts from the same prepared module. A component is valid when
+// its one core module is and its wiring reads (docs/components.md).
+int validate_command(int argc, char** argv) {
+  std::vector<std::string> argv_v = to_vector(argc, argv);
+  Reporter rep{"validate", has_json_flag(argv_v)};
+  std::string file;
+  bool as_json = false;
+  CLI::App app("Checks a module (or a component) the way the engine loads it: parse, validate, the deterministic "
+               "profile and limits, metering. Exit 0 valid, 1 invalid or malformed (the reason on stderr).",
+               "covenant validate");
+  configure(app);
+  add_pos(app, "FILE.wasm", file, "the module or component");
+  add_json(app, as_json);
+  if (auto code = parse(app, argv_v, rep, kValidateUsage)) return *code;
+  if (file.empty()) return rep.usage("need a module file", kValidateUsage);
+  if (std::string e = check_input_file("FILE.wasm", file); !e.empty()) return rep.fail(kExitError, "bad_file", e);
+  std::vector<uint8_t> bytes;
+  std::string err;
+  if (!read_file(file, bytes, err)) return rep.fail(kExitError, "io", err);
+  auto invalid = [&](const std::string& reason) {
+    if (as_json)
+      std::printf("%s\n", json{{"ok", false}, {"valid", false}, {"file", file},
+                               {"error", {{"code", "invalid"}, {"message", file + ": " + reason}}}}
+                              .dump()
+                              .c_str());
+    std::fprintf(stderr, "covenant validate: %s: invalid: %s\n", file.c_str(), reason.c_str());
+    return kExitError;
+  };
+  std::vector<uint8_t> core;
+  std::span<const uint8_t> module_bytes = bytes;
+  const bool is_component = component::is_component(bytes);
+  if (is_component) {
+    auto c = component::read_component(bytes, file);
+    if (!c) return invalid(c.status().message());
+    core = std::move(c->core_module);
+    module_bytes = core;
+  }
+  auto engine = Engine::create({});
+  if (!engine) return rep.fail(kExitError, "engine", engine.status().to_string());
+  LoadOptions lo;
+  lo.tier = Tier::kInterp;
+  lo.name = file;
+  auto module = (*engine)->load(module_bytes, lo);
+  if (!module) return invalid(module.status().to_string());
+  const Module& m = **module;
+  if (as_json) {
+    json exports = json::array(), imports = json::array();
+    for (const auto& e : m.exports()) exports.push_back({{"name", e.name}, {"type", e.type.to_string()}});
+    for (const auto& i : m.imports())
+      imports.push_back({{"module", i.module}, {"field", i.field}, {"type", i.type.to_string()}});
+    std::printf("%s\n", json{{"ok", true}, {"valid", true}, {"file", file}, {"component", is_component},
+                             {"hash", m.hash_hex()}, {"imports", imports}, {"exports", exports}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("%s: valid%s (%zu imports, %zu exported functions)\n", file.c_str(),
+                is_component ? " component" : "", m.imports().size(), m.exports().size());
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
+COVENANT_COMMAND("validate", kValidateUsage, validate_command);
 COVENANT_COMMAND("run", kRunUsage, run_command);
 COVENANT_COMMAND("compile", kCompileUsage, compile_command);
 

@@ -75,8 +75,15 @@ std::string budget_grants() {
 void expect_shape(const json& j) {
   std::set<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.insert(it.key());
-  EXPECT_EQ(keys, (std::set<std::string>{"result", "fuel_used", "trap", "timings_us"})) << j.dump();
+  // tier and cache_hit as `covenant run` reports them; the guest's log lines (docs/cli.md).
+  EXPECT_EQ(keys, (std::set<std::string>{"result", "fuel_used", "trap", "timings_us", "tier", "cache_hit", "logs",
+                                         "logs_dropped"}))
+      << j.dump();
   EXPECT_TRUE(j["fuel_used"].is_number_unsigned());
+  EXPECT_TRUE(j["tier"] == "interp" || j["tier"] == "baseline" || j["tier"] == "optimized") << j.dump();
+  EXPECT_TRUE(j["cache_hit"].is_boolean()) << j.dump();
+  EXPECT_TRUE(j["logs"].is_array()) << j.dump();
+  EXPECT_TRUE(j["logs_dropped"].is_number_unsigned()) << j.dump();
   EXPECT_TRUE(j["timings_us"].is_object());
   for (const char* k : {"load", "compile", "deploy", "lower", "execute", "lift", "call"})
     EXPECT_TRUE(j["timings_us"][k].is_number_unsigned()) << k;
@@ -91,6 +98,7 @@ TEST(CliApprove, SeedDecisionAsJson) {
     ASSERT_EQ(r.code, 0) << tier << ": " << r.err;
     json j = json::parse(r.out);
     expect_shape(j);
+    EXPECT_EQ(j["tier"], tier) << "the tier asked for is the tier that ran";
     EXPECT_EQ(j["result"], json::parse(R"({"approved": true, "ceiling": "250000", "reason": "approved"})")) << tier;
     EXPECT_EQ(j["trap"], nullptr);
     if (fuel == 0) fuel = j["fuel_used"];
