@@ -91,15 +91,28 @@ inline constexpr size_t kEmbedderStackBytes = size_t(256) << 20;
 int run_with_big_stack(const std::function<int()>& fn, size_t stack_bytes = kEmbedderStackBytes);
 std::optional<Tier> parse_tier(std::string_view name);
 
-// Wasm features beyond the deterministic default profile must be named here.
+// The deterministic profile: what today's toolchains emit (clang's "generic"
+// and "lime1" CPUs, rustc's default wasm32 target, wit-component's shims).
+// Everything here is on by default and runs identically on every tier; a
+// module using a feature that is off, or one outside the profile (threads and
+// atomics, SIMD, relaxed SIMD, exceptions, tail calls, GC, typed function
+// references, memory64, multi-memory), is refused with an error naming the
+// feature, the function and offset where it is used, and the compiler flags
+// that build without it (docs/engine.md, "Profile").
 struct Features {
   bool sign_extension = true;       // deterministic, emitted by clang
   bool mutable_globals = true;      // deterministic
   bool saturating_float_to_int = true;  // deterministic
-  bool multi_value = false;         // off: keeps metering's block rewrite simple
-  bool bulk_memory = false;         // off: memory.fill/copy need per-byte fuel
+  bool multi_value = true;          // blocks and functions with several results
+  // memory.copy/fill/init, data.drop, table.copy/init, elem.drop, passive
+  // segments; fuel proportional to the bytes and elements moved.
+  bool bulk_memory = true;
+  // funcref/externref, several tables, table.get/set/grow/size/fill,
+  // ref.null/is_null/func, typed select. Exports and imports still take and
+  // return numbers only.
+  bool reference_types = true;
+  bool extended_const = true;       // i32/i64 add/sub/mul in constant initialisers
   bool floats = true;               // on, NaN-canonicalised (docs/engine.md)
-  // Threads, atomics, SIMD, exceptions, tail calls, GC: never in the profile.
 };
 
 struct EngineConfig {

@@ -170,6 +170,9 @@ typedef struct covenant_rt_t {
   void (*free_funcref_table)(wasm_rt_funcref_table_t*);
   uint32_t (*grow_funcref_table)(wasm_rt_funcref_table_t*, uint32_t, wasm_rt_funcref_t);
   void (*host_call)(void*, uint32_t, uint64_t*);
+  void (*allocate_externref_table)(wasm_rt_externref_table_t*, uint32_t, uint32_t);
+  void (*free_externref_table)(wasm_rt_externref_table_t*);
+  uint32_t (*grow_externref_table)(wasm_rt_externref_table_t*, uint32_t, wasm_rt_externref_t);
 } covenant_rt_t;
 covenant_rt_t covenant_rt;
 void wasm_rt_trap(wasm_rt_trap_t t) { covenant_rt.trap((int)t); abort(); }
@@ -180,6 +183,9 @@ void wasm_rt_free_memory(wasm_rt_memory_t* m) { covenant_rt.free_memory(m); }
 void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t* t, uint32_t e, uint32_t x) { covenant_rt.allocate_funcref_table(t, e, x); }
 void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t* t) { covenant_rt.free_funcref_table(t); }
 uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t* t, uint32_t d, wasm_rt_funcref_t i) { return covenant_rt.grow_funcref_table(t, d, i); }
+void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t* t, uint32_t e, uint32_t x) { covenant_rt.allocate_externref_table(t, e, x); }
+void wasm_rt_free_externref_table(wasm_rt_externref_table_t* t) { covenant_rt.free_externref_table(t); }
+uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t* t, uint32_t d, wasm_rt_externref_t i) { return covenant_rt.grow_externref_table(t, d, i); }
 typedef struct { uint32_t np, nr; const int* t; } cv_functype;
 /* Fixed storage sized from the module's type section: no heap, nothing to free. */
 static cv_functype cv_fts[CV_MAX_FTS + 1];
@@ -205,6 +211,42 @@ static inline uint64_t cv_f64_bits(f64 v) { uint64_t b; memcpy(&b, &v, 8); retur
 static inline f32 cv_bits_f32(uint64_t s) { uint32_t b = (uint32_t)s; f32 v; memcpy(&v, &b, 4); return v; }
 static inline f64 cv_bits_f64(uint64_t s) { f64 v; memcpy(&v, &s, 8); return v; }
 )C";
+
+// wasm2c's name for a multi-value result struct and its fields:
+// (i32 i64 f32 f64) -> struct wasm_multi_ijfd { u32 i0; u64 j1; f32 f2; f64 d3; }.
+char multi_letter(ValType t) {
+  switch (t) {
+    case ValType::kI32: return 'i';
+    case ValType::kI64: return 'j';
+    case ValType::kF32: return 'f';
+    case ValType::kF64: return 'd';
+  }
+  return 'i';
+}
+std::string result_c_type(const std::vector<ValType>& results) {
+  if (results.empty()) return "void";
+  if (results.size() == 1) return c_type(results[0]);
+  std::string s = "struct wasm_multi_";
+  for (ValType t : results) s += multi_letter(t);
+  return s;
+}
+std::string multi_field(const std::vector<ValType>& results, size_t i) {
+  return std::string(1, multi_letter(results[i])) + std::to_string(i);
+}
+
+// Replaces every `from` by `to` in c[begin, end) (positions of the markers).
+void replace_between(std::string& c, const std::string& begin, const std::string& end, const std::string& from,
+                     const std::string& to) {
+  size_t b = c.find(begin);
+  if (b == std::string::npos) return;
+  size_t e = c.find(end, b);
+  if (e == std::string::npos) return;
+  for (size_t p = b; (p = c.find(from, p)) != std::string::npos && p < e;) {
+    c.replace(p, from.size(), to);
+    p += to.size();
+    e += to.size() - from.size();
+  }
+}
 
 void insert_after_line_containing(std::string& c, const std::string& needle, const std::string& text) {
   size_t p = c.find(needle);
@@ -256,6 +298,18 @@ Result<std::string> generate_c(const PreparedModule& prep, const Features& featu
   c.replace(inc, std::strlen("#include \"m.h\""), header);
   c.insert(0, std::string("#define NDEBUG 1\n") + kTccPrelude);
   insert_after_macro(c, "#define CALL_INDIRECT(", kCallIndirect);
+  // Out-of-bounds table operations are table traps on every tier (wasm2c
+  // reports them as memory traps); its helpers sit between these markers.
+  replace_between(c, "static inline void funcref_table_init(", "DEFINE_TABLE_FILL(externref)", "TRAP(OOB)",
+                  "TRAP(CV_TABLE_OOB)");
+  // Bulk-memory range checks against the page count: wasm_rt_memory_t::size
+  // is a u32 that cannot say 4 GiB.
+  {
+    const std::string from = "offset + (uint64_t)len > mem->size";
+    size_t p = c.find(from);
+    if (p == std::string::npos) return Status::internal("unexpected C writer output (no RANGE_CHECK)");
+    c.replace(p, from.size(), "offset + (uint64_t)len > (uint64_t)mem->pages * 65536");
+  }
   insert_after_line_containing(c, "DEFINE_STORE(i64_store32,", kTccAccessors);
 
   // The deadline watchdog writes cvint from another thread; without volatile,
@@ -282,25 +336,31 @@ Result<std::string> generate_c(const PreparedModule& prep, const Features& featu
   bool has_imports = !prep.imports.empty();
   for (size_t k = 0; k < prep.imports.size(); ++k) {
     const FuncType& t = prep.imports[k].type;
-    if (t.results.size() > 1) return Status::unsupported("multi-value imports are not supported by the C tiers");
     size_t slots = std::max<size_t>({t.params.size(), t.results.size(), 1});
-    g << (t.results.empty() ? "void" : c_type(t.results[0])) << " Z_hZ_i" << k << "(struct Z_h_instance_t* ctx";
+    g << result_c_type(t.results) << " Z_hZ_i" << k << "(struct Z_h_instance_t* ctx";
     for (size_t i = 0; i < t.params.size(); ++i) g << ", " << c_type(t.params[i]) << " a" << i;
     g << ") {\n  uint64_t s[" << slots << "];\n";
     for (size_t i = 0; i < t.params.size(); ++i) g << "  s[" << i << "] = " << to_bits(t.params[i], "a" + std::to_string(i)) << ";\n";
     g << "  covenant_rt.host_call(ctx, " << k << ", s);\n";
-    if (!t.results.empty()) g << "  return " << from_bits(t.results[0], "s[0]") << ";\n";
+    if (t.results.size() == 1) g << "  return " << from_bits(t.results[0], "s[0]") << ";\n";
+    if (t.results.size() > 1) {
+      g << "  " << result_c_type(t.results) << " r;\n";
+      for (size_t i = 0; i < t.results.size(); ++i)
+        g << "  r." << multi_field(t.results, i) << " = " << from_bits(t.results[i], "s[" + std::to_string(i) + "]") << ";\n";
+      g << "  return r;\n";
+    }
     g << "}\n";
   }
   for (size_t k = 0; k < prep.exports.size(); ++k) {
     const FuncType& t = prep.exports[k].type;
-    if (t.results.size() > 1) return Status::unsupported("multi-value exports are not supported by the C tiers");
     g << "static void cv_call_" << k << "(void* inst, uint64_t* s) {\n  ";
-    if (!t.results.empty()) g << c_type(t.results[0]) << " r = ";
+    if (!t.results.empty()) g << result_c_type(t.results) << " r = ";
     g << "Z_mZ_e" << k << "((Z_m_instance_t*)inst";
     for (size_t i = 0; i < t.params.size(); ++i) g << ", " << from_bits(t.params[i], "s[" + std::to_string(i) + "]");
     g << ");\n";
-    if (!t.results.empty()) g << "  s[0] = " << to_bits(t.results[0], "r") << ";\n";
+    if (t.results.size() == 1) g << "  s[0] = " << to_bits(t.results[0], "r") << ";\n";
+    for (size_t i = 0; t.results.size() > 1 && i < t.results.size(); ++i)
+      g << "  s[" << i << "] = " << to_bits(t.results[i], "r." + multi_field(t.results, i)) << ";\n";
     g << "}\n";
   }
   g << "void (*const covenant_exports[])(void*, uint64_t*) = {";

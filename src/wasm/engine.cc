@@ -102,7 +102,11 @@ Result<CallOutcome> Instance::call(std::string_view export_name, std::span<const
   return call(*idx, args, options);
 }
 
-const char* Engine::version() { return "covenant-engine/0.1.0 wabt/1.0.32"; }
+// Part of every artifact's cache key: bump it whenever the glue or the runtime
+// table (RtTable) a compiled artifact links against changes, so no process
+// loads an artifact built against another layout. 0.2.0: externref tables and
+// multi-value glue (issue 9).
+const char* Engine::version() { return "covenant-engine/0.2.0 wabt/1.0.32"; }
 
 int run_with_big_stack(const std::function<int()>& fn, size_t stack_bytes) {
   int rc = 0;

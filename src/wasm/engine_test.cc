@@ -9,12 +9,18 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "covenant/engine.h"
 #include "wasm/wat_test_util.h"
 #include "wabt/ir.h"
 #include "wabt/validator.h"
+#include "wabt/resolve-names.h"
+#include "wabt/binary-writer.h"
+#include "wabt/stream.h"
+#include "wabt/wast-lexer.h"
+#include "wabt/wast-parser.h"
 #include "wasm/cache.h"
 
 namespace covenant {
@@ -430,20 +436,409 @@ TEST(EngineLimits, HostileNestingIsRefusedNotACrash) {
   EXPECT_NE(m.status().message().find("block_nesting_max"), std::string::npos) << m.status().message();
 }
 
-TEST(EngineProfile, RefusesNonDeterministicFeaturesAndNamesThem) {
+// ---------------------------------------------------------------------------
+// The profile: what today's toolchains emit runs identically on every tier.
+
+// WAT with every wabt feature on, so tests can write what the profile refuses.
+std::vector<uint8_t> wat_all(const std::string& text) {
+  wabt::Errors errors;
+  auto lexer = wabt::WastLexer::CreateBufferLexer("test.wat", text.data(), text.size(), &errors);
+  wabt::Features features;
+  features.EnableAll();
+  wabt::WastParseOptions opts(features);
+  std::unique_ptr<wabt::Module> m;
+  if (wabt::Failed(wabt::ParseWatModule(lexer.get(), &m, &errors, &opts)) ||
+      wabt::Failed(wabt::ResolveNamesModule(m.get(), &errors))) {
+    ADD_FAILURE() << "bad WAT: " << (errors.empty() ? "" : errors[0].message);
+    return {};
+  }
+  wabt::MemoryStream s;
+  wabt::WriteBinaryOptions wo(features, true, false, false);
+  EXPECT_TRUE(wabt::Succeeded(wabt::WriteBinaryModule(&s, m.get(), wo)));
+  return s.output_buffer().data;
+}
+
+struct ProfileCall {
+  const char* name;
+  std::vector<Value> args;
+  uint64_t fuel = 1'000'000;
+};
+
+// One instance per tier, the calls in order (state carries over: a dropped
+// segment stays dropped). One line per call: result bits, trap kind, fuel and
+// a hash of the whole memory.
+std::vector<std::string> run_profile_calls(Engine& engine, const std::vector<uint8_t>& bytes, Tier tier,
+                                           const std::vector<ProfileCall>& calls, const Linker& linker = {}) {
+  std::vector<std::string> log;
+  auto m = engine.load(bytes, {.tier = tier});
+  if (!m) return {"load: " + m.status().to_string()};
+  auto inst = (*m)->instantiate(linker);
+  if (!inst) return {"instantiate: " + inst.status().to_string()};
+  for (const ProfileCall& c : calls) {
+    auto r = (*inst)->call(c.name, c.args, {.fuel = c.fuel});
+    std::ostringstream s;
+    s << c.name << ": ";
+    if (!r) {
+      s << "error " << r.status().to_string();
+    } else {
+      s << "fuel=" << r->fuel_used << " trap=" << trap_kind_name(r->trap.kind);
+      for (const Value& v : r->results) s << " " << valtype_name(v.type) << ":" << std::hex << v.bits << std::dec;
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (uint8_t b : (*inst)->memory()) h = (h ^ b) * 1099511628211ull;
+    s << " mem=" << std::hex << h << std::dec << "/" << (*inst)->memory().size();
+    log.push_back(s.str());
+  }
+  return log;
+}
+
+// Runs the calls on the three tiers; they must agree line for line. Returns
+// the interp tier's log for checks of its own.
+std::vector<std::string> expect_tiers_agree(const std::vector<uint8_t>& bytes, const std::vector<ProfileCall>& calls,
+                                            const std::string& dir, const Linker& linker = {}) {
+  auto engine = engine_in(fresh_dir(dir));
+  auto ref = run_profile_calls(*engine, bytes, Tier::kInterp, calls, linker);
+  if (std::getenv("COVENANT_PRINT_PROFILE"))  // debugging aid: the reference log
+    for (const auto& l : ref) std::printf("%s\n", l.c_str());
+  for (Tier t : {Tier::kBaseline, Tier::kOptimized}) {
+    auto got = run_profile_calls(*engine, bytes, t, calls, linker);
+    EXPECT_EQ(ref.size(), got.size()) << tier_name(t);
+    for (size_t i = 0; i < std::min(ref.size(), got.size()); ++i) EXPECT_EQ(ref[i], got[i]) << tier_name(t);
+  }
+  return ref;
+}
+
+bool has(const std::string& line, const char* what) { return line.find(what) != std::string::npos; }
+
+const char* kBulkMemoryWat = R"((module
+  (memory 1 2)
+  (data $p "\01\02\03\04\05\06\07\08\09\0a")
+  (data $a (i32.const 100) "active")
+  (func (export "copy") (param i32 i32 i32) (memory.copy (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "fill") (param i32 i32 i32) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "init") (param i32 i32 i32) (memory.init $p (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "init_active") (param i32 i32 i32) (memory.init $a (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "drop") (data.drop $p))
+  (func (export "load") (param i32) (result i64) (i64.load (local.get 0)))
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "fill_loop") (param i32) (local i32)
+    (loop $l (memory.fill (i32.const 0) (local.get 1) (local.get 0))
+      (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get 1) (i32.const 100))))))
+)";
+
+TEST(EngineProfile, BulkMemoryAgreesOnResultTrapAndFuel) {
+  auto i32 = Value::i32;
+  std::vector<ProfileCall> calls = {
+      {"load", {i32(100)}},
+      {"copy", {i32(0), i32(100), i32(6)}},
+      {"load", {i32(0)}},
+      {"copy", {i32(1), i32(0), i32(8)}},  // overlapping: memmove
+      {"load", {i32(0)}},
+      {"fill", {i32(10), i32(0xab), i32(65536 - 10)}},
+      {"fill", {i32(65530), i32(1), i32(7)}},  // out of bounds: nothing written
+      {"copy", {i32(65535), i32(0), i32(2)}},
+      {"copy", {i32(0), i32(65535), i32(2)}},
+      {"copy", {i32(65536), i32(0), i32(0)}},  // empty at the end: fine
+      {"copy", {i32(65537), i32(0), i32(0)}},  // empty past the end: traps
+      {"fill", {i32(-1), i32(0), i32(2)}},
+      {"init", {i32(200), i32(0), i32(10)}},
+      {"load", {i32(200)}},
+      {"init", {i32(200), i32(5), i32(6)}},
+      {"init", {i32(65535), i32(0), i32(2)}},
+      {"init_active", {i32(0), i32(0), i32(0)}},  // active segments are dropped once applied
+      {"init_active", {i32(0), i32(0), i32(1)}},
+      {"drop", {}},
+      {"drop", {}},
+      {"init", {i32(0), i32(0), i32(0)}},
+      {"init", {i32(0), i32(0), i32(1)}},
+      {"grow", {i32(1)}},
+      {"fill", {i32(65000), i32(7), i32(2000)}},  // across the page boundary after growth
+      {"copy", {i32(131000), i32(65000), i32(72)}},
+      {"copy", {i32(131000), i32(65000), i32(73)}},
+      {"load", {i32(131000)}},
+      // Fuel proportional to the bytes: 65,536 bytes cost 8,192 units.
+      {"fill", {i32(0), i32(1), i32(65536)}, 5'000},
+      {"fill", {i32(0), i32(1), i32(65536)}, 8'300},
+      {"fill", {i32(0), i32(1), i32(-1)}, 100'000},  // 4 GiB: out of fuel before any byte
+      {"fill_loop", {i32(50'000)}, 10'000'000},
+      {"fill_loop", {i32(50'000)}, 300'000},
+  };
+  auto log = expect_tiers_agree(wat(kBulkMemoryWat), calls, "bulk");
+  ASSERT_EQ(log.size(), calls.size());
+  EXPECT_TRUE(has(log[2], "i64:657669746361 ")) << log[2];  // "active", little-endian
+  EXPECT_TRUE(has(log[6], "trap=memory_out_of_bounds")) << log[6];
+  EXPECT_TRUE(has(log[9], "trap=none")) << log[9];
+  EXPECT_TRUE(has(log[10], "trap=memory_out_of_bounds")) << log[10];
+  EXPECT_TRUE(has(log[13], "i64:807060504030201")) << log[13];
+  EXPECT_TRUE(has(log[16], "trap=none")) << log[16];
+  EXPECT_TRUE(has(log[17], "trap=memory_out_of_bounds")) << log[17];
+  EXPECT_TRUE(has(log[21], "trap=memory_out_of_bounds")) << log[21];
+  EXPECT_TRUE(has(log[24], "trap=none")) << log[24];
+  EXPECT_TRUE(has(log[25], "trap=memory_out_of_bounds")) << log[25];
+  EXPECT_TRUE(has(log[26], "i64:707070707070707 ")) << log[26];
+  EXPECT_TRUE(has(log[27], "trap=out_of_fuel")) << log[27];
+  EXPECT_TRUE(has(log[28], "trap=none")) << log[28];
+  EXPECT_TRUE(has(log[29], "trap=out_of_fuel")) << log[29];
+  EXPECT_TRUE(has(log[31], "trap=out_of_fuel")) << log[31];
+}
+
+TEST(EngineProfile, BulkFuelIsOneUnitPerEightBytesOrElement) {
+  auto engine = engine_in(fresh_dir("bulkfuel"));
+  for (Tier t : {Tier::kInterp, Tier::kBaseline, Tier::kOptimized}) {
+    auto m = engine->load(wat(R"((module (memory 1) (table 100 funcref)
+        (func (export "fill") (param i32) (memory.fill (i32.const 0) (i32.const 0) (local.get 0)))
+        (func (export "tfill") (param i32) (table.fill 0 (i32.const 0) (ref.null func) (local.get 0)))))"),
+                          {.tier = t});
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    auto inst = (*m)->instantiate(Linker{});
+    ASSERT_TRUE(inst.is_ok());
+    auto fuel = [&](const char* f, int32_t n) {
+      Value a[] = {Value::i32(n)};
+      auto r = (*inst)->call(f, a);
+      EXPECT_TRUE(r.is_ok() && r->ok()) << f << " " << n;
+      return r.is_ok() ? r->fuel_used : 0;
+    };
+    const uint64_t base = fuel("fill", 0);
+    EXPECT_EQ(fuel("fill", 1), base + 1) << tier_name(t);
+    EXPECT_EQ(fuel("fill", 8), base + 1) << tier_name(t);
+    EXPECT_EQ(fuel("fill", 9), base + 2) << tier_name(t);
+    EXPECT_EQ(fuel("fill", 800), base + 100) << tier_name(t);
+    const uint64_t tbase = fuel("tfill", 0);
+    EXPECT_EQ(fuel("tfill", 100), tbase + 100) << tier_name(t);
+  }
+}
+
+const char* kTablesWat = R"((module
+  (type $i (func (result i32)))
+  (table $t 4 8 funcref)
+  (table $u 2 externref)
+  (func $a (result i32) (i32.const 1))
+  (func $b (result i32) (i32.const 2))
+  (elem $e func $a $b $a)
+  (elem (table $t) (i32.const 0) func $b)
+  (elem declare func $a)
+  (func (export "init") (param i32 i32 i32) (table.init $t $e (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "edrop") (elem.drop $e))
+  (func (export "copy") (param i32 i32 i32) (table.copy $t $t (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "call") (param i32) (result i32) (call_indirect $t (type $i) (local.get 0)))
+  (func (export "is_null") (param i32) (result i32) (ref.is_null (table.get $t (local.get 0))))
+  (func (export "set_a") (param i32) (table.set $t (local.get 0) (ref.func $a)))
+  (func (export "set_null") (param i32) (table.set $t (local.get 0) (ref.null func)))
+  (func (export "grow") (param i32) (result i32) (table.grow $t (ref.func $b) (local.get 0)))
+  (func (export "size") (result i32) (table.size $t))
+  (func (export "fill") (param i32 i32) (table.fill $t (local.get 0) (ref.func $b) (local.get 1)))
+  (func (export "xgrow") (param i32) (result i32) (table.grow $u (ref.null extern) (local.get 0)))
+  (func (export "xfill") (param i32 i32) (table.fill $u (local.get 0) (ref.null extern) (local.get 1)))
+  (func (export "xsize") (result i32) (table.size $u))
+  (func (export "x_is_null") (param i32) (result i32) (ref.is_null (table.get $u (local.get 0))))
+  (func (export "sel") (param i32) (result i32)
+    (ref.is_null (select (result funcref) (ref.func $a) (ref.null func) (local.get 0)))))
+)";
+
+TEST(EngineProfile, ReferenceTypesAndTableOpsAgreeOnResultTrapAndFuel) {
+  auto i32 = Value::i32;
+  std::vector<ProfileCall> calls = {
+      {"call", {i32(0)}},
+      {"call", {i32(1)}},  // null entry
+      {"call", {i32(4)}},  // past the end
+      {"init", {i32(1), i32(0), i32(3)}},
+      {"call", {i32(1)}},
+      {"call", {i32(2)}},
+      {"init", {i32(3), i32(0), i32(3)}},  // table out of bounds
+      {"init", {i32(0), i32(2), i32(2)}},  // segment out of bounds
+      {"edrop", {}},
+      {"init", {i32(0), i32(0), i32(1)}},
+      {"init", {i32(0), i32(0), i32(0)}},
+      {"set_null", {i32(0)}},
+      {"copy", {i32(0), i32(1), i32(3)}},
+      {"call", {i32(0)}},
+      {"is_null", {i32(3)}},
+      {"copy", {i32(2), i32(0), i32(3)}},
+      {"is_null", {i32(9)}},
+      {"set_a", {i32(3)}},
+      {"call", {i32(3)}},
+      {"set_a", {i32(4)}},
+      {"grow", {i32(2)}},
+      {"size", {}},
+      {"call", {i32(5)}},
+      {"grow", {i32(3)}},  // past the declared maximum of 8: -1
+      {"grow", {i32(0)}},
+      {"fill", {i32(0), i32(6)}},
+      {"fill", {i32(5), i32(2)}},
+      {"call", {i32(4)}},
+      {"xsize", {}},
+      {"xgrow", {i32(3)}},
+      {"xfill", {i32(1), i32(4)}},
+      {"xfill", {i32(1), i32(5)}},
+      {"x_is_null", {i32(4)}},
+      {"x_is_null", {i32(5)}},
+      {"sel", {i32(0)}},
+      {"sel", {i32(1)}},
+      {"xgrow", {i32(200'000)}},  // past InstanceLimits::table_elements_max: -1
+      {"xgrow", {i32(50'000)}, 1'000},  // one unit per element: out of fuel
+  };
+  auto log = expect_tiers_agree(wat(kTablesWat), calls, "tables");
+  ASSERT_EQ(log.size(), calls.size());
+  EXPECT_TRUE(has(log[0], "i32:2")) << log[0];
+  EXPECT_TRUE(has(log[1], "trap=uninitialized_element")) << log[1];
+  EXPECT_TRUE(has(log[2], "trap=table_out_of_bounds")) << log[2];
+  EXPECT_TRUE(has(log[6], "trap=table_out_of_bounds")) << log[6];
+  EXPECT_TRUE(has(log[7], "trap=table_out_of_bounds")) << log[7];
+  EXPECT_TRUE(has(log[16], "trap=table_out_of_bounds")) << log[16];
+  EXPECT_TRUE(has(log[20], "i32:4")) << log[20];
+  EXPECT_TRUE(has(log[23], "i32:ffffffff")) << log[23];
+  EXPECT_TRUE(has(log[36], "i32:ffffffff")) << log[36];
+  EXPECT_TRUE(has(log[37], "trap=out_of_fuel")) << log[37];
+}
+
+TEST(EngineProfile, MultiValueAgreesOnEveryTier) {
+  auto bytes = wat(R"((module
+    (type $tt (func (param i32) (result i32 i64)))
+    (import "env" "pair" (func $pair (param i32) (result i32 f64)))
+    (table 1 funcref)
+    (elem (i32.const 0) $two)
+    (func $two (type $tt) (local.get 0) (i64.extend_i32_s (local.get 0)))
+    (func (export "two") (param i32) (result i32 i64) (call $two (local.get 0)))
+    (func (export "swap") (param i32 i32) (result i32 i32) (local.get 1) (local.get 0))
+    (func (export "blk") (param i32) (result i32)
+      (local.get 0) (i32.const 5) (block (param i32 i32) (result i32) (i32.sub)))
+    (func (export "sum") (param i32) (result i32)
+      (i32.const 0) (local.get 0)
+      (loop $l (param i32 i32) (result i32)
+        (local.set 0)
+        (i32.add (local.get 0))
+        (local.get 0) (i32.sub (i32.const 1))
+        (local.tee 0) (br_if 1 (i32.eqz))
+        (local.get 0) (br $l)))
+    (func (export "iff") (param i32) (result i32 i32)
+      (i32.const 7) (local.get 0) (if (param i32) (result i32 i32) (then (i32.const 1)) (else (i32.const 2))))
+    (func (export "br") (param i32) (result i32 i32)
+      (block (result i32 i32) (i32.const 1) (i32.const 2) (br_if 0 (local.get 0)) (drop) (drop)
+        (i32.const 3) (i32.const 4)))
+    (func (export "ind") (param i32) (result i32 i64) (call_indirect (type $tt) (local.get 0) (i32.const 0)))
+    (func (export "host") (param i32) (result f64 i32) (local f64)
+      (call $pair (local.get 0)) (local.set 1) (local.set 0) (local.get 1) (local.get 0))
+  ))");
+  Linker linker;
+  linker.define("env", "pair", {{ValType::kI32}, {ValType::kI32, ValType::kF64}},
+                [](HostCall&, std::span<const Value> args, std::span<Value> results) {
+                  results[0] = Value::i32(args[0].as_i32() * 2);
+                  results[1] = Value::f64_bits(0x4000000000000000ull);  // 2.0
+                  return HostResult::ok();
+                });
+  auto i32 = Value::i32;
+  std::vector<ProfileCall> calls = {
+      {"two", {i32(-3)}}, {"swap", {i32(1), i32(2)}}, {"blk", {i32(9)}}, {"sum", {i32(10)}},
+      {"sum", {i32(100'000)}, 100'000}, {"iff", {i32(0)}}, {"iff", {i32(1)}}, {"br", {i32(0)}},
+      {"br", {i32(1)}}, {"ind", {i32(5)}}, {"host", {i32(21)}},
+  };
+  auto log = expect_tiers_agree(bytes, calls, "multivalue", linker);
+  ASSERT_EQ(log.size(), calls.size());
+  EXPECT_TRUE(has(log[0], "i32:fffffffd i64:fffffffffffffffd")) << log[0];
+  EXPECT_TRUE(has(log[1], "i32:2 i32:1")) << log[1];
+  EXPECT_TRUE(has(log[2], "i32:4")) << log[2];
+  EXPECT_TRUE(has(log[3], "i32:37")) << log[3];  // 55
+  EXPECT_TRUE(has(log[4], "trap=out_of_fuel")) << log[4];
+  EXPECT_TRUE(has(log[5], "i32:7 i32:2")) << log[5];
+  EXPECT_TRUE(has(log[8], "i32:1 i32:2")) << log[8];
+  EXPECT_TRUE(has(log[10], "f64:4000000000000000 i32:2a")) << log[10];
+}
+
+TEST(EngineProfile, ExtendedConstantsAndImportsAsReferences) {
+  auto bytes = wat_all(R"((module
+    (import "env" "seven" (func $seven (result i32)))
+    (global $g i32 (i32.add (i32.const 40) (i32.mul (i32.const 1) (i32.const 2))))
+    (global $h i64 (i64.sub (i64.const 0) (i64.const 5)))
+    (memory 1)
+    (data (offset (i32.add (i32.const 16) (i32.const 4))) "x")
+    (table $t 2 funcref)
+    (elem (table $t) (offset (i32.sub (i32.const 2) (i32.const 1))) func $seven)
+    (elem declare func $seven)
+    (func (export "g") (result i32) (global.get $g))
+    (func (export "h") (result i64) (global.get $h))
+    (func (export "ld") (result i32) (i32.load8_u (i32.const 20)))
+    (func (export "via_elem") (result i32) (call_indirect $t (result i32) (i32.const 1)))
+    (func (export "via_ref") (result i32)
+      (table.set $t (i32.const 0) (ref.func $seven))
+      (call_indirect $t (result i32) (i32.const 0)))
+  ))");
+  Linker linker;
+  linker.define("env", "seven", {{}, {ValType::kI32}}, [](HostCall&, std::span<const Value>, std::span<Value> r) {
+    r[0] = Value::i32(7);
+    return HostResult::ok();
+  });
+  std::vector<ProfileCall> calls = {{"g", {}}, {"h", {}}, {"ld", {}}, {"via_elem", {}}, {"via_ref", {}}};
+  auto log = expect_tiers_agree(bytes, calls, "extconst", linker);
+  ASSERT_EQ(log.size(), calls.size());
+  EXPECT_TRUE(has(log[0], "i32:2a")) << log[0];
+  EXPECT_TRUE(has(log[1], "i64:fffffffffffffffb")) << log[1];
+  EXPECT_TRUE(has(log[2], "i32:78")) << log[2];
+  EXPECT_TRUE(has(log[3], "i32:7 ")) << log[3];
+  EXPECT_TRUE(has(log[4], "i32:7 ")) << log[4];
+}
+
+TEST(EngineProfile, FeaturesOutsideTheProfileAreNamedWithWhereAndHowToBuildWithout) {
   auto engine = engine_in(fresh_dir("profile"));
-  auto shared = engine->load(wat("(module (memory 1 1 shared))"), {.tier = Tier::kInterp});
-  ASSERT_FALSE(shared.is_ok());
-  auto fill = engine->load(wat("(module (memory 1) (func i32.const 0 i32.const 0 i32.const 1 memory.fill))"),
-                           {.tier = Tier::kInterp});
+  struct Case {
+    const char* wat;
+    const char* feature;
+    const char* where;
+  } cases[] = {
+      {R"((module (func) (func (export "f") (result i32)
+           (i32x4.extract_lane 0 (v128.const i32x4 1 2 3 4)))))",
+       "SIMD", "function 1 (defined function 1, section 'code', offset 0x"},
+      {R"((module (memory 1 1 shared) (func (export "f") (result i32) (i32.atomic.load (i32.const 0)))))",
+       "threads and atomics", "offset 0x"},
+      {R"((module (memory 1) (func (export "f") (result i32)
+           (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))))",
+       "threads and atomics", "function 0 (defined function 0, section 'code'"},
+      {R"((module (func $f (result i32) (i32.const 1)) (func (export "f") (result i32) (return_call $f))))",
+       "tail calls", "function 1"},
+      {R"((module (tag $e) (func (export "f") (throw $e))))", "exception handling", "offset 0x"},
+      {R"((module (memory i64 1)))", "memory64", "section 'memory'"},
+      {R"((module (memory 1) (memory 1)))", "multi-memory", "section 'memory'"},
+  };
+  for (const Case& c : cases) {
+    auto bytes = wat_all(c.wat);
+    ASSERT_FALSE(bytes.empty()) << c.wat;
+    for (Tier t : {Tier::kInterp, Tier::kBaseline, Tier::kOptimized}) {
+      auto m = engine->load(bytes, {.tier = t});
+      ASSERT_FALSE(m.is_ok()) << c.wat;
+      const std::string& msg = m.status().message();
+      EXPECT_EQ(m.status().code(), Code::kUnsupported) << msg;
+      EXPECT_NE(msg.find(c.feature), std::string::npos) << msg;
+      EXPECT_NE(msg.find(c.where), std::string::npos) << msg;
+      EXPECT_NE(msg.find("build without it"), std::string::npos) << msg;
+      EXPECT_EQ(msg.find("malformed"), std::string::npos) << msg;
+    }
+  }
+  auto simd = engine->load(wat_all(cases[0].wat), {.tier = Tier::kInterp});
+  ASSERT_FALSE(simd.is_ok());
+  EXPECT_NE(simd.status().message().find("clang -mcpu=mvp"), std::string::npos) << simd.status().message();
+  EXPECT_NE(simd.status().message().find("rustc -C target-cpu=mvp"), std::string::npos) << simd.status().message();
+
+  // A feature of the profile an embedder turned off is named the same way.
+  EngineConfig cfg;
+  cfg.cache_dir = fresh_dir("profile-off");
+  cfg.features.bulk_memory = false;
+  auto e2 = Engine::create(cfg);
+  ASSERT_TRUE(e2.is_ok());
+  auto fill = (*e2)->load(wat("(module (memory 1) (func i32.const 0 i32.const 0 i32.const 1 memory.fill))"),
+                          {.tier = Tier::kInterp});
   ASSERT_FALSE(fill.is_ok());
-  EXPECT_NE(fill.status().message().find("offset"), std::string::npos) << fill.status().message();
+  EXPECT_NE(fill.status().message().find("bulk memory"), std::string::npos) << fill.status().message();
+  EXPECT_NE(fill.status().message().find("-mno-bulk-memory"), std::string::npos) << fill.status().message();
   EngineConfig no_floats;
   no_floats.features.floats = false;
-  auto e2 = Engine::create(no_floats);
-  auto f = (*e2)->load(wat("(module (func (result f32) f32.const 1))"), {.tier = Tier::kInterp});
+  auto e3 = Engine::create(no_floats);
+  auto f = (*e3)->load(wat("(module (func (result f32) f32.const 1))"), {.tier = Tier::kInterp});
   ASSERT_FALSE(f.is_ok());
   EXPECT_EQ(f.status().code(), Code::kUnsupported);
+  // Host-facing signatures stay numeric.
+  auto ref_export = engine->load(wat("(module (func (export \"f\") (param externref)))"), {.tier = Tier::kInterp});
+  ASSERT_FALSE(ref_export.is_ok());
+  EXPECT_NE(ref_export.status().message().find("numbers only"), std::string::npos) << ref_export.status().message();
 }
 
 TEST(EngineFloats, NaNsAreCanonicalOnEveryTier) {

@@ -165,6 +165,13 @@ class InterpInstance final : public Instance {
       lim.max = std::min<uint64_t>(lim.has_max ? lim.max : 65536, cap);
       lim.has_max = true;
     }
+    // Table growth is capped like the C tiers' runtime caps it (runtime.cc).
+    for (auto& t : desc.tables) {
+      auto& lim = t.type.limits;
+      uint64_t max = std::min<uint64_t>(lim.has_max ? lim.max : UINT32_MAX, limits_.table_elements_max);
+      lim.max = std::max<uint64_t>(max, lim.initial);
+      lim.has_max = true;
+    }
     module_ref_ = wi::Module::New(*store_, std::move(desc));
     wi::RefVec imports;
     for (size_t k = 0; k < imports_.size(); ++k) {

@@ -2,8 +2,10 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <memory>
 
 #include "wabt/binary-reader-ir.h"
@@ -153,6 +155,383 @@ uint32_t body_nesting(std::span<const uint8_t> b, size_t pos, size_t end) {
   return max_depth;
 }
 
+
+// ---------------------------------------------------------------------------
+// The profile, checked on the raw bytes before libwabt reads them: wabt
+// reports a disabled feature as corruption ("invalid section code: 12",
+// "unexpected opcode: 0xfc 0xa"), and its IR has no offsets. This decoder
+// knows every opcode of the profile and the prefixes of what lies outside it;
+// anything it cannot decode ends its scan and is left to wabt's reader.
+
+struct FeatureInfo {
+  const char* name;   // as a user would search for it
+  const char* clang;  // how to build without it
+  const char* rustc;
+};
+const FeatureInfo kSimd = {"SIMD (v128)", "-mcpu=mvp (or -mno-simd128)",
+                           "-C target-cpu=mvp (or -C target-feature=-simd128)"};
+const FeatureInfo kRelaxedSimd = {"relaxed SIMD", "-mcpu=mvp (or -mno-relaxed-simd)",
+                                  "-C target-cpu=mvp (or -C target-feature=-relaxed-simd)"};
+const FeatureInfo kThreads = {"threads and atomics", "-mcpu=mvp without -pthread or -matomics",
+                              "-C target-cpu=mvp without -C target-feature=+atomics"};
+const FeatureInfo kExceptions = {"exception handling", "-fno-exceptions (or -mno-exception-handling)",
+                                 "-C panic=abort"};
+const FeatureInfo kTailCalls = {"tail calls", "-mcpu=mvp (or -mno-tail-call)",
+                                "-C target-cpu=mvp (or -C target-feature=-tail-call)"};
+const FeatureInfo kGc = {"GC and typed function references", "-mcpu=mvp", "-C target-cpu=mvp"};
+const FeatureInfo kMemory64 = {"memory64", "--target=wasm32 (not wasm64)", "a wasm32 target"};
+const FeatureInfo kMultiMemory = {"multi-memory", "-mcpu=mvp (or -mno-multimemory)", "-C target-cpu=mvp"};
+// Features of the profile an embedder may turn off (Features).
+const FeatureInfo kBulkMemory = {"bulk memory", "-mno-bulk-memory", "-C target-feature=-bulk-memory"};
+const FeatureInfo kReferenceTypes = {"reference types", "-mno-reference-types",
+                                     "-C target-feature=-reference-types"};
+const FeatureInfo kMultiValue = {"multi-value", "-mno-multivalue", "-C target-feature=-multivalue"};
+const FeatureInfo kSignExt = {"sign-extension", "-mno-sign-ext", "-C target-feature=-sign-ext"};
+const FeatureInfo kSatConv = {"non-trapping float-to-int", "-mno-nontrapping-fptoint",
+                              "-C target-feature=-nontrapping-fptoint"};
+
+struct FeatureUse {
+  const FeatureInfo* feature = nullptr;
+  size_t offset = 0;
+  long defined_func = -1;  // code section entry, or -1 outside function bodies
+  std::string what;        // "opcode 0xfd 0x0c"
+};
+
+class ProfileScan {
+ public:
+  ProfileScan(std::span<const uint8_t> b, const Features& f) : b_(b), f_(f) {}
+
+  // The first use of a feature outside the profile, if any.
+  FeatureUse run(const SectionMap& map) {
+    for (const auto& s : map.sections) {
+      if (found()) break;
+      pos_ = s.start;
+      end_ = std::min(s.end, b_.size());
+      switch (s.id) {
+        case 1: types(); break;
+        case 2: imports(); break;
+        case 4: tables(); break;
+        case 5: memories(); break;
+        case 6: globals(); break;
+        case 13: use(kExceptions, s.start, "a tag section"); break;
+        default: break;
+      }
+    }
+    for (size_t i = 0; i < map.bodies.size() && !found(); ++i) {
+      func_ = static_cast<long>(i);
+      pos_ = map.bodies[i].start;
+      end_ = std::min(map.bodies[i].end, b_.size());
+      body();
+    }
+    return use_;
+  }
+
+ private:
+  bool found() const { return use_.feature != nullptr; }
+  void use(const FeatureInfo& f, size_t at, std::string what) {
+    if (found()) return;
+    use_.feature = &f;
+    use_.offset = at;
+    use_.defined_func = func_;
+    use_.what = std::move(what);
+  }
+  static std::string hex(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%02x", v);
+    return buf;
+  }
+  bool u32(uint32_t& v) { return pos_ < end_ && read_leb_u32(b_.first(end_), pos_, v); }
+  bool skip_leb() { return read_leb(b_, pos_, end_); }
+  bool byte(uint8_t& v) {
+    if (pos_ >= end_) return false;
+    v = b_[pos_++];
+    return true;
+  }
+
+  // A value type; false ends the scan (after naming its feature, if any).
+  bool valtype() {
+    size_t at = pos_;
+    uint8_t t;
+    if (!byte(t)) return false;
+    switch (t) {
+      case 0x7f: case 0x7e: case 0x7d: case 0x7c: return true;
+      case 0x70: case 0x6f:
+        if (!f_.reference_types) use(kReferenceTypes, at, "value type " + hex(t));
+        return true;
+      case 0x7b: use(kSimd, at, "value type v128"); return false;
+      case 0x63: case 0x64: case 0x6e: case 0x6d: case 0x6c: case 0x6b: case 0x6a: case 0x71: case 0x72:
+      case 0x73: case 0x74:
+        use(kGc, at, "value type " + hex(t));
+        return false;
+      default: return false;
+    }
+  }
+  bool limits(bool memory) {
+    size_t at = pos_;
+    uint8_t flags;
+    if (!byte(flags)) return false;
+    if (memory && (flags & 2)) { use(kThreads, at, "a shared memory"); return false; }
+    if (flags & 4) { use(kMemory64, at, memory ? "a 64-bit memory" : "a 64-bit table"); return false; }
+    if (flags > 1) return false;
+    if (!skip_leb()) return false;
+    return !(flags & 1) || skip_leb();
+  }
+  bool tabletype() {
+    size_t at = pos_;
+    uint8_t t;
+    if (!byte(t)) return false;
+    if (t == 0x63 || t == 0x64) { use(kGc, at, "a table of typed references"); return false; }
+    if (t != 0x70 && t != 0x6f) return false;
+    if (t == 0x6f && !f_.reference_types) use(kReferenceTypes, at, "an externref table");
+    return limits(false);
+  }
+
+  void types() {
+    uint32_t n;
+    if (!u32(n)) return;
+    for (uint32_t i = 0; i < n && !found(); ++i) {
+      size_t at = pos_;
+      uint8_t form;
+      if (!byte(form)) return;
+      if (form != 0x60) {
+        if (form == 0x5e || form == 0x5f || form == 0x50 || form == 0x4f || form == 0x4e)
+          use(kGc, at, "a " + std::string(form == 0x5e ? "array" : form == 0x5f ? "struct" : "recursive") +
+                           " type");
+        return;
+      }
+      uint32_t np, nr;
+      if (!u32(np)) return;
+      for (uint32_t k = 0; k < np; ++k)
+        if (!valtype()) return;
+      if (!u32(nr)) return;
+      if (nr > 1 && !f_.multi_value) use(kMultiValue, at, "a function type with " + std::to_string(nr) + " results");
+      for (uint32_t k = 0; k < nr; ++k)
+        if (!valtype()) return;
+    }
+  }
+
+  void imports() {
+    uint32_t n;
+    if (!u32(n)) return;
+    for (uint32_t i = 0; i < n && !found(); ++i) {
+      uint32_t len;
+      if (!u32(len) || len > end_ - pos_) return;
+      pos_ += len;
+      if (!u32(len) || len > end_ - pos_) return;
+      pos_ += len;
+      size_t at = pos_;
+      uint8_t kind;
+      if (!byte(kind)) return;
+      switch (kind) {
+        case 0: if (!skip_leb()) return; ++func_imports; break;
+        case 1: if (!tabletype()) return; break;
+        case 2: if (!limits(true)) return; break;
+        case 3: { uint8_t mut; if (!valtype() || !byte(mut)) return; break; }
+        case 4: use(kExceptions, at, "an imported tag"); return;
+        default: return;
+      }
+    }
+  }
+
+  void tables() {
+    uint32_t n;
+    if (!u32(n)) return;
+    for (uint32_t i = 0; i < n && !found(); ++i) {
+      if (pos_ < end_ && b_[pos_] == 0x40) { use(kGc, pos_, "a table with an initialiser"); return; }
+      if (!tabletype()) return;
+    }
+  }
+
+  void memories() {
+    uint32_t n;
+    size_t at = pos_;
+    if (!u32(n)) return;
+    if (n > 1) { use(kMultiMemory, at, std::to_string(n) + " memories"); return; }
+    for (uint32_t i = 0; i < n; ++i)
+      if (!limits(true)) return;
+  }
+
+  void globals() {
+    uint32_t n;
+    if (!u32(n)) return;
+    for (uint32_t i = 0; i < n && !found(); ++i) {
+      uint8_t mut;
+      if (!valtype() || !byte(mut)) return;
+      if (!instrs(/*body=*/false)) return;
+    }
+  }
+
+  void body() {
+    uint32_t n;
+    if (!u32(n)) return;
+    for (uint32_t i = 0; i < n; ++i)
+      if (!skip_leb() || !valtype()) return;
+    instrs(/*body=*/true);
+  }
+
+  bool blocktype() {
+    size_t at = pos_;
+    if (pos_ >= end_) return false;
+    uint8_t t = b_[pos_];
+    if (t == 0x40) { ++pos_; return true; }
+    if (t >= 0x40 && !(t & 0x80)) return valtype();  // one value type
+    if (!f_.multi_value) use(kMultiValue, at, "a block with a type index");
+    return read_leb(b_, pos_, end_);
+  }
+  bool memidx(size_t at) {
+    uint8_t m;
+    if (!byte(m)) return false;
+    if (m != 0) { use(kMultiMemory, at, "memory index " + std::to_string(m)); return false; }
+    return true;
+  }
+
+  // Instructions up to the end of the body, or of one constant expression.
+  bool instrs(bool in_body) {
+    uint32_t depth = 0;
+    while (pos_ < end_ && !found()) {
+      const size_t at = pos_;
+      const uint8_t op = b_[pos_++];
+      auto opname = [&] { return "opcode " + hex(op); };
+      switch (op) {
+        case 0x00: case 0x01: case 0x0f: case 0x1a: case 0x1b: break;
+        case 0x02: case 0x03: case 0x04:
+          ++depth;
+          if (!blocktype()) return false;
+          break;
+        case 0x05: break;
+        case 0x0b:
+          if (depth == 0) {
+            if (!in_body) return true;
+          } else {
+            --depth;
+          }
+          break;
+        case 0x06: case 0x07: case 0x08: case 0x09: case 0x0a: case 0x18: case 0x19: case 0x1f:
+          use(kExceptions, at, opname());
+          return false;
+        case 0x12: case 0x13: use(kTailCalls, at, opname()); return false;
+        case 0x14: case 0x15: case 0xd3: case 0xd4: case 0xd5: case 0xd6:
+          use(kGc, at, opname());
+          return false;
+        case 0xfb: use(kGc, at, opname()); return false;
+        case 0x0c: case 0x0d: case 0x10: case 0x20: case 0x21: case 0x22: case 0x23: case 0x24:
+          if (!skip_leb()) return false;
+          break;
+        case 0x25: case 0x26: case 0xd2:
+          if (!f_.reference_types) use(kReferenceTypes, at, opname());
+          if (!skip_leb()) return false;
+          break;
+        case 0x0e: {
+          uint32_t n;
+          if (!u32(n)) return false;
+          for (uint64_t k = 0; k <= n; ++k)
+            if (!skip_leb()) return false;
+          break;
+        }
+        case 0x11: {
+          uint32_t type, table;
+          if (!u32(type) || !u32(table)) return false;
+          if (table != 0 && !f_.reference_types) use(kReferenceTypes, at, "call_indirect on table " + std::to_string(table));
+          break;
+        }
+        case 0x1c: {
+          if (!f_.reference_types) use(kReferenceTypes, at, "a typed select");
+          uint32_t n;
+          if (!u32(n)) return false;
+          for (uint32_t k = 0; k < n; ++k)
+            if (!valtype()) return false;
+          break;
+        }
+        case 0x3f: case 0x40:
+          if (!memidx(at)) return false;
+          break;
+        case 0x41: case 0x42:
+          if (!skip_leb()) return false;
+          break;
+        case 0x43: pos_ += 4; break;
+        case 0x44: pos_ += 8; break;
+        case 0xd0: {
+          if (!f_.reference_types) use(kReferenceTypes, at, opname());
+          uint8_t t;
+          if (!byte(t)) return false;
+          if (t != 0x70 && t != 0x6f) { use(kGc, at, "ref.null of heap type " + hex(t)); return false; }
+          break;
+        }
+        case 0xd1:
+          if (!f_.reference_types) use(kReferenceTypes, at, opname());
+          break;
+        case 0xfc: {
+          uint32_t sub;
+          if (!u32(sub)) return false;
+          if (sub <= 7) {
+            if (!f_.saturating_float_to_int) use(kSatConv, at, "opcode 0xfc " + hex(sub));
+            break;
+          }
+          if (sub > 17) return false;
+          if (!f_.bulk_memory && sub <= 14) use(kBulkMemory, at, "opcode 0xfc " + hex(sub));
+          if (!f_.reference_types && sub >= 15) use(kReferenceTypes, at, "opcode 0xfc " + hex(sub));
+          switch (sub) {
+            case 8: if (!skip_leb() || !memidx(at)) return false; data_segment_ops = true; break;
+            case 9: if (!skip_leb()) return false; data_segment_ops = true; break;
+            case 10: if (!memidx(at) || !memidx(at)) return false; break;
+            case 11: if (!memidx(at)) return false; break;
+            case 12: case 14: if (!skip_leb() || !skip_leb()) return false; break;
+            default: if (!skip_leb()) return false; break;
+          }
+          break;
+        }
+        case 0xfd: {
+          uint32_t sub = 0;
+          u32(sub);
+          if (sub >= 0x100 && sub <= 0x113)
+            use(kRelaxedSimd, at, "opcode 0xfd " + hex(sub));
+          else
+            use(kSimd, at, "opcode 0xfd " + hex(sub));
+          return false;
+        }
+        case 0xfe: use(kThreads, at, "opcode 0xfe (atomics)"); return false;
+        default:
+          if (op >= 0x28 && op <= 0x3e) {  // memarg
+            uint32_t align;
+            if (!u32(align)) return false;
+            if (align & 0x40) { use(kMultiMemory, at, "a load or store on another memory"); return false; }
+            if (!skip_leb()) return false;
+          } else if (op >= 0xc0 && op <= 0xc4) {
+            if (!f_.sign_extension) use(kSignExt, at, opname());
+          } else if (op < 0x45 || op > 0xc4) {
+            return false;  // not an opcode this decoder knows: wabt's reader judges
+          }
+      }
+    }
+    return true;
+  }
+
+  std::span<const uint8_t> b_;
+  const Features& f_;
+  size_t pos_ = 0, end_ = 0;
+  long func_ = -1;
+  FeatureUse use_;
+
+ public:
+  uint32_t func_imports = 0;
+  bool data_segment_ops = false;  // memory.init or data.drop seen: data segments keep their indices
+};
+
+Status feature_error(std::span<const uint8_t> bytes, const FeatureUse& u, uint32_t func_imports) {
+  std::string where;
+  if (u.defined_func >= 0) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "function %ld (defined function %ld, section 'code', offset 0x%zx)",
+                  u.defined_func + long(func_imports), u.defined_func, u.offset);
+    where = buf;
+  } else {
+    where = describe_offset(bytes, u.offset);
+  }
+  return Status::unsupported("the module uses " + std::string(u.feature->name) + " (" + u.what + ") at " + where +
+                             ", which is outside this engine's Wasm profile; build without it: clang " +
+                             u.feature->clang + ", rustc " + u.feature->rustc);
+}
+
 }  // namespace
 
 bool read_leb_u32(std::span<const uint8_t> b, size_t& pos, uint32_t& out) {
@@ -231,6 +610,13 @@ FuncType to_functype(const wabt::FuncSignature& sig) {
 
 bool is_float(Type t) { return t == Type::F32 || t == Type::F64; }
 
+// Host-facing signatures carry numbers only (Value has no reference type).
+bool numeric_signature(const wabt::FuncSignature& sig) {
+  auto numeric = [](Type t) { return t == Type::I32 || t == Type::I64 || t == Type::F32 || t == Type::F64; };
+  return std::all_of(sig.param_types.begin(), sig.param_types.end(), numeric) &&
+         std::all_of(sig.result_types.begin(), sig.result_types.end(), numeric);
+}
+
 // Ops whose NaN results have unspecified payloads (Wasm spec: "nondeterministic
 // NaN"); their results are canonicalised so every tier produces the same bits.
 int nan_producing_width(Opcode op) {
@@ -273,7 +659,9 @@ class Instrumenter {
       // A function that calls nothing cannot deepen the stack past itself, so
       // only calling frames are counted: at most one leaf frame sits beyond
       // call_depth_max, on every tier alike.
+      bulk_tmp_ = wabt::kInvalidIndex;
       if (metering_) meter_function(f->exprs);
+      if (metering_) charge_bulk(f->exprs);
       if (canon_) canonicalize_list(f->exprs);
     }
     if (metering_) thread_depth(first_defined, defined_end);
@@ -436,6 +824,55 @@ class Instrumenter {
     if (c) insert_charge(body, body.begin(), c);
   }
 
+  // Bulk memory and table operations also pay for what they move, from their
+  // length operand (on top of the stack) just before they run: memory.copy,
+  // memory.fill and memory.init one unit per 8 bytes or part of it
+  // (kBulkBytesPerFuelUnit), table.copy, table.init, table.fill and table.grow
+  // one unit per element. The charge is made even if the operation then traps
+  // out of bounds, like the instruction's own unit. In the Wasm, so every tier
+  // charges the same.
+  void charge_bulk(ExprList& list) {
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      bool bytes = false;
+      switch (it->type()) {
+        case ExprType::Block: charge_bulk(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs); continue;
+        case ExprType::Loop: charge_bulk(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs); continue;
+        case ExprType::If: {
+          auto* iff = wabt::cast<wabt::IfExpr>(&*it);
+          charge_bulk(iff->true_.exprs);
+          charge_bulk(iff->false_);
+          continue;
+        }
+        case ExprType::MemoryCopy: case ExprType::MemoryFill: case ExprType::MemoryInit: bytes = true; break;
+        case ExprType::TableCopy: case ExprType::TableInit: case ExprType::TableFill: case ExprType::TableGrow: break;
+        default: continue;
+      }
+      if (bulk_tmp_ == wabt::kInvalidIndex) {
+        bulk_tmp_ = func_->GetNumParamsAndLocals();
+        func_->local_types.AppendDecl(Type::I32, 1);
+      }
+      list.insert(it, mk<wabt::LocalTeeExpr>(idx(bulk_tmp_)));
+      list.insert(it, mk<wabt::GlobalGetExpr>(idx(g_fuel)));
+      list.insert(it, mk<wabt::LocalGetExpr>(idx(bulk_tmp_)));
+      list.insert(it, mk<wabt::ConvertExpr>(Opcode::I64ExtendI32U));
+      if (bytes) {
+        static_assert(kBulkBytesPerFuelUnit == 8);
+        list.insert(it, mk<wabt::ConstExpr>(Const::I64(7)));
+        list.insert(it, mk<wabt::BinaryExpr>(Opcode::I64Add));
+        list.insert(it, mk<wabt::ConstExpr>(Const::I64(3)));
+        list.insert(it, mk<wabt::BinaryExpr>(Opcode::I64ShrU));
+      }
+      list.insert(it, mk<wabt::BinaryExpr>(Opcode::I64Sub));
+      list.insert(it, mk<wabt::GlobalSetExpr>(idx(g_fuel)));
+      list.insert(it, mk<wabt::GlobalGetExpr>(idx(g_fuel)));
+      list.insert(it, mk<wabt::ConstExpr>(Const::I64(0)));
+      list.insert(it, mk<wabt::CompareExpr>(Opcode::I64LtS));
+      auto iff = std::make_unique<wabt::IfExpr>();
+      iff->true_.exprs.push_back(mk<wabt::CallExpr>(idx(slow_)));
+      list.insert(it, std::move(iff));
+    }
+  }
+
   static bool has_calls(const ExprList& list) {
     for (const auto& e : list) {
       switch (e.type()) {
@@ -559,17 +996,55 @@ class Instrumenter {
       check.push_back(std::move(iff));
       f.exprs.splice(f.exprs.begin(), check);
     }
-    // Imports in tables: call_indirect now passes the depth.
+    // Imports as references (in tables, globals, ref.func): call_indirect
+    // passes the depth, so they are wrapped.
     for (wabt::ElemSegment* seg : m_.elem_segments)
-      for (ExprList& entry : seg->elem_exprs)
-        for (Expr& e : entry)
-          if (e.type() == ExprType::RefFunc) {
-            auto* rf = wabt::cast<wabt::RefFuncExpr>(&e);
-            Index t = m_.GetFuncIndex(rf->var);
-            if (t < m_.num_func_imports) rf->var = idx(import_in_table(t));
-          }
+      for (ExprList& entry : seg->elem_exprs) wrap_import_refs(entry);
+    for (wabt::Global* g : m_.globals) wrap_import_refs(g->init_expr);
+    bool body_refs = false;
+    for (Index i = first; i < end; ++i) body_refs |= wrap_import_refs(m_.funcs[i]->exprs);
+    if (body_refs) {
+      // ref.func in a body needs its function declared: the wrappers are.
+      auto ef = std::make_unique<wabt::ElemSegmentModuleField>();
+      ef->elem_segment.kind = wabt::SegmentKind::Declared;
+      ef->elem_segment.elem_type = Type::FuncRef;
+      for (const auto& [import, wrapper] : import_wrappers_) {
+        ExprList e;
+        e.push_back(mk<wabt::RefFuncExpr>(idx(wrapper)));
+        ef->elem_segment.elem_exprs.push_back(std::move(e));
+      }
+      m_.AppendField(std::move(ef));
+    }
     for (wabt::Export* ex : m_.exports)
       if (ex->kind == wabt::ExternalKind::Func) ex->var = idx(host_entry(m_.GetFuncIndex(ex->var)));
+  }
+
+  // Returns true if it replaced a reference to an import by its wrapper.
+  bool wrap_import_refs(ExprList& list) {
+    bool any = false;
+    for (Expr& e : list) {
+      switch (e.type()) {
+        case ExprType::RefFunc: {
+          auto* rf = wabt::cast<wabt::RefFuncExpr>(&e);
+          Index t = m_.GetFuncIndex(rf->var);
+          if (t < m_.num_func_imports) {
+            rf->var = idx(import_in_table(t));
+            any = true;
+          }
+          break;
+        }
+        case ExprType::Block: any |= wrap_import_refs(wabt::cast<wabt::BlockExpr>(&e)->block.exprs); break;
+        case ExprType::Loop: any |= wrap_import_refs(wabt::cast<wabt::LoopExpr>(&e)->block.exprs); break;
+        case ExprType::If: {
+          auto* iff = wabt::cast<wabt::IfExpr>(&e);
+          any |= wrap_import_refs(iff->true_.exprs);
+          any |= wrap_import_refs(iff->false_);
+          break;
+        }
+        default: break;
+      }
+    }
+    return any;
   }
 
   // Locals after the parameters move up by one: the depth parameter comes first.
@@ -679,12 +1154,63 @@ class Instrumenter {
   Index slow_ = 0;
   Index defined_end_ = 0;
   Index ci_tmp_ = wabt::kInvalidIndex;  // the function's scratch local for call_indirect's table index
+  Index bulk_tmp_ = wabt::kInvalidIndex;  // the function's scratch local for a bulk operation's length
   std::map<Index, wabt::FuncSignature> original_sigs_;  // defined functions, before the depth parameter
   std::map<Index, Index> host_entries_;                 // defined function -> its host entry wrapper
   std::map<Index, Index> import_wrappers_;              // import -> its wrapper for tables
   wabt::Func* func_ = nullptr;
   Index f32_scratch_ = wabt::kInvalidIndex, f64_scratch_ = wabt::kInvalidIndex;
 };
+
+// Extended constant expressions (i32/i64 add, sub, mul; global.get of an
+// earlier constant global) are folded into one constant, so every tier (and
+// wasm2c 1.0.32, which writes one-instruction initialisers only) sees a
+// plain `*.const`. Returns false for anything else (ref.func, ref.null,
+// floats are left as they are).
+bool fold_const(ExprList& init, const std::vector<std::optional<Const>>& globals) {
+  if (init.size() == 1) return init.front().type() == ExprType::Const;
+  std::vector<Const> stack;
+  for (const Expr& e : init) {
+    switch (e.type()) {
+      case ExprType::Const: stack.push_back(wabt::cast<wabt::ConstExpr>(&e)->const_); break;
+      case ExprType::GlobalGet: {
+        const Var& v = wabt::cast<wabt::GlobalGetExpr>(&e)->var;
+        if (!v.is_index() || v.index() >= globals.size() || !globals[v.index()]) return false;
+        stack.push_back(*globals[v.index()]);
+        break;
+      }
+      case ExprType::Binary: {
+        if (stack.size() < 2) return false;
+        Const b = stack.back();
+        stack.pop_back();
+        Const a = stack.back();
+        stack.pop_back();
+        const Opcode op = wabt::cast<wabt::BinaryExpr>(&e)->opcode;
+        if (a.type() == Type::I32 && b.type() == Type::I32) {
+          uint32_t x = a.u32(), y = b.u32();
+          if (op == Opcode::I32Add) stack.push_back(Const::I32(x + y));
+          else if (op == Opcode::I32Sub) stack.push_back(Const::I32(x - y));
+          else if (op == Opcode::I32Mul) stack.push_back(Const::I32(x * y));
+          else return false;
+        } else if (a.type() == Type::I64 && b.type() == Type::I64) {
+          uint64_t x = a.u64(), y = b.u64();
+          if (op == Opcode::I64Add) stack.push_back(Const::I64(x + y));
+          else if (op == Opcode::I64Sub) stack.push_back(Const::I64(x - y));
+          else if (op == Opcode::I64Mul) stack.push_back(Const::I64(x * y));
+          else return false;
+        } else {
+          return false;
+        }
+        break;
+      }
+      default: return false;
+    }
+  }
+  if (stack.size() != 1) return false;
+  init.clear();
+  init.push_back(mk<wabt::ConstExpr>(stack.back()));
+  return true;
+}
 
 bool const_offset(const ExprList& init, uint64_t& out) {
   if (init.size() != 1) return false;
@@ -739,13 +1265,13 @@ wabt::Features wabt_features(const Features& f) {
   w.set_multi_value_enabled(f.multi_value);
   w.set_tail_call_enabled(false);
   w.set_bulk_memory_enabled(f.bulk_memory);
-  w.set_reference_types_enabled(false);
+  w.set_reference_types_enabled(f.reference_types);
   w.set_annotations_enabled(false);
   w.set_code_metadata_enabled(false);
   w.set_gc_enabled(false);
   w.set_memory64_enabled(false);
   w.set_multi_memory_enabled(false);
-  w.set_extended_const_enabled(false);
+  w.set_extended_const_enabled(f.extended_const);
   w.set_relaxed_simd_enabled(false);
   return w;
 }
@@ -792,6 +1318,12 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     }
   }
 
+  // The profile: a feature outside it is named, with where and how to build
+  // without it, before wabt's reader would call the module malformed.
+  ProfileScan scan(bytes, features);
+  const FeatureUse use = scan.run(map);
+  if (use.feature) return feature_error(bytes, use, scan.func_imports);
+
   wabt::Features wf = wabt_features(features);
   wabt::Module m;
   wabt::Errors errors;
@@ -836,6 +1368,19 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     }
   }
 
+  // Constant initialisers (extended const) become single constants.
+  std::vector<std::optional<Const>> global_values;
+  for (wabt::Global* g : m.globals) {
+    std::optional<Const> v;
+    if (fold_const(g->init_expr, global_values) && !g->mutable_)
+      v = wabt::cast<wabt::ConstExpr>(&g->init_expr.front())->const_;
+    global_values.push_back(v);
+  }
+  for (wabt::ElemSegment* seg : m.elem_segments)
+    if (seg->kind == wabt::SegmentKind::Active) fold_const(seg->offset, global_values);
+  for (wabt::DataSegment* seg : m.data_segments)
+    if (seg->kind == wabt::SegmentKind::Active) fold_const(seg->offset, global_values);
+
   PreparedModule out;
   out.call_depth_max = limits.call_depth_max;
   {
@@ -862,6 +1407,13 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     auto* fi = wabt::cast<wabt::FuncImport>(imp);
     const wabt::FuncSignature& sig =
         fi->func.decl.has_func_type ? m.GetFuncType(fi->func.decl.type_var)->sig : fi->func.decl.sig;
+    if (!numeric_signature(sig)) {
+      std::snprintf(buf, sizeof buf,
+                    "import \"%s\" \"%s\" takes or returns a reference (funcref/externref); host functions "
+                    "take and return numbers only",
+                    imp->module_name.c_str(), imp->field_name.c_str());
+      return Status::unsupported(buf);
+    }
     out.imports.push_back({imp->module_name, imp->field_name, to_functype(sig)});
     imp->module_name = kImportModule;
     imp->field_name = "i" + std::to_string(import_no++);
@@ -897,10 +1449,10 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
                   "memory_max_pages_max");
     out.memory.max_pages = std::min<uint32_t>(out.memory.max_pages, limits.memory_max_pages_max);
   }
-  uint64_t table_size = 0;
-  if (!m.tables.empty()) {
-    const wabt::Table* t = m.tables[0];
-    table_size = t->elem_limits.initial;
+  // Tables: each within the limits; active element segments must fit theirs.
+  std::vector<uint64_t> table_sizes;
+  for (const wabt::Table* t : m.tables) {
+    table_sizes.push_back(t->elem_limits.initial);
     if (t->elem_limits.initial > limits.table_initial_elements_max)
       return over("table initial elements", t->elem_limits.initial, limits.table_initial_elements_max,
                   "table_initial_elements_max");
@@ -914,6 +1466,8 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     uint64_t off;
     if (!const_offset(seg->offset, off))
       return Status::unsupported("element segment " + std::to_string(i) + " has a non-constant offset");
+    const Index ti = m.GetTableIndex(seg->table_var);
+    const uint64_t table_size = ti < table_sizes.size() ? table_sizes[ti] : 0;
     if (off + seg->elem_exprs.size() > table_size) {
       std::snprintf(buf, sizeof buf,
                     "element segment %zu does not fit the table: [%llu, %llu) > %llu elements (the module "
@@ -924,7 +1478,12 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     }
   }
 
-  // Data segments become the memory image.
+  // Active data segments become the memory image. Passive ones stay in the
+  // module for memory.init; if any do (or the code names a segment), every
+  // segment keeps its index, an active one as an empty passive segment: after
+  // instantiation an active segment is dropped, and a dropped segment behaves
+  // exactly as an empty one (memory.init of 0 bytes at 0 succeeds, anything
+  // else traps; data.drop does nothing).
   uint64_t data_total = 0;
   for (size_t i = 0; i < m.data_segments.size(); ++i) {
     const wabt::DataSegment* seg = m.data_segments[i];
@@ -932,8 +1491,7 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
     if (data_total > limits.data_segment_size_bytes_max)
       return over("data segment bytes", data_total, limits.data_segment_size_bytes_max,
                   "data_segment_size_bytes_max");
-    if (seg->kind != wabt::SegmentKind::Active)
-      return Status::unsupported("data segment " + std::to_string(i) + " is passive (bulk memory)");
+    if (seg->kind != wabt::SegmentKind::Active) continue;
     uint64_t off;
     if (!const_offset(seg->offset, off))
       return Status::unsupported("data segment " + std::to_string(i) + " has a non-constant offset");
@@ -956,6 +1514,10 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
   for (wabt::Export* ex : m.exports) {
     if (ex->kind == wabt::ExternalKind::Func) {
       const wabt::Func* f = m.GetFunc(ex->var);
+      if (!numeric_signature(f->decl.sig))
+        return Status::unsupported("export \"" + ex->name +
+                                   "\" takes or returns a reference (funcref/externref); exports take and "
+                                   "return numbers only");
       out.exports.push_back({ex->name, to_functype(f->decl.sig)});
       ex->name = "e" + std::to_string(out.exports.size() - 1);
     } else {
@@ -966,13 +1528,27 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
   // Remove data segments and the start function from the module itself.
   Index start_func = wabt::kInvalidIndex;
   if (!m.starts.empty()) start_func = m.GetFuncIndex(*m.starts[0]);
+  const bool keep_segments = scan.data_segment_ops || std::any_of(m.data_segments.begin(), m.data_segments.end(),
+                                                                  [](const wabt::DataSegment* s) {
+                                                                    return s->kind != wabt::SegmentKind::Active;
+                                                                  });
   for (auto it = m.fields.begin(); it != m.fields.end();) {
-    if (it->type() == wabt::ModuleFieldType::DataSegment || it->type() == wabt::ModuleFieldType::Start)
+    if ((it->type() == wabt::ModuleFieldType::DataSegment && !keep_segments) ||
+        it->type() == wabt::ModuleFieldType::Start)
       it = m.fields.erase(it);
     else
       ++it;
   }
-  m.data_segments.clear();
+  if (keep_segments) {
+    for (wabt::DataSegment* seg : m.data_segments) {
+      if (seg->kind != wabt::SegmentKind::Active) continue;
+      seg->kind = wabt::SegmentKind::Passive;
+      seg->offset.clear();
+      seg->data.clear();
+    }
+  } else {
+    m.data_segments.clear();
+  }
   m.starts.clear();
 
   Instrumenter ins(m, limits.call_depth_max, features.floats, metering);

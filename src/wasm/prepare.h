@@ -28,6 +28,11 @@ inline constexpr const char* kMemoryExport = "cvmem";
 inline constexpr const char* kStartExport = "cvstart";
 inline constexpr const char* kImportModule = "h";
 
+// Fuel of memory.copy, memory.fill and memory.init beyond their own unit: one
+// unit per this many bytes moved, or part of it. Table operations pay one unit
+// per element. Charged in the metered Wasm before the operation runs.
+inline constexpr uint64_t kBulkBytesPerFuelUnit = 8;
+
 // Value of cvtrap when the metering code executes `unreachable`.
 enum TrapReason : uint32_t {
   kReasonNone = 0,  // the guest's own `unreachable`

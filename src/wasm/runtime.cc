@@ -141,8 +141,8 @@ uint32_t rt_grow_memory(wasm_rt_memory_t* mem, uint32_t delta) {
   uint64_t add = uint64_t(delta) * kWasmPageBytes;
   if (mprotect(mem->data + old_bytes, add, PROT_READ | PROT_WRITE) != 0) return UINT32_MAX;
   mem->pages = static_cast<uint32_t>(pages);
-  // A 4 GiB memory's size does not fit wasm_rt_memory_t::size (u32); wasm2c
-  // only reads it for bulk-memory range checks, which the profile excludes.
+  // A 4 GiB memory's size does not fit wasm_rt_memory_t::size (u32); the
+  // glue rewrites wasm2c's bulk-memory range checks to use pages instead.
   mem->size = static_cast<uint32_t>(std::min<uint64_t>(pages * kWasmPageBytes, UINT32_MAX));
   return old;
 }
@@ -163,33 +163,53 @@ void rt_free_memory(wasm_rt_memory_t* mem) {
   mem->pages = mem->size = 0;
 }
 
-void rt_allocate_funcref_table(wasm_rt_funcref_table_t* table, uint32_t elements, uint32_t max) {
+// funcref and externref tables alike: growth is capped per instance
+// (InstanceLimits::table_elements_max), as the interp tier caps its tables.
+template <class Table, class Elem>
+void allocate_table(Table* table, uint32_t elements, uint32_t max) {
   ThreadState& ts = t_state;
   if (max > ts.table_elements_cap) max = ts.table_elements_cap;
   if (max < elements) max = elements;
-  table->data = static_cast<wasm_rt_funcref_t*>(std::calloc(elements ? elements : 1, sizeof(wasm_rt_funcref_t)));
+  table->data = static_cast<Elem*>(std::calloc(elements ? elements : 1, sizeof(Elem)));
   if (!table->data) rt_trap(WASM_RT_TRAP_OOB);
   table->size = elements;
   table->max_size = max;
 }
 
-void rt_free_funcref_table(wasm_rt_funcref_table_t* table) {
+template <class Table>
+void free_table(Table* table) {
   std::free(table->data);
   table->data = nullptr;
   table->size = 0;
 }
 
-uint32_t rt_grow_funcref_table(wasm_rt_funcref_table_t* table, uint32_t delta, wasm_rt_funcref_t init) {
+template <class Table, class Elem>
+uint32_t grow_table(Table* table, uint32_t delta, Elem init) {
   uint32_t old = table->size;
   uint64_t n = uint64_t(old) + delta;
   if (n > table->max_size) return UINT32_MAX;
   if (delta == 0) return old;
-  auto* d = static_cast<wasm_rt_funcref_t*>(std::realloc(table->data, n * sizeof(wasm_rt_funcref_t)));
+  auto* d = static_cast<Elem*>(std::realloc(table->data, n * sizeof(Elem)));
   if (!d) return UINT32_MAX;
   for (uint64_t i = old; i < n; ++i) d[i] = init;
   table->data = d;
   table->size = static_cast<uint32_t>(n);
   return old;
+}
+
+void rt_allocate_funcref_table(wasm_rt_funcref_table_t* table, uint32_t elements, uint32_t max) {
+  allocate_table<wasm_rt_funcref_table_t, wasm_rt_funcref_t>(table, elements, max);
+}
+void rt_free_funcref_table(wasm_rt_funcref_table_t* table) { free_table(table); }
+uint32_t rt_grow_funcref_table(wasm_rt_funcref_table_t* table, uint32_t delta, wasm_rt_funcref_t init) {
+  return grow_table(table, delta, init);
+}
+void rt_allocate_externref_table(wasm_rt_externref_table_t* table, uint32_t elements, uint32_t max) {
+  allocate_table<wasm_rt_externref_table_t, wasm_rt_externref_t>(table, elements, max);
+}
+void rt_free_externref_table(wasm_rt_externref_table_t* table) { free_table(table); }
+uint32_t rt_grow_externref_table(wasm_rt_externref_table_t* table, uint32_t delta, wasm_rt_externref_t init) {
+  return grow_table(table, delta, init);
 }
 
 const RtTable g_rt = {
@@ -201,6 +221,9 @@ const RtTable g_rt = {
     rt_free_funcref_table,
     rt_grow_funcref_table,
     rt_host_call,
+    rt_allocate_externref_table,
+    rt_free_externref_table,
+    rt_grow_externref_table,
 };
 
 }  // namespace

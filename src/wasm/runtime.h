@@ -43,6 +43,9 @@ struct RtTable {
   void (*free_funcref_table)(wasm_rt_funcref_table_t*);
   uint32_t (*grow_funcref_table)(wasm_rt_funcref_table_t*, uint32_t delta, wasm_rt_funcref_t init);
   void (*host_call)(void* ctx, uint32_t import_index, uint64_t* slots);
+  void (*allocate_externref_table)(wasm_rt_externref_table_t*, uint32_t elements, uint32_t max);
+  void (*free_externref_table)(wasm_rt_externref_table_t*);
+  uint32_t (*grow_externref_table)(wasm_rt_externref_table_t*, uint32_t delta, wasm_rt_externref_t init);
 };
 const RtTable& rt_table();
 

@@ -52,6 +52,9 @@ typedef struct covenant_rt_t {
   void (*free_funcref_table)(wasm_rt_funcref_table_t*);
   u32 (*grow_funcref_table)(wasm_rt_funcref_table_t*, u32, wasm_rt_funcref_t);
   void (*host_call)(void*, u32, u64*);
+  void (*allocate_externref_table)(void*, u32, u32);
+  void (*free_externref_table)(void*);
+  u32 (*grow_externref_table)(void*, u32, void*);
 } covenant_rt_t;
 covenant_rt_t covenant_rt;
 static void cv_trap(int c) { covenant_rt.trap(c); }
@@ -1278,6 +1281,8 @@ class BodyTranslator : public wabt::BinaryReaderNop {
   size_t bodies = 0;
 
   using R = wabt::Result;
+  // A refusal is reported through `error` (and the wasm2c fallback), not on stderr.
+  bool OnError(const wabt::Error&) override { return true; }
   R BeginFunctionBody(Index index, wabt::Offset) override {
     return guard([&] {
       if (index < m_.num_func_imports || index >= m_.funcs.size()) throw Unsupported{"function body index"};
