@@ -4,17 +4,21 @@
 // abort); --help on every command and subcommand (exit 0); `covenant help`,
 // `--version`; `--flag=value`; with --json a failure is exactly one JSON object
 // on stdout; the exit-code table; the kv-without-persistence warning; receipt
-// verify against another key (exit 2); ledger balance --agent.
+// verify against another key (exit 2); ledger balance --agent; guest output
+// made inert; validate; run's exit 3; the one-shot tier and deadline; JSON
+// error paths in the WIT's spelling.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -37,11 +41,11 @@ void write(const std::string& path, const std::string& text) {
   f << text;
 }
 
-// Runs `covenant ARGS` in g_dir with COVENANT_HOME=g_dir/home.
-Outcome run(const std::string& args) {
+// Runs `covenant ARGS` in g_dir with COVENANT_HOME=g_dir/home (and `env`, "NAME=value ...").
+Outcome run(const std::string& args, const std::string& env = "") {
   const std::string err_path = g_dir + "/stderr.txt";
-  const std::string cmd = "cd '" + g_dir + "' && COVENANT_HOME='" + g_dir + "/home' " + std::string(COVENANT_CLI) +
-                          " " + args + " 2>'" + err_path + "' </dev/null";
+  const std::string cmd = "cd '" + g_dir + "' && COVENANT_HOME='" + g_dir + "/home' " + env + " " +
+                          std::string(COVENANT_CLI) + " " + args + " 2>'" + err_path + "' </dev/null";
   Outcome r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -325,6 +329,11 @@ TEST_F(CliStrict, ExitCodeTable) {
       {"receipt verify " + g_dir + "/r.cose", 0},                          // verified
       {"receipt verify " + g_dir + "/r.cose --key " + other, 2},           // verification failed
       {"receipt verify " + g_dir + "/r.cose --key " + other + " --json", 2},
+      {"validate " + kSeed, 0},                                            // valid
+      {"validate " + g_dir + "/bad.wasm", 1},                              // invalid
+      {"run " + kSeed + " no_such_export", 3},                             // valid module, no such export
+      {"run " + kSeed + " cabi_realloc 1 2", 3},                           // arguments that do not fit
+      {"run " + kSeed + " cabi_realloc 1 2 3 x", 3},
   };
   for (const Row& row : table) {
     Outcome r = run(row.args);
@@ -491,4 +500,242 @@ TEST_F(CliStrict, ErrorDetailsNameFileOffsetAndKey) {
   r = run(approve + i + " --grants " + g_dir + "/dupgrants.json");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("duplicate key at $.capabilities.clock"), std::string::npos) << r.err;
+}
+
+namespace {
+
+// WAT text -> a module file, with wabt's wat2wasm (extra: its feature flags).
+std::string wat_file(const std::string& name, const std::string& text, const std::string& extra = "") {
+  write(g_dir + "/" + name + ".wat", text);
+  const std::string out = g_dir + "/" + name + ".wasm";
+  const std::string cmd = std::string(WAT2WASM) + " " + extra + " '" + g_dir + "/" + name + ".wat' -o '" + out + "' 2>&1";
+  EXPECT_EQ(sh(cmd + "; echo rc=$?"), "rc=0\n") << name;
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+// Issue 10, Output: a contract's log lines cannot pass for Covenant's own output:
+// each is one line, escaped, prefixed with the contract's name and the level.
+TEST_F(CliStrict, GuestOutputIsInert) {
+  // "ok", a new line mimicking call's own "result:" line, a terminal escape (clear
+  // screen), a right-to-left override (U+202E) and a backslash.
+  const std::string wasm = wat_file("forge", R"wat((module
+  (import "covenant:host/log@0.1.0" "write" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ok\0aresult: FORGED\1b[2J\e2\80\aeevil\\")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+  (func (export "run") (result i32)
+    (call $log (i32.const 1) (i32.const 16) (i32.const 29))
+    (i32.const 7)))
+)wat");
+  write(g_dir + "/forge.wit", "package test:forge@0.1.0;\n\nworld forge {\n  import covenant:host/log@0.1.0;\n"
+                              "  export run: func() -> u32;\n}\n");
+  write(g_dir + "/g.json", R"({"capabilities": {"log": {"level": "info"}}})");
+  const std::string call = "call " + wasm + " --wit forge.wit --grants g.json --export run --args '[]' --tier interp";
+  const std::string escaped = "ok\\nresult: FORGED\\x1b[2J\\u{202e}evil\\\\";
+  Outcome r = run(call);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("result: 7\nfuel used: ", 0), 0u) << r.out;
+  EXPECT_NE(r.err.find("guest forge.wasm: log info: " + escaped + "\n"), std::string::npos) << r.err;
+  for (const std::string* text : {&r.out, &r.err}) {
+    EXPECT_EQ(text->find("\nresult: FORGED"), std::string::npos) << *text;
+    EXPECT_EQ(text->rfind("result: FORGED", 0), std::string::npos) << *text;
+    EXPECT_EQ(text->find('\x1b'), std::string::npos) << *text;
+    EXPECT_EQ(text->find("\xe2\x80\xae"), std::string::npos) << *text;
+  }
+  // Every stderr line is Covenant's or a prefixed guest line.
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_TRUE(line.rfind("guest forge.wasm: ", 0) == 0 || line.rfind("covenant", 0) == 0 ||
+                line.rfind("warning: ", 0) == 0)
+        << line;
+  r = run(call + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["result"], 7);
+  ASSERT_EQ(j["logs"].size(), 1u) << r.out;
+  EXPECT_EQ(j["logs"][0], (json{{"contract", "forge.wasm"}, {"level", "info"}, {"message", escaped}})) << r.out;
+  EXPECT_NE(r.err.find("guest forge.wasm: log info: " + escaped + "\n"), std::string::npos) << r.err;
+}
+
+// Issue 9 item 3: validate gives the engine's verdict; run tells "the engine refused
+// the module" (1) from "no such function" (3).
+TEST_F(CliStrict, ValidateAndRunExitThree) {
+  Outcome r = run("validate " + kSeed);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, kSeed + ": valid (0 imports, 3 exported functions)\n");
+  r = run("validate " + kSeed + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["valid"], true);
+  EXPECT_EQ(j["exports"][1]["name"], "agent:settlement/policy@0.1.0#approve") << r.out;
+  write(g_dir + "/bad.wasm", "not wasm");
+  r = run("validate bad.wasm");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("covenant validate: bad.wasm: invalid: "), std::string::npos) << r.err;
+  r = run("validate bad.wasm --json");
+  EXPECT_EQ(r.code, 1);
+  j = json::parse(r.out);
+  EXPECT_EQ(j["valid"], false);
+  EXPECT_EQ(j["error"]["code"], "invalid");
+  // Outside the deterministic profile (threads): well-formed Wasm the engine
+  // refuses. validate and run agree, and run says 1, not 3.
+  const std::string shared = wat_file("shared", "(module (memory 1 1 shared) (func (export \"f\")))", "--enable-threads");
+  r = run("validate " + shared);
+  EXPECT_EQ(r.code, 1) << r.out;
+  const std::string reason = r.err.substr(r.err.find("invalid: ") + 9);
+  r = run("run " + shared + " f --tier interp");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find(reason.substr(0, reason.find('\n'))), std::string::npos) << r.err << "\nvs " << reason;
+  // A valid module without the export, or with arguments that do not fit: 3.
+  r = run("run " + kSeed + " approve --json");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(json::parse(r.out)["error"]["code"], "no_such_export") << r.out;
+  r = run("run " + kSeed + " cabi_realloc 1 2 3 --json");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_EQ(json::parse(r.out)["error"]["code"], "bad_arguments") << r.out;
+  EXPECT_NE(r.err.find("takes 4 arguments; got 3"), std::string::npos) << r.err;
+  r = run("run " + kSeed + " cabi_realloc 1 2 3 4.5");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("is not a valid i32"), std::string::npos) << r.err;
+}
+
+// Issue 9 item 7: a one-shot call runs on the optimized tier only when its artifact
+// is cached (else baseline, and says so in text mode); the JSON names the tier.
+TEST_F(CliStrict, OneShotTierFollowsTheCache) {
+  const std::string env = "COVENANT_CACHE_DIR='" + g_dir + "/cache'";
+  const std::string i = intent("i.json");
+  Outcome r = run("approve " + kSeed + " --intent " + i, env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("covenant: tier baseline (no optimized artifact cached: `covenant compile " + kSeed +
+                       "` builds it; --tier picks one)"),
+            std::string::npos)
+      << r.err;
+  r = run("approve " + kSeed + " --intent " + i + " --json", env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["tier"], "baseline");
+  EXPECT_EQ(j["cache_hit"], false);
+  EXPECT_EQ(r.err.find("tier"), std::string::npos) << "JSON mode: nothing on stderr about it\n" << r.err;
+  EXPECT_FALSE(std::filesystem::exists(g_dir + "/cache") && !std::filesystem::is_empty(g_dir + "/cache"))
+      << "a one-shot baseline call compiles nothing into the cache";
+  ASSERT_EQ(run("compile " + kSeed, env).code, 0);
+  r = run("approve " + kSeed + " --intent " + i, env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("covenant: tier optimized (its optimized artifact is cached; --tier picks one)"), std::string::npos)
+      << r.err;
+  const std::string args = " --export approve --args '[{\"agent_id\": \"a\", \"task_type\": \"compute\", \"max_units\": 1, "
+                           "\"expires_at_ms\": 4102444800000}]' --json";
+  for (const std::string& c : {"approve " + kSeed + " --intent " + i + " --json", "call " + kSeed + args}) {
+    r = run(c, env);
+    ASSERT_EQ(r.code, 0) << c << "\n" << r.err;
+    j = json::parse(r.out);
+    EXPECT_EQ(j["tier"], "optimized") << c;
+    EXPECT_EQ(j["cache_hit"], true) << c;
+  }
+  // --tier wins, and nothing is said about it.
+  r = run("call " + kSeed + args + " --tier interp", env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tier"], "interp");
+  r = run("approve " + kSeed + " --intent " + i + " --tier interp", env);
+  EXPECT_EQ(r.err.find("covenant: tier"), std::string::npos) << r.err;
+}
+
+// Issue 9 item 5: call and approve stop a runaway guest at a wall-clock deadline,
+// 10 s unless --deadline-ms says otherwise (0 = none).
+TEST_F(CliStrict, OneShotCallsHaveADefaultDeadline) {
+  const std::string wasm = wat_file("spin", R"wat((module
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+  (func (export "spin") (loop (br 0))))
+)wat");
+  write(g_dir + "/spin.wit", "package test:spin@0.1.0;\n\nworld spin {\n  export spin: func();\n}\n");
+  // Fuel for hours on the interpreter: only the deadline can stop it.
+  const std::string call = "call " + wasm + " --wit spin.wit --export spin --args '[]' --tier interp --fuel 1000000000000 --json";
+  auto t0 = std::chrono::steady_clock::now();
+  Outcome r = run(call + " --deadline-ms 300");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(json::parse(r.out)["trap"]["kind"], "deadline") << r.out;
+  EXPECT_LT(seconds_since(t0), 8.0);
+  t0 = std::chrono::steady_clock::now();
+  r = run(call);
+  const double took = seconds_since(t0);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(json::parse(r.out)["trap"]["kind"], "deadline") << r.out;
+  EXPECT_GE(took, 9.5);
+  EXPECT_LT(took, 60.0);
+  r = run("call --help");
+  EXPECT_NE(r.out.find("--deadline-ms"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("=10000"), std::string::npos) << r.out;
+}
+
+// Issue 10, Error details: a JSON error path is the parameter name and the field
+// names as the WIT spells them, whatever spelling the JSON used.
+TEST_F(CliStrict, JsonErrorPathsUseTheWitSpelling) {
+  const std::string wasm = wat_file("shop", R"wat((module
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+  (func (export "test:paths/shop@0.1.0#place") (param i32 i32 i32 i32) (result i32) (i32.const 0)))
+)wat");
+  write(g_dir + "/shop.wit", "package test:paths@0.1.0;\n\ninterface shop {\n"
+                             "  record item { unit_price: u64, label: string }\n"
+                             "  record order { buyer-id: string, line_items: list<item> }\n"
+                             "  place: func(the_order: order) -> u32;\n}\n\nworld paths {\n  export shop;\n}\n");
+  const std::string call = "call " + wasm + " --wit shop.wit --export shop.place --tier interp --args ";
+  Outcome r = run(call + R"('[{"buyer-id": "b", "line_items": [{"unit_price": 1, "label": "a"}, {"unit-price": "x", "label": "b"}]}]')");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("the_order.line_items[1].unit_price: expected u64, got \"x\""), std::string::npos) << r.err;
+  r = run(call + R"('{"the_order": {"buyer_id": 5, "line_items": []}}')");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("the_order.buyer-id: expected string"), std::string::npos) << r.err;
+  r = run(call + R"('[{"buyer-id": "b", "line-items": [{"label": "a"}]}]')");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("the_order.line_items[0].unit_price: missing field (expected u64)"), std::string::npos) << r.err;
+  r = run(call + R"('[{"buyer-id": "b", "line_items": []}]')");
+  EXPECT_EQ(r.code, 0) << r.err;
+  // The seed: tests/wit/seed.wit spells max_units; the built-in seed world (approve
+  // without --wit) spells max-units.
+  write(g_dir + "/ten.json", R"({"agent_id": "a", "task_type": "compute", "max_units": "ten", "expires_at_ms": 1})");
+  r = run("approve " + kSeed + " --tier interp --intent ten.json --wit " + std::string(COVENANT_SOURCE_DIR) +
+          "/tests/wit/seed.wit");
+  EXPECT_NE(r.err.find("i.max_units: expected u64, got \"ten\""), std::string::npos) << r.err;
+  r = run("approve " + kSeed + " --tier interp --intent ten.json");
+  EXPECT_NE(r.err.find("i.max-units: expected u64, got \"ten\""), std::string::npos) << r.err;
+}
+
+// Issue 10, items 6 and 9: an expired intent is refused before anything is held;
+// an approve load error names the file; a receipt id given as a hold id is named.
+TEST_F(CliStrict, ExpiredIntentLoadErrorAndHoldIdHints) {
+  write(g_dir + "/old.json", R"({"agent_id": "agent-7", "task_type": "compute", "max_units": 5, "expires_at_ms": 1767225600000})");
+  const std::string L = " --ledger " + g_dir + "/l.db --keys-dir " + g_dir + "/keys";
+  Outcome r = run("approve " + kSeed + " --intent old.json --tier interp" + L);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("intent expired: expires-at-ms 1767225600000 is before now"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nothing was run, signed or held"), std::string::npos) << r.err;
+  r = run("ledger balance --agent agent-7 --ledger " + g_dir + "/l.db");
+  EXPECT_EQ(r.code, 1) << "no account, no hold: " << r.out;
+  r = run("log verify --ledger " + g_dir + "/l.db --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["tree_size"], 0) << "no receipt";
+  // A module that does not load: the error names the file.
+  write(g_dir + "/broken.wasm", std::string("\0asm\x01\0\0\0\x01", 9));
+  r = run("approve " + g_dir + "/broken.wasm --intent " + intent("i.json") + " --tier interp");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(g_dir + "/broken.wasm: "), std::string::npos) << r.err;
+  // settle release of a receipt id says what a hold id is, and which one it means.
+  r = run("approve " + kSeed + " --intent " + intent("i.json") + " --tier interp --json" + L);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string receipt_id = json::parse(r.out)["receipt_id"];
+  r = run("settle release " + receipt_id + " --ledger " + g_dir + "/l.db");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("a hold id is 32 hex digits, the hold_id that approve --ledger prints; this is a receipt id, "
+                       "whose hold (if its decision made one) is " + receipt_id.substr(0, 32)),
+            std::string::npos)
+      << r.err;
 }

@@ -131,7 +131,15 @@ int settle_command(int argc, char** argv) {
 
   if (sub == "release" || sub == "refund") {
     auto hold = Id128::parse(a.pos[1]);
-    if (!hold) return rep.usage("'" + a.pos[1] + "' is not a hold id (32 hex digits)");
+    if (!hold) {
+      // A receipt id is the commonest mistake: its hold is its first 32 digits.
+      Hash32 receipt;
+      const bool receipt_id = from_hex(a.pos[1], receipt);
+      return rep.usage("'" + a.pos[1] + "' is not a hold id: a hold id is 32 hex digits, the hold_id that approve --ledger "
+                       "prints" + (receipt_id ? "; this is a receipt id, whose hold (if its decision made one) is " +
+                                                    a.pos[1].substr(0, 32)
+                                              : std::string()));
+    }
     Transfer t;
     t.id = settle::derived_id("covenant/" + sub + "/" + hold->hex());
     t.pending_id = *hold;
