@@ -2,7 +2,7 @@
 // Uses cbor-x (CBOR) and @noble/ed25519 (RFC 8032, strict: zip215 false);
 // shares no code with the C++ implementation. The Sig_structure is rebuilt
 // here from RFC 9052 §4.4: ["Signature1", protected, external_aad = h'', payload].
-// The payload map is checked against docs/receipts.md: integer keys 1..11 in
+// The payload map is checked against docs/receipts.md: integer keys 1..13 in
 // ascending order, each once; keys 1-6 and 8-10 required with their types;
 // key 7 (state root after) only when it differs from key 6 (absent = equal).
 //
@@ -40,6 +40,7 @@ const FIELDS = {
   10: ['previous receipt hash', (v) => isBytes(v) && v.length === 32],
   11: ['raw intent', isBytes],
   12: ['interface hash', (v) => isBytes(v) && v.length === 16],
+  13: ['intent signer', (v) => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'string' && x.length > 0)],
 };
 const REQUIRED = [1, 2, 3, 4, 5, 6, 8, 9, 10];
 

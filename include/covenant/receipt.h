@@ -58,8 +58,10 @@ enum class ReceiptKey : uint8_t {
   kPrevReceiptHash = 10, // bstr 32: receipt id of the previous receipt (zeros for the first)
   kIntent = 11,          // bstr: raw intent, only when the deployment opts in
   kInterfaceHash = 12,   // bstr 16: the WIT world and grants the call ran with (see below)
+  kIntentSigner = 13,    // [tstr kid, tstr nonce]: the agent key that signed the intent, only for signed intents
 };
-inline constexpr uint8_t kReceiptKeyMax = 12;
+inline constexpr uint8_t kReceiptKeyMax = 13;
+inline constexpr size_t kIntentSignerFieldBytesMax = 64;  // kid and nonce each
 inline constexpr size_t kInterfaceHashBytes = 16;
 using InterfaceHash = std::array<uint8_t, kInterfaceHashBytes>;
 
@@ -88,6 +90,14 @@ struct Receipt {
   // the grants (settle::interface_hash). Written by every receipt the
   // pipeline signs; absent in receipts made before key 12 existed.
   std::optional<InterfaceHash> interface_hash;
+  // For a signed intent (docs/api.md, "Signed intents"): the agent's key id
+  // and the intent's nonce, as the executor verified them before the call.
+  struct IntentSigner {
+    std::string kid;
+    std::string nonce;
+    bool operator==(const IntentSigner&) const = default;
+  };
+  std::optional<IntentSigner> intent_signer;
 
   bool operator==(const Receipt&) const = default;
 };

@@ -119,6 +119,16 @@ Status decode_payload(std::span<const uint8_t> payload, Receipt* r) {
         r->interface_hash = h;
         break;
       }
+      case ReceiptKey::kIntentSigner: {
+        uint64_t n = 0;
+        std::string_view kid, nonce;
+        if (!rd.read_array(&n).is_ok() || n != 2 || !rd.read_text(&kid).is_ok() || !rd.read_text(&nonce).is_ok())
+          return field_error(rk, "intent signer", "expected [kid, nonce] as two text strings", vat);
+        if (kid.empty() || nonce.empty() || kid.size() > kIntentSignerFieldBytesMax || nonce.size() > kIntentSignerFieldBytesMax)
+          return field_error(rk, "intent signer", "kid and nonce must be 1 to 64 bytes", vat);
+        r->intent_signer = Receipt::IntentSigner{std::string(kid), std::string(nonce)};
+        break;
+      }
     }
   }
   constexpr uint32_t kAfterBit = 1u << static_cast<int>(ReceiptKey::kStateRootAfter);
@@ -223,7 +233,12 @@ Status encode_receipt_payload(const Receipt& r, std::vector<uint8_t>* out) {
   // Key 7 is implied when the call changed no state (docs/receipts.md).
   const bool after = r.state_root_after != r.state_root_before;
   cbor::Writer w(out);
-  w.map(9 + (after ? 1 : 0) + (r.intent ? 1 : 0) + (r.interface_hash ? 1 : 0));
+  if (r.intent_signer && (r.intent_signer->kid.empty() || r.intent_signer->nonce.empty() ||
+                          r.intent_signer->kid.size() > kIntentSignerFieldBytesMax ||
+                          r.intent_signer->nonce.size() > kIntentSignerFieldBytesMax)) {
+    return Status::invalid("receipt intent signer: kid and nonce must be 1 to 64 bytes");
+  }
+  w.map(9 + (after ? 1 : 0) + (r.intent ? 1 : 0) + (r.interface_hash ? 1 : 0) + (r.intent_signer ? 1 : 0));
   key(w, ReceiptKey::kContractHash), w.bytes(r.contract_hash);
   key(w, ReceiptKey::kEntry), w.text(r.entry);
   key(w, ReceiptKey::kIntentHash), w.bytes(r.intent_hash);
@@ -236,6 +251,11 @@ Status encode_receipt_payload(const Receipt& r, std::vector<uint8_t>* out) {
   key(w, ReceiptKey::kPrevReceiptHash), w.bytes(r.prev_receipt_hash);
   if (r.intent) key(w, ReceiptKey::kIntent), w.bytes(*r.intent);
   if (r.interface_hash) key(w, ReceiptKey::kInterfaceHash), w.bytes(*r.interface_hash);
+  if (r.intent_signer) {
+    key(w, ReceiptKey::kIntentSigner), w.array(2);
+    w.text(r.intent_signer->kid);
+    w.text(r.intent_signer->nonce);
+  }
   return Status::ok();
 }
 

@@ -98,6 +98,24 @@ TEST(Receipt, SignVerifyRoundTrip) {
   EXPECT_EQ(receipt_id_hex(cose).size(), 64u);
 }
 
+// A signed intent's receipt names the agent key and the nonce (key 13).
+TEST(Receipt, IntentSignerRoundTrips) {
+  const SigningKey key = test_key();
+  Receipt r = typical_receipt();
+  r.state_root_after = r.state_root_before;
+  r.intent_signer = Receipt::IntentSigner{"agent-7-k1", "n-3f9a2c4e5b6d7081"};
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(sign_receipt(r, key, &cose).is_ok());
+  // kid (11) + nonce (19) + their heads, the array head and the key: 34 bytes.
+  EXPECT_EQ(cose.size(), 298u + 34u);
+  auto v = verify_receipt(cose, PinnedKey(key.public_key()));
+  ASSERT_TRUE(v.is_ok()) << v.status().to_string();
+  r.executor_kid = key.kid();
+  EXPECT_EQ(*v, r);
+  r.intent_signer->nonce = std::string(65, 'n');
+  EXPECT_FALSE(sign_receipt(r, key, &cose).is_ok());
+}
+
 TEST(Receipt, OptInIntentRoundTrips) {
   const SigningKey key = test_key();
   Receipt r = typical_receipt();
@@ -180,8 +198,11 @@ TEST(Receipt, DecodeRejectsMalformedPayloads) {
   EXPECT_NE(decode_receipt(short_hash).status().message().find("key 1 (contract hash) at byte 2: expected 32 bytes, found 31"),
             std::string::npos)
       << decode_receipt(short_hash).status().message();
-  auto unknown = build([](cbor::Writer& p) { p.map(1), p.uint(13), p.uint(0); });
-  EXPECT_NE(decode_receipt(unknown).status().message().find("unknown key 13"), std::string::npos);
+  auto unknown = build([](cbor::Writer& p) { p.map(1), p.uint(14), p.uint(0); });
+  EXPECT_NE(decode_receipt(unknown).status().message().find("unknown key 14"), std::string::npos);
+  auto bad_signer = build([](cbor::Writer& p) { p.map(1), p.uint(13), p.array(1), p.text("k"); });
+  EXPECT_NE(decode_receipt(bad_signer).status().message().find("expected [kid, nonce]"), std::string::npos)
+      << decode_receipt(bad_signer).status().message();
   auto short_iface = build([](cbor::Writer& p) { p.map(1), p.uint(12), p.bytes(std::vector<uint8_t>(32)); });
   EXPECT_NE(decode_receipt(short_iface).status().message().find("key 12 (interface hash) at byte 2: expected 16 bytes, found 32"),
             std::string::npos)

@@ -47,6 +47,7 @@
 #include "covenant/merkle.h"
 #include "covenant/receipt.h"
 #include "server/server_test_util.h"
+#include "settle/jcs.h"
 #include "settle/settle.h"
 
 namespace {
@@ -1088,6 +1089,158 @@ TEST_P(ServerTest, SigtermDrain) {
   for (const std::string& id : acked)
     if (conn.request("GET", "/v1/receipts/" + id, "", auth(k.auditor)).status != 200) missing++;
   EXPECT_EQ(missing, 0u) << "of " << acked.size();
+}
+
+// ---------------------------------------------------------------------------
+// Signed intents (docs/api.md): agent keys per tenant, verification before the
+// contract runs, one use per nonce, rotation and revocation, the receipt naming
+// the signer.
+
+struct AgentSigner {
+  covenant::SigningKey key = covenant::SigningKey::generate();
+  std::string kid;
+  Headers sign(const std::string& contract, const json& intent, const std::string& nonce, uint64_t not_before,
+               uint64_t expires) const {
+    auto canon = covenant::settle::jcs_canonicalize(json{{"contract", contract}, {"intent", intent}, {"nonce", nonce},
+                                                         {"not_before_ms", not_before}, {"expires_at_ms", expires}});
+    EXPECT_TRUE(canon.is_ok());
+    uint8_t sig[covenant::kSignatureBytes];
+    key.sign(std::span(reinterpret_cast<const uint8_t*>(canon->data()), canon->size()), sig);
+    return {{"Covenant-Key-Id", kid},
+            {"Covenant-Nonce", nonce},
+            {"Covenant-Not-Before-Ms", std::to_string(not_before)},
+            {"Covenant-Expires-At-Ms", std::to_string(expires)},
+            {"Covenant-Signature", covenant::base64_encode(std::span<const uint8_t>(sig, sizeof sig))}};
+  }
+};
+
+TEST_P(ServerTest, SignedIntents) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  json body = json::parse(contract_body(kPolicyC));
+  body["require_signed_intents"] = true;
+  Response d = fresh_request(s.port, "PUT", "/v1/contracts/policy", body.dump(), auth(k.deployer));
+  ASSERT_EQ(d.status, 201) << d.describe() << log_of(s);
+
+  AgentSigner k1{.kid = "k1"}, k2{.kid = "k2"}, stranger{.kid = "k9"};
+  auto put_key = [&](const AgentSigner& a, const std::string& by) {
+    return fresh_request(s.port, "PUT", "/v1/agents/agent-7/keys/" + a.kid,
+                         json{{"public_key", covenant::to_hex(a.key.public_key())}}.dump(), auth(by));
+  };
+  EXPECT_EQ(put_key(k1, k.caller).status, 403) << "only an admin registers agent keys";
+  ASSERT_EQ(put_key(k1, k.admin).status, 201);
+  EXPECT_EQ(put_key(k1, k.admin).status, 200) << "the same key again is a no-op";
+  EXPECT_EQ(put_key(AgentSigner{.kid = "k1"}, k.admin).status, 409) << "another key under a used kid";
+
+  const uint64_t now = now_unix_ms();
+  const json intent = json::parse(seed_intent("agent-7", 300));
+  auto approve = [&](const Headers& sig, const json& in = json()) {
+    return fresh_request(s.port, "POST", "/v1/contracts/policy/approve", (in.is_null() ? intent : in).dump(),
+                         auth(k.caller, sig));
+  };
+  auto code_of = [](const Response& r) { return r.j()["error"].value("code", ""); };
+
+  Response unsigned_r = approve({});
+  EXPECT_EQ(unsigned_r.status, 401) << unsigned_r.body;
+  EXPECT_EQ(code_of(unsigned_r), "intent_signature_required");
+  Response via_call = fresh_request(s.port, "POST", "/v1/contracts/policy/call/approve",
+                                    json{{"args", json::array({intent})}}.dump(), auth(k.caller));
+  EXPECT_EQ(via_call.status, 401) << "the approve export is not reachable around the check: " << via_call.body;
+
+  // A good signature: approved, and the receipt names the key and the nonce.
+  Response ok = approve(k1.sign("policy", intent, "nonce-0001", now - 1000, now + 60'000));
+  ASSERT_EQ(ok.status, 200) << ok.describe() << log_of(s);
+  std::vector<uint8_t> cose;
+  ASSERT_TRUE(covenant::base64_decode(ok.j().value("receipt", ""), &cose));
+  auto receipt = covenant::decode_receipt(cose);
+  ASSERT_TRUE(receipt.is_ok());
+  ASSERT_TRUE(receipt->intent_signer.has_value());
+  EXPECT_EQ(receipt->intent_signer->kid, "k1");
+  EXPECT_EQ(receipt->intent_signer->nonce, "nonce-0001");
+
+  struct Refusal {
+    const char* what;
+    Response r;
+    int status;
+    const char* code;
+  };
+  json tampered = intent;
+  tampered["max_units"] = "30000";
+  std::vector<Refusal> refusals = {
+      {"replayed nonce", approve(k1.sign("policy", intent, "nonce-0001", now - 1000, now + 60'000)), 409, "intent_nonce_replayed"},
+      {"signed for another contract", approve(k1.sign("other", intent, "nonce-0002", now - 1000, now + 60'000)), 403, "intent_signature_invalid"},
+      {"intent changed after signing", approve(k1.sign("policy", intent, "nonce-0003", now - 1000, now + 60'000), tampered), 403, "intent_signature_invalid"},
+      {"expired", approve(k1.sign("policy", intent, "nonce-0004", now - 120'000, now - 60'000)), 422, "intent_expired"},
+      {"not yet valid", approve(k1.sign("policy", intent, "nonce-0005", now + 60'000, now + 120'000)), 422, "intent_not_yet_valid"},
+      {"window over 24 h", approve(k1.sign("policy", intent, "nonce-0006", now - 1000, now + 25 * 3600'000ull)), 422, "intent_window_invalid"},
+      {"unknown key", approve(stranger.sign("policy", intent, "nonce-0007", now - 1000, now + 60'000)), 403, "intent_key_unknown"},
+      {"short nonce", approve(k1.sign("policy", intent, "n1", now - 1000, now + 60'000)), 400, "intent_signature_incomplete"},
+  };
+  Headers partial = k1.sign("policy", intent, "nonce-0008", now - 1000, now + 60'000);
+  partial.pop_back();
+  refusals.push_back({"a header missing", approve(partial), 400, "intent_signature_incomplete"});
+  for (const Refusal& f : refusals) {
+    EXPECT_EQ(f.r.status, f.status) << f.what << ": " << f.r.body;
+    EXPECT_EQ(code_of(f.r), f.code) << f.what << ": " << f.r.body;
+  }
+
+  // Rotation: a second key works; revoking the first refuses it from then on.
+  ASSERT_EQ(put_key(k2, k.admin).status, 201);
+  EXPECT_EQ(approve(k2.sign("policy", intent, "nonce-0010", now - 1000, now + 60'000)).status, 200);
+  Response revoked = fresh_request(s.port, "DELETE", "/v1/agents/agent-7/keys/k1", "", auth(k.admin));
+  ASSERT_EQ(revoked.status, 200) << revoked.body;
+  EXPECT_EQ(revoked.j().value("status", ""), "revoked");
+  Response after = approve(k1.sign("policy", intent, "nonce-0011", now - 1000, now + 60'000));
+  EXPECT_EQ(after.status, 403) << after.body;
+  EXPECT_EQ(code_of(after), "intent_key_revoked");
+  Response listed = fresh_request(s.port, "GET", "/v1/agents/agent-7/keys", "", auth(k.auditor));
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  ASSERT_EQ(listed.j()["keys"].size(), 2u) << listed.body;
+
+  // An Idempotency-Key retry of a signed approval answers from the record, not as a replay.
+  const Headers sig12 = k2.sign("policy", intent, "nonce-0012", now - 1000, now + 60'000);
+  Headers with_idem = sig12;
+  with_idem.push_back({"Idempotency-Key", "signed-1"});
+  Response first = approve(with_idem), again = approve(with_idem);
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.headers["idempotent-replayed"], "true");
+  EXPECT_EQ(first.j().value("receipt_id", "a"), again.j().value("receipt_id", "b"));
+
+  // Eight concurrent uses of one fresh nonce: exactly one approval.
+  const Headers race = k2.sign("policy", intent, "nonce-race", now - 1000, now + 60'000);
+  std::atomic<int> approved{0}, replayed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      Response r = fresh_request(s.port, "POST", "/v1/contracts/policy/approve", intent.dump(), auth(k.caller, race));
+      if (r.status == 200) approved++;
+      else if (r.status == 409 && r.j()["error"].value("code", "") == "intent_nonce_replayed") replayed++;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(approved.load(), 1);
+  EXPECT_EQ(replayed.load(), 7);
+
+  // What verification costs: 200 sequential approvals signed and unsigned (an
+  // unsigned-intents contract), printed, not asserted.
+  deploy(s, k.deployer, "open", kPolicyC);
+  Conn conn(s.port);
+  auto timed = [&](bool sign) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) {
+      const uint64_t t = now_unix_ms();
+      Headers h = sign ? k2.sign("policy", intent, "bench-nonce-" + std::to_string(i), t - 1000, t + 60'000) : Headers{};
+      h.push_back({"Authorization", "Bearer " + k.caller});
+      Response r = conn.request("POST", sign ? "/v1/contracts/policy/approve" : "/v1/contracts/open/approve", intent.dump(), h);
+      EXPECT_EQ(r.status, 200) << r.body;
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  const double plain = timed(false), signed_s = timed(true);
+  std::printf("[ signed   ] %s: 200 sequential approvals: unsigned %.1f/s, signed %.1f/s (%.2fx time; client signing included)\n",
+              GetParam().c_str(), 200 / plain, 200 / signed_s, signed_s / plain);
+  expect_ledger_clean(s);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::Values(std::string("sqlite"), std::string("postgres")),

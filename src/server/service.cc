@@ -31,6 +31,7 @@
 #include "covenant/merkle.h"
 #include "host/kv_store.h"
 #include "server/openapi.h"
+#include "settle/jcs.h"
 #include "settle/pipeline.h"
 
 namespace covenant::server {
@@ -53,6 +54,25 @@ std::string module_row(const std::string& v) { return kRow + "module/" + v; }
 std::string idem_row(const std::string& t, const std::string& k) { return kRow + "idem/" + t + "/" + k; }
 std::string receipt_row(const std::string& id) { return kRow + "rcpt/" + id; }
 std::string executor_row(const std::string& kid) { return kRow + "executor/" + kid; }
+std::string agent_key_row(const std::string& t, const std::string& agent, const std::string& kid) {
+  return kRow + "agentkey/" + t + "/" + agent + "/" + kid;
+}
+std::string nonce_row(const std::string& t, const std::string& agent, const std::string& nonce) {
+  return kRow + "nonce/" + t + "/" + agent + "/" + nonce;
+}
+
+// Signed intents (docs/api.md): the longest validity window a signature may
+// claim, which bounds how long its nonce row is kept.
+constexpr uint64_t kSignedIntentWindowMsMax = 24ull * 3600 * 1000;
+
+// Agent ids, key ids and nonces in URLs and rows: printable, no '/'.
+bool valid_token(const std::string& s, size_t min_len = 1) {
+  if (s.size() < min_len || s.size() > 64) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':' || c == '@'))
+      return false;
+  return true;
+}
 
 uint64_t unix_ms() {
   return static_cast<uint64_t>(
@@ -149,6 +169,7 @@ struct Version {
   std::string wit;
   std::string grants;
   std::vector<uint8_t> module;
+  bool require_signed_intents = false;  // approvals must carry an agent's signature
 };
 
 struct Deployment {
@@ -416,6 +437,7 @@ class ServiceImpl final : public Service {
     v->module.assign((*mrow)->begin(), (*mrow)->end());
     v->wit = vj.value("wit", "");
     v->grants = vj.value("grants", "");
+    v->require_signed_intents = vj.value("require_signed_intents", false);
     auto c = compile(tenant, name, v->module, v->wit, v->grants);
     if (!c) return c.status();
     v->contract = std::move(*c);
@@ -525,13 +547,36 @@ class ServiceImpl final : public Service {
     std::string after;
     for (int round = 0; round < 100; ++round) {
       auto rows = ledger().kv_scan(kRow + "idem/", after, 512);
-      if (!rows || rows->empty()) return;
+      if (!rows || rows->empty()) break;
       std::vector<KvPut> dels;
       std::vector<KvExpect> exp;
       for (auto& [k, v] : *rows) {
         after = k;
         auto j = json::parse(v, nullptr, false);
         if (j.is_object() && j.value("created_ms", uint64_t{0}) < cutoff) {
+          dels.push_back({k, std::nullopt});
+          exp.push_back({k, v});
+        }
+      }
+      if (!dels.empty()) (void)put_rows(exp, dels);
+      if (rows->size() < 512) break;
+    }
+    gc_nonces();
+  }
+
+  // A nonce row is needed until its signature expires (a minute of clock skew on top).
+  void gc_nonces() {
+    const uint64_t now = unix_ms();
+    std::string after;
+    for (int round = 0; round < 100; ++round) {
+      auto rows = ledger().kv_scan(kRow + "nonce/", after, 512);
+      if (!rows || rows->empty()) return;
+      std::vector<KvPut> dels;
+      std::vector<KvExpect> exp;
+      for (auto& [k, v] : *rows) {
+        after = k;
+        auto j = json::parse(v, nullptr, false);
+        if (j.is_object() && j.value("expires_at_ms", uint64_t{0}) + 60'000 < now) {
           dels.push_back({k, std::nullopt});
           exp.push_back({k, v});
         }
@@ -697,6 +742,9 @@ class ServiceImpl final : public Service {
     if (n == 4 && s[1] == "holds" && s[3] == "release" && m == "POST") return "/v1/holds/{id}/release";
     if (n == 4 && s[1] == "holds" && s[3] == "refund" && m == "POST") return "/v1/holds/{id}/refund";
     if (n == 3 && s[1] == "executor" && s[2] == "keys" && m == "GET") return "/v1/executor/keys";
+    if (n == 5 && s[1] == "agents" && s[3] == "keys" && m == "PUT") return "/v1/agents/{id}/keys/{kid}";
+    if (n == 5 && s[1] == "agents" && s[3] == "keys" && m == "DELETE") return "/v1/agents/{id}/keys/{kid}";
+    if (n == 4 && s[1] == "agents" && s[3] == "keys" && m == "GET") return "/v1/agents/{id}/keys";
     return nullptr;
   }
 
@@ -753,6 +801,14 @@ class ServiceImpl final : public Service {
         return settle_hold(req, p, s[2], route == "/v1/holds/{id}/release", idem);
       }
       if (route == "/v1/executor/keys") return executor_keys();
+      if (route == "/v1/agents/{id}/keys/{kid}") {
+        if (!role_in(p, {"admin"})) return forbidden(p, "manage agent keys");
+        return m == "PUT" ? put_agent_key(req, p, s[2], s[4]) : revoke_agent_key(p, s[2], s[4]);
+      }
+      if (route == "/v1/agents/{id}/keys") {
+        if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read agent keys");
+        return list_agent_keys(p, s[2]);
+      }
     } catch (const std::exception& e) {
       return err(500, "internal", e.what());
     }
@@ -910,8 +966,15 @@ class ServiceImpl final : public Service {
     if (!body) return err(400, "invalid_json", body.status().message());
     if (!body->is_object()) return err(400, "invalid_request", "body: expected an object {\"wasm_base64\", ...}");
     for (auto& [k, v] : body->items())
-      if (k != "wasm_base64" && k != "wit" && k != "grants")
-        return err(400, "invalid_request", "body." + k + ": unknown field (expected wasm_base64, wit, grants)");
+      if (k != "wasm_base64" && k != "wit" && k != "grants" && k != "require_signed_intents")
+        return err(400, "invalid_request",
+                   "body." + k + ": unknown field (expected wasm_base64, wit, grants, require_signed_intents)");
+    bool require_signed = false;
+    if (body->contains("require_signed_intents")) {
+      if (!(*body)["require_signed_intents"].is_boolean())
+        return err(400, "invalid_request", "body.require_signed_intents: expected true or false");
+      require_signed = (*body)["require_signed_intents"].get<bool>();
+    }
     if (!body->contains("wasm_base64") || !(*body)["wasm_base64"].is_string())
       return err(400, "invalid_request", "body.wasm_base64: expected a base64 string");
     std::vector<uint8_t> module;
@@ -940,6 +1003,7 @@ class ServiceImpl final : public Service {
     v->wit = wit;
     v->grants = grants;
     v->module = module;
+    v->require_signed_intents = require_signed;
 
     for (int attempt = 0; attempt < 8; ++attempt) {
       std::string raw;
@@ -960,7 +1024,8 @@ class ServiceImpl final : public Service {
         row["history"].push_back({{"action", "activate"}, {"version", ver}, {"by", p.id}, {"at_ms", unix_ms()}});
         journal.push_back(activation_entry(p, name, "", ver));
       }
-      json vrow = {{"wit", wit}, {"grants", grants}, {"created_ms", unix_ms()}, {"by", p.id}, {"size", module.size()}};
+      json vrow = {{"wit", wit}, {"grants", grants}, {"created_ms", unix_ms()}, {"by", p.id}, {"size", module.size()},
+                   {"require_signed_intents", require_signed}};
       std::vector<KvExpect> exp{{contract_row(p.tenant, name), *cj ? std::optional<std::string>(raw) : std::nullopt}};
       std::vector<KvPut> puts{{contract_row(p.tenant, name), row.dump()},
                               {version_row(p.tenant, name, ver), vrow.dump()},
@@ -1086,6 +1151,20 @@ class ServiceImpl final : public Service {
       pc.args = (*body)["args"];
       pc.plan_escrow = false;
     }
+    // Signed intents: checked before anything runs. /call/{export} carries no
+    // intent, so it cannot reach the approve export of a version that requires them.
+    std::optional<SignedIntent> signed_intent;
+    if (export_in.empty()) {
+      if (auto refusal = check_signed_intent(req, p, name, *body, ver->require_signed_intents, &signed_intent))
+        return *refusal;
+    } else if (ver->require_signed_intents && (export_name == "approve" || export_name == "policy.approve")) {
+      return err(401, "intent_signature_required", "contract " + name + " requires signed intents: call /v1/contracts/" +
+                                                       name + "/approve with the Covenant-* signature headers");
+    }
+    if (signed_intent) {
+      pc.intent_signer = signed_intent->signer;
+      if (!simulate) pc.extra_expects.push_back({nonce_row(p.tenant, signed_intent->agent, signed_intent->signer.nonce), std::nullopt});
+    }
     pc.export_name = export_name;
     pc.inputs.module = ver->module;
     pc.inputs.wit = ver->wit;
@@ -1120,6 +1199,15 @@ class ServiceImpl final : public Service {
       if (auto stored = lookup_idempotent(idem_key, fingerprint)) return *stored;
       pc.extra_expects.push_back({idem_key, std::nullopt});
     }
+    // A used nonce, after the idempotency record (a retry of the same request is
+    // answered from it); the commit's compare-and-set settles races.
+    if (signed_intent && !simulate) {
+      auto used = ledger().kv_get(nonce_row(p.tenant, signed_intent->agent, signed_intent->signer.nonce));
+      if (!used) return err(503, "ledger_unavailable", used.status().message());
+      if (*used)
+        return err(409, "intent_nonce_replayed", "nonce " + signed_intent->signer.nonce + " of agent " +
+                                                     signed_intent->agent + " was already used");
+    }
 
     const std::string tenant = p.tenant, vhex = ver->version, exp_name = export_name;
     const bool approve_route = export_in.empty();
@@ -1131,6 +1219,10 @@ class ServiceImpl final : public Service {
                  {"intent", req.body}, {"fuel", opts.fuel}, {"record", call_record_to_json(o.call.record)}};
       if (o.hold_id) rr["hold_id"] = *o.hold_id;
       puts.push_back({receipt_row(o.receipt_id), rr.dump()});
+      if (signed_intent) {
+        json nr = {{"expires_at_ms", signed_intent->expires_at_ms}, {"receipt_id", o.receipt_id}};
+        puts.push_back({nonce_row(tenant, signed_intent->agent, signed_intent->signer.nonce), nr.dump()});
+      }
       if (!idem_key.empty()) {
         json resp = response_body(o, vhex, approve_route, 0);
         json rec = {{"fingerprint", fingerprint}, {"status", 200}, {"body", resp.dump()},
@@ -1150,6 +1242,9 @@ class ServiceImpl final : public Service {
         // Another server committed this Idempotency-Key first: answer with its response.
         if (auto stored = lookup_idempotent(idem_key, fingerprint)) return *stored;
       }
+      if (s.code() == Code::kAlreadyExists && signed_intent && s.message().find("nonce/") != std::string::npos)
+        return err(409, "intent_nonce_replayed", "nonce " + signed_intent->signer.nonce + " of agent " +
+                                                     signed_intent->agent + " was already used");
       if (s.code() == Code::kIOError) return err(503, "ledger_unavailable", s.message());
       if (s.code() == Code::kFailedPrecondition) {
         HttpResponse r = err(409, "conflict", s.message());
@@ -1352,6 +1447,149 @@ class ServiceImpl final : public Service {
     PublicKey pk;
     if (!from_hex(j.value("public_key_hex", ""), pk)) return std::nullopt;
     return pk;
+  }
+
+  // ---- agent keys and signed intents (docs/api.md, "Signed intents") ----
+
+  HttpResponse put_agent_key(const HttpRequest& req, const Principal& p, const std::string& agent,
+                             const std::string& kid) {
+    if (!valid_token(agent)) return err(400, "invalid_request", "agent id: expected 1-64 of [A-Za-z0-9._:@-]");
+    if (!valid_token(kid)) return err(400, "invalid_request", "kid: expected 1-64 of [A-Za-z0-9._:@-]");
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    if (!body->is_object()) return err(400, "invalid_request", "body: expected {\"public_key\": \"<64 hex>\"}");
+    for (auto& [k, v] : body->items())
+      if (k != "public_key") return err(400, "invalid_request", "body." + k + ": unknown field (expected public_key)");
+    PublicKey pub{};
+    if (!body->contains("public_key") || !(*body)["public_key"].is_string() ||
+        !from_hex((*body)["public_key"].get<std::string>(), pub))
+      return err(400, "invalid_request", "body.public_key: expected an Ed25519 public key as 64 hex digits");
+    const std::string row = agent_key_row(p.tenant, agent, kid);
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      auto have = ledger().kv_get(row);
+      if (!have) return err(503, "ledger_unavailable", have.status().message());
+      if (*have) {
+        auto j = json::parse(**have, nullptr, false);
+        if (j.value("public_key", "") != to_hex(pub))
+          return err(409, "key_exists", "agent " + agent + " already has a different key " + kid + "; use a new kid to rotate");
+        if (j.contains("revoked_ms")) return err(409, "key_revoked", "key " + kid + " of agent " + agent + " was revoked; use a new kid");
+        return ok_json(200, agent_key_json(agent, kid, j));
+      }
+      json j = {{"public_key", to_hex(pub)}, {"created_ms", unix_ms()}, {"by", p.id}};
+      Status st = put_rows({{row, std::nullopt}}, {{row, j.dump()}});
+      if (st.code() == Code::kAlreadyExists) continue;
+      if (!st) return err(503, "ledger_unavailable", st.message());
+      return ok_json(201, agent_key_json(agent, kid, j));
+    }
+    return err(409, "conflict", "key row kept changing; retry");
+  }
+
+  static json agent_key_json(const std::string& agent, const std::string& kid, const json& row) {
+    json out = {{"agent", agent}, {"kid", kid}, {"public_key", row.value("public_key", "")},
+                {"created_ms", row.value("created_ms", uint64_t{0})}, {"status", row.contains("revoked_ms") ? "revoked" : "active"}};
+    if (row.contains("revoked_ms")) out["revoked_ms"] = row["revoked_ms"];
+    return out;
+  }
+
+  HttpResponse revoke_agent_key(const Principal& p, const std::string& agent, const std::string& kid) {
+    const std::string row = agent_key_row(p.tenant, agent, kid);
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      auto have = ledger().kv_get(row);
+      if (!have) return err(503, "ledger_unavailable", have.status().message());
+      if (!*have) return err(404, "not_found", "agent " + agent + " has no key " + kid);
+      auto j = json::parse(**have, nullptr, false);
+      if (j.contains("revoked_ms")) return ok_json(200, agent_key_json(agent, kid, j));
+      j["revoked_ms"] = unix_ms();
+      j["revoked_by"] = p.id;
+      Status st = put_rows({{row, **have}}, {{row, j.dump()}});
+      if (st.code() == Code::kAlreadyExists) continue;
+      if (!st) return err(503, "ledger_unavailable", st.message());
+      return ok_json(200, agent_key_json(agent, kid, j));
+    }
+    return err(409, "conflict", "key row kept changing; retry");
+  }
+
+  HttpResponse list_agent_keys(const Principal& p, const std::string& agent) {
+    if (!valid_token(agent)) return err(400, "invalid_request", "agent id: expected 1-64 of [A-Za-z0-9._:@-]");
+    const std::string prefix = kRow + "agentkey/" + p.tenant + "/" + agent + "/";
+    auto rows = ledger().kv_scan(prefix, "", 1000);
+    if (!rows) return err(503, "ledger_unavailable", rows.status().message());
+    json keys = json::array();
+    for (auto& [k, v] : *rows) keys.push_back(agent_key_json(agent, k.substr(prefix.size()), json::parse(v, nullptr, false)));
+    return ok_json(200, {{"agent", agent}, {"keys", keys}});
+  }
+
+  struct SignedIntent {
+    Receipt::IntentSigner signer;
+    std::string agent;
+    uint64_t expires_at_ms = 0;
+  };
+
+  // Checks the Covenant-* signature headers of an approval against the agent's
+  // registered key, before anything runs. Returns the refusal, or fills *out
+  // (nothing when the request carries no signature and none is required).
+  std::optional<HttpResponse> check_signed_intent(const HttpRequest& req, const Principal& p, const std::string& name,
+                                                  const json& intent, bool required, std::optional<SignedIntent>* out) {
+    const std::string* kid = req.header("covenant-key-id");
+    const std::string* nonce = req.header("covenant-nonce");
+    const std::string* nbf = req.header("covenant-not-before-ms");
+    const std::string* exp = req.header("covenant-expires-at-ms");
+    const std::string* sig = req.header("covenant-signature");
+    const bool any = kid || nonce || nbf || exp || sig;
+    if (!any) {
+      if (!required) return std::nullopt;
+      return err(401, "intent_signature_required",
+                 "contract " + name + " requires signed intents: send Covenant-Key-Id, Covenant-Nonce, "
+                 "Covenant-Not-Before-Ms, Covenant-Expires-At-Ms and Covenant-Signature");
+    }
+    if (!kid || !nonce || !nbf || !exp || !sig)
+      return err(400, "intent_signature_incomplete",
+                 "a signed intent needs all of Covenant-Key-Id, Covenant-Nonce, Covenant-Not-Before-Ms, "
+                 "Covenant-Expires-At-Ms and Covenant-Signature");
+    if (!valid_token(*kid)) return err(400, "intent_signature_incomplete", "Covenant-Key-Id: expected 1-64 of [A-Za-z0-9._:@-]");
+    if (!valid_token(*nonce, 8)) return err(400, "intent_signature_incomplete", "Covenant-Nonce: expected 8-64 of [A-Za-z0-9._:@-]");
+    auto parse_ms = [](const std::string& t, uint64_t* v) {
+      if (t.empty() || t.size() > 19) return false;
+      for (char c : t)
+        if (c < '0' || c > '9') return false;
+      *v = std::stoull(t);
+      return true;
+    };
+    uint64_t not_before = 0, expires = 0;
+    if (!parse_ms(*nbf, &not_before)) return err(400, "intent_signature_incomplete", "Covenant-Not-Before-Ms: expected Unix milliseconds");
+    if (!parse_ms(*exp, &expires)) return err(400, "intent_signature_incomplete", "Covenant-Expires-At-Ms: expected Unix milliseconds");
+    if (expires <= not_before || expires - not_before > kSignedIntentWindowMsMax)
+      return err(422, "intent_window_invalid", "Covenant-Expires-At-Ms must be after Covenant-Not-Before-Ms, by at most 24 h");
+    std::vector<uint8_t> sig_bytes;
+    if (!base64_decode(*sig, &sig_bytes) || sig_bytes.size() != kSignatureBytes) {
+      if (!from_hex(*sig, &sig_bytes) || sig_bytes.size() != kSignatureBytes)
+        return err(400, "intent_signature_incomplete", "Covenant-Signature: expected 64 bytes, base64 or hex");
+    }
+    const json* agent_field = intent.contains("agent-id") ? &intent["agent-id"] : intent.contains("agent_id") ? &intent["agent_id"] : nullptr;
+    if (!agent_field || !agent_field->is_string() || !valid_token(agent_field->get<std::string>()))
+      return err(400, "intent_agent_missing", "a signed intent names its agent in agent-id (1-64 of [A-Za-z0-9._:@-])");
+    const std::string agent = agent_field->get<std::string>();
+    auto row = ledger().kv_get(agent_key_row(p.tenant, agent, *kid));
+    if (!row) return err(503, "ledger_unavailable", row.status().message());
+    if (!*row) return err(403, "intent_key_unknown", "agent " + agent + " has no key " + *kid + " in this tenant");
+    auto kj = json::parse(**row, nullptr, false);
+    PublicKey pub{};
+    if (!kj.is_object() || !from_hex(kj.value("public_key", ""), pub))
+      return err(500, "internal", "agent key row " + *kid + " is damaged");
+    const uint64_t now = unix_ms();
+    if (kj.contains("revoked_ms") && kj["revoked_ms"].get<uint64_t>() <= now)
+      return err(403, "intent_key_revoked", "key " + *kid + " of agent " + agent + " was revoked");
+    auto canon = settle::jcs_canonicalize(json{{"contract", name}, {"intent", intent}, {"nonce", *nonce},
+                                               {"not_before_ms", not_before}, {"expires_at_ms", expires}});
+    if (!canon) return err(400, "invalid_intent", "the intent has no canonical form: " + canon.status().message());
+    if (!ed25519_verify(pub, std::span(reinterpret_cast<const uint8_t*>(canon->data()), canon->size()), sig_bytes))
+      return err(403, "intent_signature_invalid",
+                 "the signature does not verify with key " + *kid + " of agent " + agent +
+                 " over the JCS form of {contract, intent, nonce, not_before_ms, expires_at_ms}");
+    if (now < not_before) return err(422, "intent_not_yet_valid", "the intent is valid from " + *nbf + " ms; now is " + std::to_string(now));
+    if (now >= expires) return err(422, "intent_expired", "the intent's signature expired at " + *exp + " ms; now is " + std::to_string(now));
+    *out = SignedIntent{{*kid, *nonce}, agent, expires};
+    return std::nullopt;
   }
 
   HttpResponse executor_keys() {

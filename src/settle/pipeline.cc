@@ -499,6 +499,7 @@ Result<PipelineOutcome> Pipeline::approve(Contract& contract, PipelineCall call)
       return receipt.status();
     }
     it.receipt = std::move(*receipt);
+    it.receipt.intent_signer = call.intent_signer;
     if (call.trace_id) it.receipt.trace_id = *call.trace_id;
     else randombytes_buf(it.receipt.trace_id.data(), it.receipt.trace_id.size());
 

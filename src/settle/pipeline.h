@@ -68,6 +68,8 @@ struct PipelineCall {
   std::optional<TraceId> trace_id;  // else random
   bool dry_run = false;          // run, but sign and store nothing (simulate)
   bool plan_escrow = true;       // apply the seed escrow mapping (plan_escrow) to the decision
+  // A signed intent the caller verified before the call: its receipt names them (key 13).
+  std::optional<Receipt::IntentSigner> intent_signer;
   // Rows committed in the same transaction as the call. expects are checked first;
   // one failing makes the call fail with kAlreadyExists naming the key (e.g. an
   // idempotency record another executor wrote first).
