@@ -106,8 +106,8 @@ TEST(Receipt, IntentSignerRoundTrips) {
   r.intent_signer = Receipt::IntentSigner{"agent-7-k1", "n-3f9a2c4e5b6d7081"};
   std::vector<uint8_t> cose;
   ASSERT_TRUE(sign_receipt(r, key, &cose).is_ok());
-  // kid (11) + nonce (19) + their heads, the array head and the key: 34 bytes.
-  EXPECT_EQ(cose.size(), 298u + 34u);
+  // kid (10) + nonce (18) + their heads, the array head and the key: 32 bytes.
+  EXPECT_EQ(cose.size(), 298u + 32u);
   auto v = verify_receipt(cose, PinnedKey(key.public_key()));
   ASSERT_TRUE(v.is_ok()) << v.status().to_string();
   r.executor_kid = key.kid();
