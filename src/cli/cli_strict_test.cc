@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -738,4 +739,27 @@ TEST_F(CliStrict, ExpiredIntentLoadErrorAndHoldIdHints) {
                        "whose hold (if its decision made one) is " + receipt_id.substr(0, 32)),
             std::string::npos)
       << r.err;
+}
+
+// Issue 10 item 6: a release or refund of a hold past its timeout says what to do.
+TEST_F(CliStrict, ExpiredHoldPointsAtLedgerExpire) {
+  const std::string L = " --ledger " + g_dir + "/l.db";
+  const std::string hold = std::string(31, '0') + "a";
+  ASSERT_EQ(run("ledger init" + L).code, 0);
+  ASSERT_EQ(run("ledger account create 1" + L).code, 0);
+  ASSERT_EQ(run("ledger account create 2" + L).code, 0);
+  Outcome r = run("ledger hold " + hold + " --from 1 --to 2 --amount 5 --timeout 1" + L);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  for (const char* verb : {"release", "refund"}) {
+    r = run(std::string("settle ") + verb + " " + hold + L);
+    EXPECT_EQ(r.code, 1) << verb;
+    EXPECT_NE(r.out.find("pending_transfer_expired"), std::string::npos) << r.out;
+    EXPECT_NE(r.err.find("the hold timed out; `covenant ledger expire --ledger " + g_dir + "/l.db`"), std::string::npos)
+        << verb << ": " << r.err;
+  }
+  r = run("settle release " + hold + L + " --json");
+  EXPECT_NE(json::parse(r.out)["error"]["message"].get<std::string>().find("covenant ledger expire"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(run("ledger expire" + L).code, 0);
 }

@@ -150,16 +150,23 @@ int settle_command(int argc, char** argv) {
     const bool ok = ledger_result_is_success(r->result);
     auto held = l.lookup_transfer(*hold);
     std::string state = held && *held ? hold_state_name((*held)->hold_state) : "unknown";
+    // A hold past its timeout can no longer be released or refunded: say what to do.
+    const std::string hint = r->result == LedgerResult::pending_transfer_expired
+                                 ? "the hold timed out; `covenant ledger expire --ledger " + a.ledger +
+                                       "` returns expired holds to the agents' accounts"
+                                 : "";
     if (a.as_json) {
       json j{{"ok", ok}, {"id", t.id.hex()}, {"hold_id", hold->hex()}, {"result", ledger_result_name(r->result)},
              {"code", static_cast<int>(r->result)}, {"hold_state", state}};
       if (!ok)
         j["error"] = {{"code", ledger_result_name(r->result)},
-                      {"message", sub + " of hold " + hold->hex() + " refused: " + ledger_result_name(r->result)}};
+                      {"message", sub + " of hold " + hold->hex() + " refused: " + ledger_result_name(r->result) +
+                                      (hint.empty() ? "" : " (" + hint + ")")}};
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("%s %s %s (hold %s)\n", sub.c_str(), t.id.hex().c_str(), ledger_result_name(r->result), state.c_str());
     }
+    if (!hint.empty()) std::fprintf(stderr, "covenant settle: %s\n", hint.c_str());
     return ok ? kExitOk : kExitError;
   }
   return rep.usage("unknown subcommand '" + sub + "'", kSettleUsage);
