@@ -200,7 +200,7 @@ TEST_F(CliStrict, DirectoryArgumentIsAOneLineErrorNamingIt) {
 }
 
 TEST_F(CliStrict, HelpOnEveryCommandAndSubcommand) {
-  const std::vector<std::string> cmds = {"serve", "run", "compile", "call", "approve", "bindgen", "wit", "replay",
+  const std::vector<std::string> cmds = {"serve", "validate", "run", "compile", "call", "approve", "bindgen", "wit", "replay",
                                          "settle", "settle release", "settle refund", "settle checkpoint",
                                          "settle prove", "settle receipt", "receipt", "receipt verify", "receipt get",
                                          "receipt demo", "key", "key show", "key rotate", "log", "log checkpoint",

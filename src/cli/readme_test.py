@@ -19,6 +19,17 @@ import subprocess
 import sys
 import tempfile
 
+# Files the blocks make, and what must hold of them (issue 10: the Rust line
+# once omitted -C strip=debuginfo and made a 5 MB contract instead of ~28 KB).
+CHECKS = [
+    ("policy_rust.wasm", lambda p: os.path.isfile(p) and os.path.getsize(p) < 200_000,
+     "the README's Rust build line must strip debug info (under 200 KB)"),
+    ("policy_c.wasm", os.path.isfile, "step 3 builds policy_c.wasm"),
+    ("policy_cpp.wasm", os.path.isfile, "step 3 builds policy_cpp.wasm"),
+    ("policy_as.wasm", os.path.isfile, "step 3 builds policy_as.wasm"),
+    ("budget.sqlite", os.path.isfile, "the budget example keeps its kv state in budget.sqlite (--kv)"),
+]
+
 SKIP = re.compile(r"^<!-- readme-test: skip \((?P<why>[^)]+)\) -->$")
 
 
@@ -77,6 +88,12 @@ def main():
                 print(f"FAIL README.md:{line}: the block exited {r.returncode}")
                 failed += 1
                 break  # later blocks build on this one
+        # What the blocks must have made, beyond exiting 0.
+        for name, ok, why in CHECKS:
+            path = os.path.join(scratch, name)
+            if not failed and not ok(path):
+                print(f"FAIL {name}: {why}")
+                failed += 1
         print("README blocks: " + ("ok" if not failed else "FAILED"))
         return 1 if failed else 0
     finally:
