@@ -363,7 +363,8 @@ int run_contract(const Args& a, const char* usage, bool approve) {
       j["logs_dropped"] = r->record.logs_dropped;
     }
     for (auto& [k, v] : settled.items()) j[k] = v;
-    std::printf("%s\n", j.dump().c_str());
+    // A trap message can quote the guest: never let bytes that are not UTF-8 abort the dump.
+    std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
   } else if (trapped) {
     std::printf("trap: %s: %s\nfuel used: %llu\n", trap_kind_name(r->trap.kind), escape_guest_text(r->trap.message).c_str(),
                 (unsigned long long)r->fuel_used);

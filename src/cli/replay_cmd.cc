@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/guest_output.h"
 #include "settle/settle.h"
 
 namespace covenant::cli {
@@ -78,12 +79,13 @@ int replay_command(int argc, char** argv) {
       j["field"] = v->field;
       j["detail"] = v->detail;
     }
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
   } else if (v->confirmed) {
     std::printf("confirmed\n");
   } else {
     std::printf("refuted: %s\n", v->field.c_str());
-    std::fprintf(stderr, "covenant replay: %s\n", v->detail.c_str());
+    // The detail can quote what the guest returned: printed inert (guest_output.h).
+    std::fprintf(stderr, "covenant replay: %s\n", escape_guest_text(v->detail).c_str());
   }
   return v->confirmed ? kExitOk : kExitTrap;
 }
