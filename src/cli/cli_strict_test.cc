@@ -576,6 +576,11 @@ TEST_F(CliStrict, ValidateAndRunExitThree) {
   json j = json::parse(r.out);
   EXPECT_EQ(j["valid"], true);
   EXPECT_EQ(j["exports"][1]["name"], "agent:settlement/policy@0.1.0#approve") << r.out;
+  // A component: its core module, the engine's verdict.
+  const std::string component = std::string(COVENANT_BINARY_DIR) + "/contracts/components/policy_c.component.wasm";
+  r = run("validate " + component);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(": valid component ("), std::string::npos) << r.out;
   write(g_dir + "/bad.wasm", "not wasm");
   r = run("validate bad.wasm");
   EXPECT_EQ(r.code, 1);
