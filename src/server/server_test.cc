@@ -1243,6 +1243,82 @@ TEST_P(ServerTest, SignedIntents) {
   expect_ledger_clean(s);
 }
 
+// ---------------------------------------------------------------------------
+// Budgets (docs/api.md): a funded agent's holds, from every contract (and on
+// PostgreSQL every server) of the tenant, draw on one balance that never goes
+// below zero; exactly the affordable number of approvals succeed.
+
+TEST_P(ServerTest, BudgetsHoldAcrossContractsAndServers) {
+  Server& a = new_server("data-a");
+  ASSERT_TRUE(start(a));
+  Server* b = &a;
+  if (postgres()) {
+    b = &new_server("data-b");
+    ASSERT_TRUE(start(*b));
+  }
+  TenantKeys k = tenant_keys(a, "acme");
+  deploy(a, k.deployer, "policy-c", kPolicyC);
+  deploy(a, k.deployer, "policy-rust", kPolicyRust);
+
+  auto fund = [&](const std::string& agent, const json& amount, const std::string& key) {
+    return fresh_request(a.port, "POST", "/v1/agents/" + agent + "/fund", json{{"amount", amount}}.dump(), auth(key));
+  };
+  EXPECT_EQ(fund("agent-7", "1000", k.caller).status, 403) << "only an admin funds agents";
+  EXPECT_EQ(fund("agent-7", "0", k.admin).status, 400);
+  EXPECT_EQ(fund("agent-7", "99999999999999999999", k.admin).status, 400) << "beyond u64";
+  Response unfunded = fresh_request(a.port, "GET", "/v1/agents/agent-7/balance", "", auth(k.auditor));
+  ASSERT_EQ(unfunded.status, 200) << unfunded.body;
+  EXPECT_EQ(unfunded.j().value("funded", true), false);
+  Response funded = fund("agent-7", "600", k.admin);
+  ASSERT_EQ(funded.status, 201) << funded.describe() << log_of(a);
+  EXPECT_EQ(funded.j().value("available", ""), "600");
+  ASSERT_EQ(fund("agent-7", 400, k.admin).status, 201);  // top-ups add up
+
+  // 8 threads, two contracts, (PostgreSQL) two servers: 100 approvals of 25
+  // against 1000 -> exactly 40 holds, the rest 402 insufficient_funds.
+  std::mutex mu;
+  std::vector<std::string> holds;
+  std::map<int, int> statuses;
+  std::vector<std::thread> threads;
+  std::atomic<int> next{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      const uint16_t port = (t % 2 == 0 ? a : *b).port;
+      const std::string contract = t % 4 < 2 ? "policy-c" : "policy-rust";
+      Conn conn(port);
+      while (next.fetch_add(1) < 100) {
+        Response r = conn.request("POST", "/v1/contracts/" + contract + "/approve", seed_intent("agent-7", 25), auth(k.caller));
+        std::lock_guard<std::mutex> lock(mu);
+        statuses[r.status]++;
+        if (r.status == 200) holds.push_back(r.j().value("hold_id", ""));
+        else if (r.status != 402) ADD_FAILURE() << r.describe();
+        else EXPECT_EQ(r.j()["error"].value("code", ""), "insufficient_funds") << r.body;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(statuses[200], 40) << "exactly the affordable number";
+  EXPECT_EQ(statuses[402], 60);
+  std::set<std::string> distinct(holds.begin(), holds.end());
+  EXPECT_EQ(distinct.size(), holds.size()) << "no duplicate holds";
+  Response bal = fresh_request(b->port, "GET", "/v1/agents/agent-7/balance", "", auth(k.caller));
+  ASSERT_EQ(bal.status, 200) << bal.body;
+  EXPECT_EQ(bal.j().value("debits_pending", ""), "1000") << bal.body;
+  EXPECT_EQ(bal.j().value("available", ""), "0") << bal.body;
+
+  // Releasing 10 of one hold returns its other 15 to the budget.
+  ASSERT_FALSE(holds.empty());
+  Response rel = fresh_request(a.port, "POST", "/v1/holds/" + holds[0] + "/release", json{{"amount", "10"}}.dump(), auth(k.caller));
+  ASSERT_EQ(rel.status, 200) << rel.describe();
+  bal = fresh_request(a.port, "GET", "/v1/agents/agent-7/balance", "", auth(k.caller));
+  EXPECT_EQ(bal.j().value("available", ""), "15") << bal.body;
+  EXPECT_EQ(fresh_request(a.port, "POST", "/v1/contracts/policy-c/approve", seed_intent("agent-7", 25), auth(k.caller)).status, 402);
+  EXPECT_EQ(fresh_request(a.port, "POST", "/v1/contracts/policy-c/approve", seed_intent("agent-7", 15), auth(k.caller)).status, 200);
+  // An agent never funded keeps the seed mapping's unbounded account.
+  EXPECT_EQ(fresh_request(a.port, "POST", "/v1/contracts/policy-c/approve", seed_intent("agent-9", 25), auth(k.caller)).status, 200);
+  expect_ledger_clean(a);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::Values(std::string("sqlite"), std::string("postgres")),
                          backend_name);
 

@@ -57,8 +57,25 @@ std::string executor_row(const std::string& kid) { return kRow + "executor/" + k
 std::string agent_key_row(const std::string& t, const std::string& agent, const std::string& kid) {
   return kRow + "agentkey/" + t + "/" + agent + "/" + kid;
 }
+std::string budget_row(const std::string& t, const std::string& agent) { return kRow + "budget/" + t + "/" + agent; }
 std::string nonce_row(const std::string& t, const std::string& agent, const std::string& nonce) {
   return kRow + "nonce/" + t + "/" + agent + "/" + nonce;
+}
+
+// A JSON amount: an unsigned integer as a number or a decimal string, within u64.
+std::optional<uint64_t> json_u64(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (!v.is_string()) return std::nullopt;
+  const std::string& t = v.get_ref<const std::string&>();
+  if (t.empty() || t.size() > 20) return std::nullopt;
+  uint64_t out = 0;
+  for (char c : t) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (out > (UINT64_MAX - d) / 10) return std::nullopt;
+    out = out * 10 + d;
+  }
+  return out;
 }
 
 // Signed intents (docs/api.md): the longest validity window a signature may
@@ -745,6 +762,8 @@ class ServiceImpl final : public Service {
     if (n == 5 && s[1] == "agents" && s[3] == "keys" && m == "PUT") return "/v1/agents/{id}/keys/{kid}";
     if (n == 5 && s[1] == "agents" && s[3] == "keys" && m == "DELETE") return "/v1/agents/{id}/keys/{kid}";
     if (n == 4 && s[1] == "agents" && s[3] == "keys" && m == "GET") return "/v1/agents/{id}/keys";
+    if (n == 4 && s[1] == "agents" && s[3] == "fund" && m == "POST") return "/v1/agents/{id}/fund";
+    if (n == 4 && s[1] == "agents" && s[3] == "balance" && m == "GET") return "/v1/agents/{id}/balance";
     return nullptr;
   }
 
@@ -808,6 +827,14 @@ class ServiceImpl final : public Service {
       if (route == "/v1/agents/{id}/keys") {
         if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read agent keys");
         return list_agent_keys(p, s[2]);
+      }
+      if (route == "/v1/agents/{id}/fund") {
+        if (!role_in(p, {"admin"})) return forbidden(p, "fund agents");
+        return fund_agent(req, p, s[2], idem);
+      }
+      if (route == "/v1/agents/{id}/balance") {
+        if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read balances");
+        return agent_balance(p, s[2]);
       }
     } catch (const std::exception& e) {
       return err(500, "internal", e.what());
@@ -1161,6 +1188,23 @@ class ServiceImpl final : public Service {
       return err(401, "intent_signature_required", "contract " + name + " requires signed intents: call /v1/contracts/" +
                                                        name + "/approve with the Covenant-* signature headers");
     }
+    // Budgets: a funded agent's holds draw on its budget account. Whether the
+    // agent is funded is part of what the call read: its row is checked again
+    // in the approval's transaction.
+    if (export_in.empty()) {
+      const json* agent_field = body->contains("agent-id") ? &(*body)["agent-id"]
+                                : body->contains("agent_id") ? &(*body)["agent_id"] : nullptr;
+      if (agent_field && agent_field->is_string() && valid_token(agent_field->get<std::string>())) {
+        const std::string brow = budget_row(p.tenant, agent_field->get<std::string>());
+        auto funded = ledger().kv_get(brow);
+        if (!funded) return err(503, "ledger_unavailable", funded.status().message());
+        pc.extra_expects.push_back({brow, *funded});
+        if (*funded) {
+          pc.escrow_debit_account = settle::budget_account_id(p.tenant, agent_field->get<std::string>());
+          pc.escrow_debit_flags = kAccountDebitsMustNotExceedCredits;
+        }
+      }
+    }
     if (signed_intent) {
       pc.intent_signer = signed_intent->signer;
       if (!simulate) pc.extra_expects.push_back({nonce_row(p.tenant, signed_intent->agent, signed_intent->signer.nonce), std::nullopt});
@@ -1245,7 +1289,15 @@ class ServiceImpl final : public Service {
       if (s.code() == Code::kAlreadyExists && signed_intent && s.message().find("nonce/") != std::string::npos)
         return err(409, "intent_nonce_replayed", "nonce " + signed_intent->signer.nonce + " of agent " +
                                                      signed_intent->agent + " was already used");
+      if (s.code() == Code::kAlreadyExists && s.message().find("budget/") != std::string::npos) {
+        HttpResponse r = err(409, "conflict", "the agent was funded while the call ran; retry");
+        r.headers.push_back({"Retry-After", "1"});
+        return r;
+      }
       if (s.code() == Code::kIOError) return err(503, "ledger_unavailable", s.message());
+      if (s.code() == Code::kFailedPrecondition && s.message().find("exceeds_credits") != std::string::npos)
+        return err(402, "insufficient_funds", "the agent's budget cannot cover this hold (" + s.message() +
+                                                  "); nothing was committed");
       if (s.code() == Code::kFailedPrecondition) {
         HttpResponse r = err(409, "conflict", s.message());
         r.headers.push_back({"Retry-After", "1"});
@@ -1447,6 +1499,61 @@ class ServiceImpl final : public Service {
     PublicKey pk;
     if (!from_hex(j.value("public_key_hex", ""), pk)) return std::nullopt;
     return pk;
+  }
+
+  // ---- budgets (docs/api.md, "Budgets") ----
+
+  HttpResponse fund_agent(const HttpRequest& req, const Principal& p, const std::string& agent, const std::string* idem) {
+    if (!valid_token(agent)) return err(400, "invalid_request", "agent id: expected 1-64 of [A-Za-z0-9._:@-]");
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    if (!body->is_object() || !body->contains("amount"))
+      return err(400, "invalid_request", "body: expected {\"amount\": N} (a number or a decimal string)");
+    for (auto& [k, v] : body->items())
+      if (k != "amount") return err(400, "invalid_request", "body." + k + ": unknown field (expected amount)");
+    auto amount = json_u64((*body)["amount"]);
+    if (!amount || *amount == 0) return err(400, "invalid_request", "body.amount: expected a positive integer within u64");
+    Atomic a;
+    a.accounts.push_back(Account{.id = settle::treasury_account_id(p.tenant), .ledger = settle::kEscrowLedgerId,
+                                 .code = settle::kTreasuryAccountCode});
+    a.accounts.push_back(Account{.id = settle::budget_account_id(p.tenant, agent), .ledger = settle::kEscrowLedgerId,
+                                 .code = settle::kAgentAccountCode, .flags = kAccountDebitsMustNotExceedCredits});
+    Transfer t;
+    t.id = settle::derived_id("covenant/fund/" + p.tenant + "/" + agent + "/" + (idem ? *idem : random_hex(16)));
+    t.debit_account_id = settle::treasury_account_id(p.tenant);
+    t.credit_account_id = settle::budget_account_id(p.tenant, agent);
+    t.amount = *amount;
+    t.ledger = settle::kEscrowLedgerId;
+    t.code = settle::kTreasuryAccountCode;
+    a.transfers.push_back(t);
+    a.puts.push_back({budget_row(p.tenant, agent), json{{"account_id", settle::budget_account_id(p.tenant, agent).hex()}}.dump()});
+    std::vector<LedgerOperation> ops{a};
+    auto r = ledger().submit(ops);
+    if (!r) return err(503, "ledger_unavailable", r.status().message());
+    const LedgerReply& rep = (*r)[0];
+    if (rep.result != LedgerResult::ok) {
+      const LedgerResult why = rep.result == LedgerResult::atomic_part_refused ? rep.part_result : rep.result;
+      return err(409, ledger_result_name(why), std::string("the ledger refused the funding: ") + ledger_result_name(why));
+    }
+    HttpResponse out = agent_balance(p, agent);
+    if (out.status == 200) out.status = 201;
+    return out;
+  }
+
+  HttpResponse agent_balance(const Principal& p, const std::string& agent) {
+    if (!valid_token(agent)) return err(400, "invalid_request", "agent id: expected 1-64 of [A-Za-z0-9._:@-]");
+    auto acc = ledger().lookup_account(settle::budget_account_id(p.tenant, agent));
+    if (!acc) return err(503, "ledger_unavailable", acc.status().message());
+    if (!*acc) return ok_json(200, {{"agent", agent}, {"funded", false}});
+    const Account& x = **acc;
+    const uint64_t spent = x.debits_posted + x.debits_pending;
+    return ok_json(200, {{"agent", agent},
+                         {"funded", true},
+                         {"account_id", x.id.hex()},
+                         {"credits_posted", std::to_string(x.credits_posted)},
+                         {"debits_posted", std::to_string(x.debits_posted)},
+                         {"debits_pending", std::to_string(x.debits_pending)},
+                         {"available", std::to_string(x.credits_posted > spent ? x.credits_posted - spent : 0)}});
   }
 
   // ---- agent keys and signed intents (docs/api.md, "Signed intents") ----
@@ -1659,11 +1766,9 @@ class ServiceImpl final : public Service {
       if (!body->is_object()) return err(400, "invalid_request", "body: expected an object");
       for (auto& [k, v] : body->items()) {
         if (k != "amount" || !release) return err(400, "invalid_request", "body." + k + ": unknown field");
-        if (v.is_number_unsigned()) amount = v.get<uint64_t>();
-        else if (v.is_string() && !v.get<std::string>().empty() && v.get<std::string>().size() <= 20 &&
-                 std::all_of(v.get<std::string>().begin(), v.get<std::string>().end(), ::isdigit))
-          amount = std::stoull(v.get<std::string>());
-        else return err(400, "invalid_request", "body.amount: expected a non-negative integer (number or decimal string)");
+        auto a = json_u64(v);
+        if (!a) return err(400, "invalid_request", "body.amount: expected a non-negative integer within u64 (number or decimal string)");
+        amount = *a;
       }
     }
     Transfer t;

@@ -251,8 +251,10 @@ struct Pipeline::Impl {
     a.journal.push_back(JournalAppend{id, std::string(o.cose.begin(), o.cose.end())});
     if (it.call->plan_escrow) {
       EscrowPlan plan = plan_escrow(it.intent, o.call.result, o.call.record.wall_ms, id);
+      if (plan.hold && it.call->escrow_debit_account) plan.agent_account = *it.call->escrow_debit_account;
       if (plan.hold) {
         a.accounts = escrow_accounts(plan);
+        if (it.call->escrow_debit_account) a.accounts[0].flags = it.call->escrow_debit_flags;
         a.transfers.push_back(escrow_hold(plan));
         o.hold_id = plan.hold_id.hex();
         o.escrow = plan;

@@ -68,6 +68,10 @@ struct PipelineCall {
   std::optional<TraceId> trace_id;  // else random
   bool dry_run = false;          // run, but sign and store nothing (simulate)
   bool plan_escrow = true;       // apply the seed escrow mapping (plan_escrow) to the decision
+  // The hold's debit account instead of the seed mapping's agent account, with
+  // the flags that account was created with (a funded agent's budget account).
+  std::optional<Id128> escrow_debit_account;
+  uint16_t escrow_debit_flags = 0;
   // A signed intent the caller verified before the call: its receipt names them (key 13).
   std::optional<Receipt::IntentSigner> intent_signer;
   // Rows committed in the same transaction as the call. expects are checked first;

@@ -300,6 +300,10 @@ Id128 derived_id(std::string_view text) {
 }
 Id128 agent_account_id(std::string_view agent_id) { return derived_id("covenant/agent/" + std::string(agent_id)); }
 Id128 escrow_account_id() { return derived_id("covenant/escrow"); }
+Id128 budget_account_id(std::string_view tenant, std::string_view agent_id) {
+  return derived_id("covenant/budget/" + std::string(tenant) + "/" + std::string(agent_id));
+}
+Id128 treasury_account_id(std::string_view tenant) { return derived_id("covenant/treasury/" + std::string(tenant)); }
 
 std::optional<uint64_t> intent_expiry_ms(const json& intent) {
   auto exp = as_u64(field(intent, "expires-at-ms"));

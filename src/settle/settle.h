@@ -126,6 +126,12 @@ Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResol
 inline constexpr uint32_t kEscrowLedgerId = 1;
 inline constexpr uint16_t kAgentAccountCode = 1;
 inline constexpr uint16_t kEscrowAccountCode = 2;
+inline constexpr uint16_t kTreasuryAccountCode = 3;  // a tenant's source of agent funding
+// A funded agent (docs/api.md, "Budgets"): its account may not go below zero
+// (kAccountDebitsMustNotExceedCredits), so every hold of every contract and
+// executor of the tenant draws on one balance, atomically with the receipt.
+Id128 budget_account_id(std::string_view tenant, std::string_view agent_id);
+Id128 treasury_account_id(std::string_view tenant);
 
 // A 128-bit id: the first 16 bytes of SHA-256(text).
 Id128 derived_id(std::string_view text);

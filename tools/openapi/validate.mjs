@@ -24,6 +24,7 @@ const EXPECTED = [
   'get /v1/holds/{id}', 'post /v1/holds/{id}/release', 'post /v1/holds/{id}/refund',
   'get /v1/executor/keys',
   'put /v1/agents/{id}/keys/{kid}', 'delete /v1/agents/{id}/keys/{kid}', 'get /v1/agents/{id}/keys',
+  'post /v1/agents/{id}/fund', 'get /v1/agents/{id}/balance',
 ];
 const UNAUTHENTICATED = new Set(['get /healthz', 'get /readyz', 'get /metrics', 'get /v1/openapi.json']);
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
