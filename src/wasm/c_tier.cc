@@ -248,6 +248,26 @@ void replace_between(std::string& c, const std::string& begin, const std::string
   }
 }
 
+void drop_data_drops(wabt::ExprList& list) {
+  for (auto it = list.begin(); it != list.end(); ++it) {
+    switch (it->type()) {
+      case wabt::ExprType::DataDrop: it = list.insert(list.erase(it), std::make_unique<wabt::NopExpr>()); break;
+      case wabt::ExprType::Block: drop_data_drops(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs); break;
+      case wabt::ExprType::Loop: drop_data_drops(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs); break;
+      case wabt::ExprType::If: {
+        auto* iff = wabt::cast<wabt::IfExpr>(&*it);
+        drop_data_drops(iff->true_.exprs);
+        drop_data_drops(iff->false_);
+        break;
+      }
+      default: break;
+    }
+  }
+}
+void drop_data_drops(wabt::Module& m) {
+  for (wabt::Func* f : m.funcs) drop_data_drops(f->exprs);
+}
+
 void insert_after_line_containing(std::string& c, const std::string& needle, const std::string& text) {
   size_t p = c.find(needle);
   if (p == std::string::npos) return;
@@ -280,6 +300,23 @@ Result<std::string> generate_c(const PreparedModule& prep, const Features& featu
   if (wabt::Failed(wabt::ValidateModule(&m, &errors, wabt::ValidateOptions(wf))))
     return Status::internal("the metered module does not validate: " +
                             (errors.empty() ? std::string() : errors[0].message));
+  // wabt 1.0.32's ApplyNames resolves every segment's memory or table index,
+  // even a passive segment's, and fails on a module without one (bulk.wast).
+  // Without a memory no memory.init can exist, so data segments are
+  // unobservable: they go, and data.drop becomes a nop (fuel was charged in
+  // the metered module already). Without a table, elem segments get an
+  // unused empty one to name.
+  if (m.memories.empty() && !m.data_segments.empty()) {
+    drop_data_drops(m);
+    for (auto it = m.fields.begin(); it != m.fields.end();)
+      it = it->type() == wabt::ModuleFieldType::DataSegment ? m.fields.erase(it) : std::next(it);
+    m.data_segments.clear();
+  }
+  if (m.tables.empty() && !m.elem_segments.empty()) {
+    auto tf = std::make_unique<wabt::TableModuleField>();
+    tf->table.elem_type = wabt::Type::FuncRef;
+    m.AppendField(std::move(tf));
+  }
   if (wabt::Failed(wabt::GenerateNames(&m)) || wabt::Failed(wabt::ApplyNames(&m)))
     return Status::internal("could not name the metered module");
   wabt::MemoryStream c_stream, h_stream;
@@ -511,6 +548,8 @@ Result<std::shared_ptr<CCode>> compile_baseline(const PreparedModule& prep, cons
       tcc_add_symbol(s, "trunc", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::trunc)));
       tcc_add_symbol(s, "nearbyint", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::nearbyint)));
       tcc_add_symbol(s, "sqrt", reinterpret_cast<const void*>(static_cast<double (*)(double)>(&::sqrt)));
+      tcc_add_symbol(s, "memset", reinterpret_cast<const void*>(&::memset));
+      tcc_add_symbol(s, "memmove", reinterpret_cast<const void*>(&::memmove));
     }
     if (tcc_compile_string(s, c->c_str()) < 0 || tcc_relocate(s, TCC_RELOCATE_AUTO) < 0)
       return Status::internal("tcc could not compile the generated C: " + errors);

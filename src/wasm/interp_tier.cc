@@ -263,6 +263,7 @@ class InterpInstance final : public Instance {
     std::unique_ptr<wi::Thread>& th = nested_threads_[nesting_];
     wi::Values params, results;
     for (size_t i = 0; i < t.params.size(); ++i) params.push_back(to_interp({t.params[i], slots[i]}));
+    results.resize(t.results.size());  // an export that is an import runs HostFunc::Call, which does not size it
     wi::Trap::Ptr trap;
     host_trapped_ = false;
     ++nesting_;
@@ -355,6 +356,7 @@ class InterpInstance final : public Instance {
     nested_trap_ = TrapKind::kNone;
     wi::Values params, results;
     for (const Value& v : args) params.push_back(to_interp(v));
+    results.resize(result_types.size());  // an export that is an import runs HostFunc::Call, which does not size it
     std::unique_ptr<DeadlineToken> deadline;
     if (deadline_ms) {
       wi::Global* g = int_.get();

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <memory>
 
 #include "wabt/binary-reader-ir.h"
@@ -659,7 +660,7 @@ class Instrumenter {
       // A function that calls nothing cannot deepen the stack past itself, so
       // only calling frames are counted: at most one leaf frame sits beyond
       // call_depth_max, on every tier alike.
-      bulk_tmp_ = wabt::kInvalidIndex;
+      bulk_tmp_ = grow_tmp_ = wabt::kInvalidIndex;
       if (metering_) meter_function(f->exprs);
       if (metering_) charge_bulk(f->exprs);
       if (canon_) canonicalize_list(f->exprs);
@@ -834,6 +835,10 @@ class Instrumenter {
   void charge_bulk(ExprList& list) {
     for (auto it = list.begin(); it != list.end(); ++it) {
       bool bytes = false;
+      if (it->type() == ExprType::TableGrow) {
+        charge_table_grow(list, it);
+        continue;
+      }
       switch (it->type()) {
         case ExprType::Block: charge_bulk(wabt::cast<wabt::BlockExpr>(&*it)->block.exprs); continue;
         case ExprType::Loop: charge_bulk(wabt::cast<wabt::LoopExpr>(&*it)->block.exprs); continue;
@@ -844,14 +849,10 @@ class Instrumenter {
           continue;
         }
         case ExprType::MemoryCopy: case ExprType::MemoryFill: case ExprType::MemoryInit: bytes = true; break;
-        case ExprType::TableCopy: case ExprType::TableInit: case ExprType::TableFill: case ExprType::TableGrow: break;
+        case ExprType::TableCopy: case ExprType::TableInit: case ExprType::TableFill: break;
         default: continue;
       }
-      if (bulk_tmp_ == wabt::kInvalidIndex) {
-        bulk_tmp_ = func_->GetNumParamsAndLocals();
-        func_->local_types.AppendDecl(Type::I32, 1);
-      }
-      list.insert(it, mk<wabt::LocalTeeExpr>(idx(bulk_tmp_)));
+      list.insert(it, mk<wabt::LocalTeeExpr>(idx(bulk_local())));
       list.insert(it, mk<wabt::GlobalGetExpr>(idx(g_fuel)));
       list.insert(it, mk<wabt::LocalGetExpr>(idx(bulk_tmp_)));
       list.insert(it, mk<wabt::ConvertExpr>(Opcode::I64ExtendI32U));
@@ -871,6 +872,46 @@ class Instrumenter {
       iff->true_.exprs.push_back(mk<wabt::CallExpr>(idx(slow_)));
       list.insert(it, std::move(iff));
     }
+  }
+
+  // table.grow adds and fills elements only when it succeeds: it pays one
+  // unit per element right after, unless it returned -1 (a refused grow of
+  // 2^32 - 1 elements costs its one unit, as the spec's table_grow.wast
+  // expects it to return -1 rather than exhaust any budget).
+  void charge_table_grow(ExprList& list, ExprList::iterator it) {
+    const Index n = bulk_local();
+    if (grow_tmp_ == wabt::kInvalidIndex) {
+      grow_tmp_ = func_->GetNumParamsAndLocals();
+      func_->local_types.AppendDecl(Type::I32, 1);
+    }
+    list.insert(it, mk<wabt::LocalTeeExpr>(idx(n)));
+    auto after = std::next(it);
+    list.insert(after, mk<wabt::LocalTeeExpr>(idx(grow_tmp_)));
+    list.insert(after, mk<wabt::LocalGetExpr>(idx(grow_tmp_)));
+    list.insert(after, mk<wabt::ConstExpr>(Const::I32(0xffffffffu)));
+    list.insert(after, mk<wabt::CompareExpr>(Opcode::I32Ne));
+    auto grown = std::make_unique<wabt::IfExpr>();
+    ExprList& e = grown->true_.exprs;
+    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_fuel)));
+    e.push_back(mk<wabt::LocalGetExpr>(idx(n)));
+    e.push_back(mk<wabt::ConvertExpr>(Opcode::I64ExtendI32U));
+    e.push_back(mk<wabt::BinaryExpr>(Opcode::I64Sub));
+    e.push_back(mk<wabt::GlobalSetExpr>(idx(g_fuel)));
+    e.push_back(mk<wabt::GlobalGetExpr>(idx(g_fuel)));
+    e.push_back(mk<wabt::ConstExpr>(Const::I64(0)));
+    e.push_back(mk<wabt::CompareExpr>(Opcode::I64LtS));
+    auto slow = std::make_unique<wabt::IfExpr>();
+    slow->true_.exprs.push_back(mk<wabt::CallExpr>(idx(slow_)));
+    e.push_back(std::move(slow));
+    list.insert(after, std::move(grown));
+  }
+
+  Index bulk_local() {
+    if (bulk_tmp_ == wabt::kInvalidIndex) {
+      bulk_tmp_ = func_->GetNumParamsAndLocals();
+      func_->local_types.AppendDecl(Type::I32, 1);
+    }
+    return bulk_tmp_;
   }
 
   static bool has_calls(const ExprList& list) {
@@ -998,19 +1039,23 @@ class Instrumenter {
     }
     // Imports as references (in tables, globals, ref.func): call_indirect
     // passes the depth, so they are wrapped.
+    std::set<Index> unused;
     for (wabt::ElemSegment* seg : m_.elem_segments)
-      for (ExprList& entry : seg->elem_exprs) wrap_import_refs(entry);
-    for (wabt::Global* g : m_.globals) wrap_import_refs(g->init_expr);
-    bool body_refs = false;
-    for (Index i = first; i < end; ++i) body_refs |= wrap_import_refs(m_.funcs[i]->exprs);
-    if (body_refs) {
-      // ref.func in a body needs its function declared: the wrappers are.
+      for (ExprList& entry : seg->elem_exprs) wrap_import_refs(entry, unused);
+    for (wabt::Global* g : m_.globals) wrap_import_refs(g->init_expr, unused);
+    std::set<Index> body_refs;
+    for (Index i = first; i < end; ++i) wrap_import_refs(m_.funcs[i]->exprs, body_refs);
+    if (!body_refs.empty()) {
+      // ref.func in a body needs its function declared: an import's wrapper
+      // is new, and a function declared by its export no longer is once the
+      // export names its host entry wrapper. One declarative segment
+      // declares them all.
       auto ef = std::make_unique<wabt::ElemSegmentModuleField>();
       ef->elem_segment.kind = wabt::SegmentKind::Declared;
       ef->elem_segment.elem_type = Type::FuncRef;
-      for (const auto& [import, wrapper] : import_wrappers_) {
+      for (Index f : body_refs) {
         ExprList e;
-        e.push_back(mk<wabt::RefFuncExpr>(idx(wrapper)));
+        e.push_back(mk<wabt::RefFuncExpr>(idx(f)));
         ef->elem_segment.elem_exprs.push_back(std::move(e));
       }
       m_.AppendField(std::move(ef));
@@ -1019,32 +1064,32 @@ class Instrumenter {
       if (ex->kind == wabt::ExternalKind::Func) ex->var = idx(host_entry(m_.GetFuncIndex(ex->var)));
   }
 
-  // Returns true if it replaced a reference to an import by its wrapper.
-  bool wrap_import_refs(ExprList& list) {
-    bool any = false;
+  // Replaces references to imports by their wrappers; adds every function
+  // referenced to `refs`.
+  void wrap_import_refs(ExprList& list, std::set<Index>& refs) {
     for (Expr& e : list) {
       switch (e.type()) {
         case ExprType::RefFunc: {
           auto* rf = wabt::cast<wabt::RefFuncExpr>(&e);
           Index t = m_.GetFuncIndex(rf->var);
           if (t < m_.num_func_imports) {
-            rf->var = idx(import_in_table(t));
-            any = true;
+            t = import_in_table(t);
+            rf->var = idx(t);
           }
+          refs.insert(t);
           break;
         }
-        case ExprType::Block: any |= wrap_import_refs(wabt::cast<wabt::BlockExpr>(&e)->block.exprs); break;
-        case ExprType::Loop: any |= wrap_import_refs(wabt::cast<wabt::LoopExpr>(&e)->block.exprs); break;
+        case ExprType::Block: wrap_import_refs(wabt::cast<wabt::BlockExpr>(&e)->block.exprs, refs); break;
+        case ExprType::Loop: wrap_import_refs(wabt::cast<wabt::LoopExpr>(&e)->block.exprs, refs); break;
         case ExprType::If: {
           auto* iff = wabt::cast<wabt::IfExpr>(&e);
-          any |= wrap_import_refs(iff->true_.exprs);
-          any |= wrap_import_refs(iff->false_);
+          wrap_import_refs(iff->true_.exprs, refs);
+          wrap_import_refs(iff->false_, refs);
           break;
         }
         default: break;
       }
     }
-    return any;
   }
 
   // Locals after the parameters move up by one: the depth parameter comes first.
@@ -1155,6 +1200,7 @@ class Instrumenter {
   Index defined_end_ = 0;
   Index ci_tmp_ = wabt::kInvalidIndex;  // the function's scratch local for call_indirect's table index
   Index bulk_tmp_ = wabt::kInvalidIndex;  // the function's scratch local for a bulk operation's length
+  Index grow_tmp_ = wabt::kInvalidIndex;  // and for table.grow's result
   std::map<Index, wabt::FuncSignature> original_sigs_;  // defined functions, before the depth parameter
   std::map<Index, Index> host_entries_;                 // defined function -> its host entry wrapper
   std::map<Index, Index> import_wrappers_;              // import -> its wrapper for tables
@@ -1512,12 +1558,11 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
   // Exports: user function exports become e0..eN, everything else xN.
   uint32_t other_no = 0;
   for (wabt::Export* ex : m.exports) {
-    if (ex->kind == wabt::ExternalKind::Func) {
-      const wabt::Func* f = m.GetFunc(ex->var);
-      if (!numeric_signature(f->decl.sig))
-        return Status::unsupported("export \"" + ex->name +
-                                   "\" takes or returns a reference (funcref/externref); exports take and "
-                                   "return numbers only");
+    const wabt::Func* f = ex->kind == wabt::ExternalKind::Func ? m.GetFunc(ex->var) : nullptr;
+    // An export taking or returning a reference stays in the module but is
+    // not offered to the host (Value carries numbers only): like a table or
+    // global export, the host cannot call it.
+    if (f && numeric_signature(f->decl.sig)) {
       out.exports.push_back({ex->name, to_functype(f->decl.sig)});
       ex->name = "e" + std::to_string(out.exports.size() - 1);
     } else {

@@ -64,6 +64,7 @@ static u64 cv_f64_bits(f64 v) { cv_u64f u; u.f = v; return u.i; }
 static f32 cv_bits_f32(u32 b) { cv_u32f u; u.i = b; return u.f; }
 static f64 cv_bits_f64(u64 b) { cv_u64f u; u.i = b; return u.f; }
 float floorf(float); float ceilf(float); float truncf(float); float nearbyintf(float); float sqrtf(float);
+void* memset(void*, int, unsigned long); void* memmove(void*, const void*, unsigned long);
 double floor(double); double ceil(double); double trunc(double); double nearbyint(double); double sqrt(double);
 )C";
 
@@ -106,22 +107,24 @@ const Helper kHelpers[] = {
 };
 
 
+struct Unsupported {
+  std::string what;
+};
+
 const char* ctype(Type t) {
   switch (t) {
     case Type::I32: return "u32";
     case Type::I64: return "u64";
     case Type::F32: return "f32";
     case Type::F64: return "f64";
-    default: return "void";
+    case Type::Void: return "void";
+    default: throw Unsupported{"reference types"};  // the wasm2c fallback handles them
   }
 }
 
 // Float constants of the unit: (is f64, bits) -> id of its `cvk<id>` union.
 using FConsts = std::map<std::pair<bool, uint64_t>, int>;
 
-struct Unsupported {
-  std::string what;
-};
 
 // A value on the Wasm operand stack, held as a side-effect-free C expression.
 struct Val {
@@ -1083,6 +1086,31 @@ class FuncWriter {
         push(std::move(v));
         return true;
       }
+      case ExprType::MemoryFill:
+      case ExprType::MemoryCopy: {
+        // Both bounds are checked before a byte moves (a trapping operation
+        // writes nothing); memories never move, so M stays valid. Operands
+        // are evaluated in order into block locals.
+        Val n = pop();
+        Val v = pop();
+        Val d = pop();
+        flush_mem_glob();
+        uses_mem_ = true;
+        const bool fill = o.kind == ExprType::MemoryFill;
+        line({"{ u32 cd = ", d.e, "; u32 cv = ", v.e, "; u32 cn = ", n.e, ";"});
+        line("  u64 lim = (u64)I->mem.pages << 16;");
+        if (fill) {
+          line("  if ((u64)cd + cn > lim) cv_trap(1);");
+          line("  memset(M + cd, (int)cv, cn); }");
+        } else {
+          line("  if ((u64)cv + cn > lim || (u64)cd + cn > lim) cv_trap(1);");
+          line("  memmove(M + cd, M + cv, cn); }");
+        }
+        release(n);
+        release(v);
+        release(d);
+        return true;
+      }
       case ExprType::MemoryGrow: {
         Val d = pop();
         flush_mem_glob();
@@ -1362,10 +1390,12 @@ class BodyTranslator : public wabt::BinaryReaderNop {
     op_.imm = offset;
     return run();
   }
-  // Everything else the profile may admit (bulk memory is an opt-in) goes to
-  // the wasm2c fallback.
-  R OnMemoryCopyExpr(Index, Index) override { return fail("memory.copy"); }
-  R OnMemoryFillExpr(Index) override { return fail("memory.fill"); }
+  // Everything else the profile admits (passive segments, table operations,
+  // references, multi-value) goes to the wasm2c fallback.
+  R OnMemoryCopyExpr(Index dst, Index src) override {
+    return dst || src ? fail("multi-memory") : simple(ExprType::MemoryCopy);
+  }
+  R OnMemoryFillExpr(Index mem) override { return mem ? fail("multi-memory") : simple(ExprType::MemoryFill); }
   R OnMemoryInitExpr(Index, Index) override { return fail("memory.init"); }
   R OnDataDropExpr(Index) override { return fail("data.drop"); }
   R OnTableCopyExpr(Index, Index) override { return fail("table.copy"); }
@@ -1536,6 +1566,12 @@ Result<std::string> generate_tcc_c(const PreparedModule& prep, const Features& f
     }
     for (Index i = m.num_func_imports; i < m.funcs.size(); ++i) {
       if (m.funcs[i]->decl.sig.result_types.size() > 1) throw Unsupported{"multi-value function results"};
+      for (Type t : m.funcs[i]->decl.sig.param_types)
+        if (t != Type::I32 && t != Type::I64 && t != Type::F32 && t != Type::F64)
+          throw Unsupported{"reference-typed parameters"};
+      for (Type t : m.funcs[i]->decl.sig.result_types)
+        if (t != Type::I32 && t != Type::I64 && t != Type::F32 && t != Type::F64)
+          throw Unsupported{"reference-typed results"};
       protos << func_header(m, i) << ";\n";
     }
   } catch (const Unsupported& u) {
