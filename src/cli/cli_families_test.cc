@@ -56,6 +56,8 @@ TEST_F(CliFamilies, ReceiptsOfApproveLedgerOnTheLedger) {
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_EQ(json::parse(r.out)["verdict"], "valid");
   EXPECT_EQ(json::parse(r.out)["receipt"]["id"], id);
+  // Every field the receipt carries is shown, key 12 (the interface) included.
+  EXPECT_EQ(json::parse(r.out)["receipt"]["interface_hash"].get<std::string>().size(), 32u) << r.out;
   r = cli({"receipt", "verify", dir_ + "/r.cose", "--keys-dir", K});
   EXPECT_EQ(r.code, 0) << r.err;
   // log checkpoint, prove, verify on the ledger.

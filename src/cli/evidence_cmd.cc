@@ -22,6 +22,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/evidence_ops.h"
+#include "cli/guest_output.h"
 #include "covenant/keys.h"
 #include "covenant/ledger.h"
 #include "covenant/merkle.h"
@@ -195,6 +196,11 @@ json receipt_json(const Receipt& r, std::span<const uint8_t> cose) {
     if (d->amount) j["amount"] = *d->amount;
   }
   if (r.intent) j["intent"] = to_hex(*r.intent);
+  if (r.interface_hash) j["interface_hash"] = to_hex(*r.interface_hash);
+  // The agent's key id and nonce come from the request: printed inert.
+  if (r.intent_signer)
+    j["intent_signer"] = {{"kid", escape_guest_text(r.intent_signer->kid)},
+                          {"nonce", escape_guest_text(r.intent_signer->nonce)}};
   return j;
 }
 
@@ -202,7 +208,7 @@ std::string receipt_text(const json& j) {
   std::ostringstream s;
   for (const char* k : {"id", "size_bytes", "contract_hash", "entry", "intent_hash", "decision", "fuel_used",
                         "state_root_before", "state_root_after", "time_unix_ms", "executor_kid", "trace_id",
-                        "prev_receipt_hash", "intent"}) {
+                        "prev_receipt_hash", "intent", "interface_hash", "intent_signer"}) {
     if (!j.contains(k)) continue;
     s << k << ": " << (j[k].is_string() ? j[k].get<std::string>() : j[k].dump()) << "\n";
   }
