@@ -870,13 +870,22 @@ int run(const Options& opt) {
     commands[f.filename().string()] = json::parse(in)["commands"];
   }
   if (opt.shards > 1) {
-    // Balanced by modules (what the optimized tier pays for, one compile
-    // each), greedily, heaviest file first; deterministic for a given suite.
-    auto weight = [&](const fs::path& f) {
-      size_t w = 1;
-      for (const json& c : commands[f.filename().string()]) w += c.value("type", "") == "module";
-      return w;
-    };
+    // Balanced by distinct modules (what the optimized tier pays for: one
+    // compile each, identical bytes hit the artifact cache), greedily,
+    // heaviest file first; deterministic for a given suite.
+    std::map<std::string, size_t> weights;
+    for (const auto& f : files) {
+      std::set<std::string> distinct;
+      for (const json& c : commands[f.filename().string()]) {
+        if (c.value("type", "") != "module") continue;
+        std::ifstream in(work / f.stem() / c.value("filename", ""), std::ios::binary);
+        distinct.insert(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+      }
+      // SIMD is off: those modules are refused at load, before any compile.
+      const bool refused = f.filename().string().rfind("simd_", 0) == 0;
+      weights[f.filename().string()] = 1 + (refused ? 0 : distinct.size());
+    }
+    auto weight = [&](const fs::path& f) { return weights[f.filename().string()]; };
     std::vector<fs::path> order = files;
     std::stable_sort(order.begin(), order.end(), [&](const fs::path& a, const fs::path& b) { return weight(a) > weight(b); });
     std::vector<size_t> load(opt.shards, 0);
