@@ -97,10 +97,25 @@ std::string encode_journal_head(const JournalRow& r) {
 // Compares the journal with its high-water mark row (absent in ledgers written
 // before it existed: nothing to compare until the next append writes it).
 Status check_journal_head(Storage& storage, uint64_t count, std::vector<std::string>* problems) {
-  auto head = storage.kv_get(std::string(kJournalHeadKvKey));
-  if (!head.is_ok()) return head.status();
-  if (!head.value()) return Status::ok();
-  const std::string& v = **head;
+  // Other processes may be appending: the row count and the head row are two
+  // reads, so take them again until no commit fell between them (the head row
+  // and its rows commit together). A writer that never pauses: no verdict.
+  std::optional<std::string> head_row;
+  bool stable = false;
+  for (int attempt = 0; attempt < 20 && !stable; ++attempt) {
+    auto head = storage.kv_get(std::string(kJournalHeadKvKey));
+    if (!head.is_ok()) return head.status();
+    auto after = storage.journal_count();
+    if (!after.is_ok()) return after.status();
+    if (*after == count) {
+      head_row = *head;
+      stable = true;
+    } else {
+      count = *after;
+    }
+  }
+  if (!stable || !head_row) return Status::ok();
+  const std::string& v = *head_row;
   if (v.size() != 40) {
     problems->push_back("journal head row: " + std::to_string(v.size()) + " bytes, expected 40");
     return Status::ok();

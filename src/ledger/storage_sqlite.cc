@@ -82,7 +82,16 @@ class Conn {
                              nullptr);
     if (rc != SQLITE_OK) return error("open " + path, rc);
     sqlite3_busy_timeout(db_, options.busy_timeout_ms);
-    COVENANT_RETURN_IF_ERROR(exec("PRAGMA journal_mode=WAL"));
+    // Several processes opening one fresh file at once: the switch to WAL can
+    // answer SQLITE_BUSY without consulting the busy handler (another
+    // connection is mid-switch). Retry it for as long as the busy timeout.
+    for (int waited_ms = 0;; waited_ms += 10) {
+      Status wal = exec("PRAGMA journal_mode=WAL");
+      if (wal.is_ok()) break;
+      const int code = sqlite3_errcode(db_) & 0xff;
+      if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || waited_ms >= options.busy_timeout_ms) return wal;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     COVENANT_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL"));
     // A page cache that holds the hot b-tree pages (64 MiB, allocated as used): without
     // it every batch re-reads interior pages with pread.
