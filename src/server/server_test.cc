@@ -1319,6 +1319,107 @@ TEST_P(ServerTest, BudgetsHoldAcrossContractsAndServers) {
   expect_ledger_clean(a);
 }
 
+// ---------------------------------------------------------------------------
+// Governed activation (docs/api.md): the interface diff, owners and a
+// threshold of their signatures over (tenant, name, current, new, diff hash),
+// and freezing.
+
+struct Owner {
+  covenant::SigningKey key = covenant::SigningKey::generate();
+  std::string pub() const { return covenant::to_hex(key.public_key()); }
+  json sign(const json& what) const {
+    auto canon = covenant::settle::jcs_canonicalize(what);
+    EXPECT_TRUE(canon.is_ok());
+    uint8_t sig[covenant::kSignatureBytes];
+    key.sign(std::span(reinterpret_cast<const uint8_t*>(canon->data()), canon->size()), sig);
+    return {{"public_key", pub()}, {"signature", covenant::base64_encode(std::span<const uint8_t>(sig, sizeof sig))}};
+  }
+};
+
+TEST_P(ServerTest, GovernedActivation) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  const std::string v1 = deploy(s, k.deployer, "gov", kPolicyC);
+  const std::string v2 = deploy(s, k.deployer, "gov", kBudgetRust, read_file(kBudgetWit), kBudgetGrants, false);
+  const std::string v3 = deploy(s, k.deployer, "gov", kPolicyRust, "", json(), false);
+
+  EXPECT_EQ(fresh_request(s.port, "GET", "/v1/contracts/gov/diff?to=" + v2, "", auth(k.caller)).status, 403);
+  Response dr = fresh_request(s.port, "GET", "/v1/contracts/gov/diff?from=" + v1 + "&to=" + v2, "", auth(k.deployer));
+  ASSERT_EQ(dr.status, 200) << dr.describe() << log_of(s);
+  json diff = dr.j();
+  EXPECT_EQ(diff["diff"].value("compatible", true), false) << dr.body;
+  EXPECT_FALSE(diff["diff"]["exports"]["removed"].empty()) << dr.body;
+  EXPECT_TRUE(is_hex(diff.value("diff_hash", ""), 64));
+  Response compat = fresh_request(s.port, "GET", "/v1/contracts/gov/diff?to=" + v3, "", auth(k.auditor));
+  ASSERT_EQ(compat.status, 200) << compat.body;
+  EXPECT_EQ(compat.j()["diff"].value("compatible", false), true) << "same seed world: " << compat.body;
+
+  Owner o1, o2, o3, outsider;
+  auto put_owners = [&](const json& body) {
+    return fresh_request(s.port, "PUT", "/v1/contracts/gov/owners", body.dump(), auth(k.admin));
+  };
+  const json owners = json::array({o1.pub(), o2.pub(), o3.pub()});
+  EXPECT_EQ(put_owners({{"owners", owners}, {"threshold", 4}}).status, 400) << "threshold above the owners";
+  ASSERT_EQ(put_owners({{"owners", owners}, {"threshold", 2}}).status, 200);
+
+  const std::string hash = diff.value("diff_hash", "");
+  const json what = {{"action", "activate"}, {"tenant", "acme"}, {"name", "gov"}, {"current", v1}, {"new", v2},
+                     {"interface_diff", hash}};
+  auto activate = [&](const std::string& ver, const json& sigs) {
+    return fresh_request(s.port, "POST", "/v1/contracts/gov/activate", json{{"version", ver}, {"signatures", sigs}}.dump(),
+                         auth(k.deployer));
+  };
+  auto code_of = [](const Response& r) { return r.j()["error"].value("code", ""); };
+  json forged = o2.sign(what);  // o2's key, someone else's signature
+  forged["signature"] = outsider.sign(what)["signature"];
+  json wrong_diff = what;
+  wrong_diff["interface_diff"] = std::string(64, '0');
+  struct Case {
+    const char* what;
+    json sigs;
+    int status;
+    const char* code;
+  } cases[] = {
+      {"no signatures", json::array(), 403, "owner_signatures_required"},
+      {"one of two", json::array({o1.sign(what)}), 403, "owner_signatures_required"},
+      {"a forged signature", json::array({o1.sign(what), forged}), 403, "owner_signature_invalid"},
+      {"an outsider", json::array({o1.sign(what), outsider.sign(what)}), 403, "not_an_owner"},
+      {"one owner twice", json::array({o1.sign(what), o1.sign(what)}), 400, "duplicate_owner_signature"},
+      {"signed over another diff", json::array({o1.sign(wrong_diff), o2.sign(wrong_diff)}), 403, "owner_signature_invalid"},
+  };
+  for (const Case& c : cases) {
+    Response r = activate(v2, c.sigs);
+    EXPECT_EQ(r.status, c.status) << c.what << ": " << r.body;
+    EXPECT_EQ(code_of(r), c.code) << c.what << ": " << r.body;
+  }
+  Response ok = activate(v2, json::array({o3.sign(what), o1.sign(what)}));
+  ASSERT_EQ(ok.status, 200) << ok.describe();
+  Response got = fresh_request(s.port, "GET", "/v1/contracts/gov", "", auth(k.auditor));
+  ASSERT_EQ(got.status, 200);
+  EXPECT_EQ(got.j().value("active_version", ""), v2);
+  EXPECT_EQ(got.j()["history"].back()["signatures"].size(), 2u) << got.body;
+  EXPECT_EQ(got.j()["history"].back().value("interface_diff", ""), hash);
+
+  // Changing the owners takes the current owners' signatures.
+  const json new_owners = json::array({o1.pub()});
+  EXPECT_EQ(put_owners({{"owners", new_owners}, {"threshold", 1}}).status, 403);
+  const json set_what = {{"action", "set-owners"}, {"tenant", "acme"}, {"name", "gov"}, {"owners", new_owners}, {"threshold", 1}};
+  ASSERT_EQ(put_owners({{"owners", new_owners}, {"threshold", 1}, {"signatures", json::array({o1.sign(set_what), o2.sign(set_what)})}}).status, 200);
+
+  // Frozen: no further activations, whatever is signed.
+  const json freeze_what = {{"action", "freeze"}, {"tenant", "acme"}, {"name", "gov"}};
+  EXPECT_EQ(fresh_request(s.port, "POST", "/v1/contracts/gov/freeze", "{}", auth(k.deployer)).status, 403);
+  Response fr = fresh_request(s.port, "POST", "/v1/contracts/gov/freeze", json{{"signatures", json::array({o1.sign(freeze_what)})}}.dump(), auth(k.deployer));
+  ASSERT_EQ(fr.status, 200) << fr.body;
+  Response back = activate(v1, json::array());
+  EXPECT_EQ(back.status, 409) << back.body;
+  EXPECT_EQ(code_of(back), "contract_frozen");
+  // Calls go on against the active version.
+  EXPECT_EQ(fresh_request(s.port, "POST", "/v1/contracts/gov/approve", budget_intent("agent-1", 10), auth(k.caller)).status, 200);
+  expect_ledger_clean(s);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::Values(std::string("sqlite"), std::string("postgres")),
                          backend_name);
 

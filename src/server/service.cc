@@ -31,6 +31,7 @@
 #include "covenant/merkle.h"
 #include "host/kv_store.h"
 #include "server/openapi.h"
+#include "settle/interface_diff.h"
 #include "settle/jcs.h"
 #include "settle/pipeline.h"
 
@@ -747,6 +748,9 @@ class ServiceImpl final : public Service {
     if (n == 3 && s[1] == "contracts" && m == "PUT") return "/v1/contracts/{name}";
     if (n == 3 && s[1] == "contracts" && m == "GET") return "/v1/contracts/{name}";
     if (n == 4 && s[1] == "contracts" && s[3] == "activate" && m == "POST") return "/v1/contracts/{name}/activate";
+    if (n == 4 && s[1] == "contracts" && s[3] == "diff" && m == "GET") return "/v1/contracts/{name}/diff";
+    if (n == 4 && s[1] == "contracts" && s[3] == "owners" && m == "PUT") return "/v1/contracts/{name}/owners";
+    if (n == 4 && s[1] == "contracts" && s[3] == "freeze" && m == "POST") return "/v1/contracts/{name}/freeze";
     if (n == 4 && s[1] == "contracts" && s[3] == "approve" && m == "POST") return "/v1/contracts/{name}/approve";
     if (n == 4 && s[1] == "contracts" && s[3] == "simulate" && m == "POST") return "/v1/contracts/{name}/simulate";
     if (n == 5 && s[1] == "contracts" && s[3] == "call" && m == "POST") return "/v1/contracts/{name}/call/{export}";
@@ -793,6 +797,18 @@ class ServiceImpl final : public Service {
       if (route == "/v1/contracts/{name}") {
         if (!role_in(p, {"admin", "deployer"})) return forbidden(p, "deploy contracts");
         return put_contract(req, p, s[2]);
+      }
+      if (route == "/v1/contracts/{name}/diff") {
+        if (!role_in(p, {"admin", "deployer", "auditor"})) return forbidden(p, "read contract diffs");
+        return contract_diff(req, p, s[2]);
+      }
+      if (route == "/v1/contracts/{name}/owners") {
+        if (!role_in(p, {"admin"})) return forbidden(p, "set contract owners");
+        return set_owners(req, p, s[2]);
+      }
+      if (route == "/v1/contracts/{name}/freeze") {
+        if (!role_in(p, {"admin", "deployer"})) return forbidden(p, "freeze contracts");
+        return freeze(req, p, s[2]);
       }
       if (route == "/v1/contracts/{name}/activate") {
         if (!role_in(p, {"admin", "deployer"})) return forbidden(p, "activate versions");
@@ -983,7 +999,11 @@ class ServiceImpl final : public Service {
     if (!j) return err(503, "ledger_unavailable", j.status().message());
     if (!*j) return err(404, "not_found", "no contract " + name);
     json out = {{"name", name}, {"active_version", (**j).value("active", "")}, {"versions", (**j)["versions"]},
-                {"history", (**j)["history"]}};
+                {"history", (**j)["history"]}, {"frozen", (**j).value("frozen", false)}};
+    if ((**j).contains("owners")) {
+      out["owners"] = (**j)["owners"];
+      out["threshold"] = (**j)["threshold"];
+    }
     return ok_json(200, out);
   }
 
@@ -1072,12 +1092,182 @@ class ServiceImpl final : public Service {
   }
 
   JournalAppend activation_entry(const Principal& p, const std::string& name, const std::string& old_v,
-                                 const std::string& new_v) {
+                                 const std::string& new_v, const json& signatures = json::array(),
+                                 const std::string& diff_hash = "") {
     json e = {{"type", "activation"}, {"tenant", p.tenant}, {"contract", name}, {"old", old_v}, {"new", new_v},
               {"by", p.id}, {"at_ms", unix_ms()}, {"nonce", random_hex(8)}};
+    if (!signatures.empty()) {
+      e["signatures"] = signatures;
+      e["interface_diff"] = diff_hash;
+    }
     std::string text = e.dump();
     return JournalAppend{sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size())),
                          text};
+  }
+
+  // ---- governed activation (docs/api.md, "Governed activation") ----
+
+  // A version's interface: loaded (compiled) like any version, kept in the deployment.
+  Result<std::shared_ptr<Version>> version_of(const std::string& tenant, const std::string& name, const std::string& ver) {
+    auto d = deployment(tenant, name, true);
+    {
+      std::lock_guard<std::mutex> lock(d->mu);
+      if (auto it = d->versions.find(ver); it != d->versions.end()) return it->second;
+    }
+    auto lv = load_version(tenant, name, ver);
+    if (!lv) return lv.status();
+    std::lock_guard<std::mutex> lock(d->mu);
+    d->versions[ver] = *lv;
+    return *lv;
+  }
+
+  Result<json> diff_versions(const std::string& tenant, const std::string& name, const std::string& from,
+                             const std::string& to) {
+    auto a = version_of(tenant, name, from);
+    if (!a) return a.status();
+    auto b = version_of(tenant, name, to);
+    if (!b) return b.status();
+    return settle::interface_diff({&(*a)->contract->package(), &(*a)->contract->world(), (*a)->grants},
+                                  {&(*b)->contract->package(), &(*b)->contract->world(), (*b)->grants});
+  }
+
+  HttpResponse contract_diff(const HttpRequest& req, const Principal& p, const std::string& name) {
+    auto q = [&](const char* k) -> std::string {
+      auto it = req.query.find(k);
+      return it == req.query.end() ? "" : it->second;
+    };
+    auto cj = contract_json(p.tenant, name, nullptr);
+    if (!cj) return err(503, "ledger_unavailable", cj.status().message());
+    if (!*cj) return err(404, "not_found", "no contract " + name);
+    const std::string from = q("from").empty() ? (**cj).value("active", "") : q("from");
+    const std::string to = q("to");
+    if (to.empty()) return err(400, "invalid_request", "query: expected to=<version> (and from=<version>, default the active one)");
+    for (const std::string* v : {&from, &to}) {
+      bool exists = false;
+      for (auto& x : (**cj)["versions"]) exists |= x.get<std::string>() == *v;
+      if (!exists) return err(404, "not_found", "contract " + name + " has no version " + *v);
+    }
+    auto d = diff_versions(p.tenant, name, from, to);
+    if (!d) return err(422, "invalid_contract", d.status().message());
+    return ok_json(200, {{"name", name}, {"from", from}, {"to", to}, {"diff", *d},
+                         {"diff_hash", to_hex(settle::interface_diff_hash(*d))}});
+  }
+
+  // Checks owner signatures over the JCS form of `what`. Returns the refusal,
+  // or nothing with *accepted = the signatures that count (one per owner).
+  std::optional<HttpResponse> check_owner_signatures(const json& row, const json& body, const json& what, json* accepted) {
+    *accepted = json::array();
+    if (!row.contains("owners")) return std::nullopt;
+    const uint64_t threshold = row.value("threshold", uint64_t{1});
+    auto canon = settle::jcs_canonicalize(what);
+    if (!canon) return err(500, "internal", canon.status().message());
+    const json sigs = body.contains("signatures") ? body["signatures"] : json::array();
+    if (!sigs.is_array()) return err(400, "invalid_request", "body.signatures: expected [{\"public_key\", \"signature\"}]");
+    std::set<std::string> seen;
+    for (const json& sg : sigs) {
+      if (!sg.is_object() || !sg.contains("public_key") || !sg.contains("signature") || !sg["public_key"].is_string() ||
+          !sg["signature"].is_string())
+        return err(400, "invalid_request", "body.signatures: expected [{\"public_key\", \"signature\"}]");
+      const std::string pk = sg["public_key"].get<std::string>();
+      PublicKey pub{};
+      if (!from_hex(pk, pub)) return err(400, "invalid_request", "body.signatures: public_key must be 64 hex digits");
+      bool owner = false;
+      for (const json& o : row["owners"]) owner |= o.get<std::string>() == to_hex(pub);
+      if (!owner) return err(403, "not_an_owner", "key " + to_hex(pub) + " is not an owner of this contract");
+      if (!seen.insert(to_hex(pub)).second)
+        return err(400, "duplicate_owner_signature", "owner " + to_hex(pub) + " signed twice; each owner counts once");
+      std::vector<uint8_t> sig;
+      if ((!base64_decode(sg["signature"].get<std::string>(), &sig) || sig.size() != kSignatureBytes) &&
+          (!from_hex(sg["signature"].get<std::string>(), &sig) || sig.size() != kSignatureBytes))
+        return err(400, "invalid_request", "body.signatures: signature must be 64 bytes, base64 or hex");
+      if (!ed25519_verify(pub, std::span(reinterpret_cast<const uint8_t*>(canon->data()), canon->size()), sig))
+        return err(403, "owner_signature_invalid",
+                   "owner " + to_hex(pub) + "'s signature does not verify over the JCS form of " + what.dump());
+      accepted->push_back({{"public_key", to_hex(pub)}, {"signature", sg["signature"]}});
+    }
+    if (accepted->size() < threshold)
+      return err(403, "owner_signatures_required",
+                 std::to_string(accepted->size()) + " owner signature(s) of the " + std::to_string(threshold) +
+                     " required, over the JCS form of " + what.dump());
+    return std::nullopt;
+  }
+
+  HttpResponse set_owners(const HttpRequest& req, const Principal& p, const std::string& name) {
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    if (!body->is_object() || !body->contains("owners") || !(*body)["owners"].is_array() || (*body)["owners"].empty())
+      return err(400, "invalid_request", "body: expected {\"owners\": [\"<Ed25519 public key hex>\", ...], \"threshold\": k}");
+    for (auto& [k, v] : body->items())
+      if (k != "owners" && k != "threshold" && k != "signatures")
+        return err(400, "invalid_request", "body." + k + ": unknown field (expected owners, threshold, signatures)");
+    std::set<std::string> owners;
+    for (const json& o : (*body)["owners"]) {
+      PublicKey pub{};
+      if (!o.is_string() || !from_hex(o.get<std::string>(), pub))
+        return err(400, "invalid_request", "body.owners: each owner is an Ed25519 public key as 64 hex digits");
+      if (!owners.insert(to_hex(pub)).second) return err(400, "invalid_request", "body.owners: " + to_hex(pub) + " twice");
+    }
+    auto th = body->contains("threshold") ? json_u64((*body)["threshold"]) : std::optional<uint64_t>(1);
+    if (!th || *th == 0 || *th > owners.size())
+      return err(400, "invalid_request", "body.threshold: expected 1.." + std::to_string(owners.size()));
+    const json owner_list(std::vector<std::string>(owners.begin(), owners.end()));
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      std::string raw;
+      auto cj = contract_json(p.tenant, name, &raw);
+      if (!cj) return err(503, "ledger_unavailable", cj.status().message());
+      if (!*cj) return err(404, "not_found", "no contract " + name);
+      json row = **cj;
+      if (row.value("frozen", false)) return err(409, "contract_frozen", "contract " + name + " is frozen");
+      // Owners already set: changing them takes the current owners' signatures.
+      json accepted;
+      const json what = {{"action", "set-owners"}, {"tenant", p.tenant}, {"name", name}, {"owners", owner_list},
+                         {"threshold", *th}};
+      if (auto refusal = check_owner_signatures(row, *body, what, &accepted)) return *refusal;
+      row["owners"] = owner_list;
+      row["threshold"] = *th;
+      row["history"].push_back({{"action", "set-owners"}, {"owners", owner_list}, {"threshold", *th}, {"by", p.id},
+                                {"at_ms", unix_ms()}, {"signatures", accepted}});
+      json e = {{"type", "owners"}, {"tenant", p.tenant}, {"contract", name}, {"owners", owner_list}, {"threshold", *th},
+                {"signatures", accepted}, {"by", p.id}, {"at_ms", unix_ms()}, {"nonce", random_hex(8)}};
+      const std::string text = e.dump();
+      Status st = put_rows({{contract_row(p.tenant, name), raw}}, {{contract_row(p.tenant, name), row.dump()}},
+                           {JournalAppend{sha256(text), text}});
+      if (st.code() == Code::kAlreadyExists) continue;
+      if (!st) return err(503, "ledger_unavailable", st.message());
+      return ok_json(200, {{"name", name}, {"owners", owner_list}, {"threshold", *th}});
+    }
+    return err(409, "conflict", "contract " + name + " kept changing; retry");
+  }
+
+  HttpResponse freeze(const HttpRequest& req, const Principal& p, const std::string& name) {
+    json body = json::object();
+    if (!req.body.empty()) {
+      auto b = parse_strict(req.body, "body");
+      if (!b) return err(400, "invalid_json", b.status().message());
+      body = *b;
+    }
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      std::string raw;
+      auto cj = contract_json(p.tenant, name, &raw);
+      if (!cj) return err(503, "ledger_unavailable", cj.status().message());
+      if (!*cj) return err(404, "not_found", "no contract " + name);
+      json row = **cj;
+      if (row.value("frozen", false)) return ok_json(200, {{"name", name}, {"frozen", true}});
+      json accepted;
+      if (auto refusal = check_owner_signatures(row, body, {{"action", "freeze"}, {"tenant", p.tenant}, {"name", name}}, &accepted))
+        return *refusal;
+      row["frozen"] = true;
+      row["history"].push_back({{"action", "freeze"}, {"by", p.id}, {"at_ms", unix_ms()}, {"signatures", accepted}});
+      json e = {{"type", "freeze"}, {"tenant", p.tenant}, {"contract", name}, {"signatures", accepted}, {"by", p.id},
+                {"at_ms", unix_ms()}, {"nonce", random_hex(8)}};
+      const std::string text = e.dump();
+      Status st = put_rows({{contract_row(p.tenant, name), raw}}, {{contract_row(p.tenant, name), row.dump()}},
+                           {JournalAppend{sha256(text), text}});
+      if (st.code() == Code::kAlreadyExists) continue;
+      if (!st) return err(503, "ledger_unavailable", st.message());
+      return ok_json(200, {{"name", name}, {"frozen", true}});
+    }
+    return err(409, "conflict", "contract " + name + " kept changing; retry");
   }
 
   HttpResponse activate(const HttpRequest& req, const Principal& p, const std::string& name) {
@@ -1097,6 +1287,17 @@ class ServiceImpl final : public Service {
       if (!exists) return err(404, "not_found", "contract " + name + " has no version " + ver);
       const std::string old = row.value("active", "");
       if (old == ver) return ok_json(200, {{"name", name}, {"version", ver}, {"active", true}, {"previous", old}});
+      if (row.value("frozen", false)) return err(409, "contract_frozen", "contract " + name + " is frozen: no further activations");
+      json accepted = json::array();
+      std::string diff_hash;
+      if (row.contains("owners")) {
+        auto dj = diff_versions(p.tenant, name, old, ver);
+        if (!dj) return err(422, "invalid_contract", dj.status().message());
+        diff_hash = to_hex(settle::interface_diff_hash(*dj));
+        const json what = {{"action", "activate"}, {"tenant", p.tenant}, {"name", name}, {"current", old},
+                           {"new", ver}, {"interface_diff", diff_hash}};
+        if (auto refusal = check_owner_signatures(row, *body, what, &accepted)) return *refusal;
+      }
       // Compile before switching: new calls never wait for a compiler.
       auto d = deployment(p.tenant, name, true);
       std::shared_ptr<Version> v;
@@ -1110,10 +1311,14 @@ class ServiceImpl final : public Service {
         v = *lv;
       }
       row["active"] = ver;
-      row["history"].push_back({{"action", "activate"}, {"version", ver}, {"previous", old}, {"by", p.id},
-                                {"at_ms", unix_ms()}});
+      json hist = {{"action", "activate"}, {"version", ver}, {"previous", old}, {"by", p.id}, {"at_ms", unix_ms()}};
+      if (!accepted.empty()) {
+        hist["signatures"] = accepted;
+        hist["interface_diff"] = diff_hash;
+      }
+      row["history"].push_back(hist);
       Status s = put_rows({{contract_row(p.tenant, name), raw}}, {{contract_row(p.tenant, name), row.dump()}},
-                          {activation_entry(p, name, old, ver)});
+                          {activation_entry(p, name, old, ver, accepted, diff_hash)});
       if (s.code() == Code::kAlreadyExists) continue;
       if (!s) return err(503, "ledger_unavailable", s.message());
       {

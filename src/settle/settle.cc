@@ -1,6 +1,8 @@
 // Receipts from calls, the escrow mapping and the ledger wiring (docs/settlement.md).
 #include "settle/settle.h"
 
+#include "settle/interface_diff.h"
+
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -186,66 +188,6 @@ Result<std::vector<uint8_t>> decision_cbor(std::span<const abi::WitValue> result
                                     std::to_string(kReceiptDecisionBytesMax));
   return buf;
 }
-
-namespace {
-
-// WIT types nest at most wit::kTypeDepthMax deep; the encoder follows the
-// resolved structure, which has no cycles.
-void encode_wit_type(const wit::Package& pkg, wit::TypeId id, cbor::Writer& w) {
-  if (id == wit::kNoType) return w.null();
-  const wit::Type& t = pkg.type(id);
-  w.array(5);
-  w.uint(static_cast<uint64_t>(t.kind));
-  w.array(t.fields.size());
-  for (const wit::Field& f : t.fields) {
-    w.array(2);
-    w.text(f.name.kebab);
-    encode_wit_type(pkg, f.type, w);
-  }
-  encode_wit_type(pkg, t.elem, w);
-  encode_wit_type(pkg, t.ok, w);
-  encode_wit_type(pkg, t.err, w);
-}
-
-void encode_wit_params(const wit::Package& pkg, const std::vector<wit::Param>& ps, cbor::Writer& w) {
-  w.array(ps.size());
-  for (const wit::Param& p : ps) {
-    w.array(2);
-    w.text(p.name.kebab);
-    encode_wit_type(pkg, p.type, w);
-  }
-}
-
-void encode_wit_function(const wit::Package& pkg, const wit::Function& f, cbor::Writer& w) {
-  w.array(3);
-  w.text(f.name.kebab);
-  encode_wit_params(pkg, f.params, w);
-  encode_wit_params(pkg, f.results, w);
-}
-
-void encode_world_items(const wit::Package& pkg, const std::vector<wit::WorldItem>& items, cbor::Writer& w) {
-  w.array(items.size());
-  for (const wit::WorldItem& it : items) {
-    if (it.kind == wit::WorldItem::Kind::kFunction) {
-      w.array(2);
-      w.uint(1);
-      encode_wit_function(pkg, it.function, w);
-      continue;
-    }
-    w.array(3);
-    w.uint(0);
-    w.text(it.name);
-    if (it.interface_index < 0) {
-      w.null();  // a foreign interface (e.g. covenant:host/...): its name says it all
-      continue;
-    }
-    const wit::Interface& iface = pkg.interfaces.at(static_cast<size_t>(it.interface_index));
-    w.array(iface.functions.size());
-    for (const wit::Function& f : iface.functions) encode_wit_function(pkg, f, w);
-  }
-}
-
-}  // namespace
 
 Result<InterfaceHash> interface_hash(const wit::Package& package, const wit::World& world, std::string_view grants_json) {
   static constexpr char kDomain[] = "covenant/interface/v1";
