@@ -962,10 +962,12 @@ int run(const Options& opt) {
   std::vector<std::string> unexpected, stale;
   std::map<std::pair<std::string, Tier>, std::pair<uint64_t, uint64_t>> whole_file;  // file entry: failed, covered
   std::set<std::string> seen_files;
+  std::set<const Expectation*> used;
   for (const auto& r : results) {
     TierCounts& c = counts[r.tier];
     seen_files.insert(r.file);
     const Expectation* e = expect.find(r.file, r.line, r.tier);
+    if (e) used.insert(e);
     const std::string where = r.file + ":" + std::to_string(r.line) + " " + tier_name(r.tier) + " " + r.type;
     if (e && e->line == 0) {
       auto& w = whole_file[{r.file, r.tier}];
@@ -998,6 +1000,15 @@ int run(const Options& opt) {
       ++counts[key.second].stale;
       stale.push_back(key.first + ":* " + tier_name(key.second) + ": every command passes, but the file is listed");
     }
+  }
+  // An entry that covers no command (a typo, a line that moved) is stale
+  // too; checked for the files and tiers this run covers.
+  const bool every_file = opt.only_files.empty() && opt.shards == 1;
+  for (const auto& e : expect.entries) {
+    if (used.count(&e) || (!every_file && !seen_files.count(e.file))) continue;
+    if (e.tier && std::find(opt.tiers.begin(), opt.tiers.end(), *e.tier) == opt.tiers.end()) continue;
+    ++counts[e.tier ? *e.tier : opt.tiers.front()].stale;
+    stale.push_back(e.file + ":" + (e.line ? std::to_string(e.line) : "*") + ": listed, but no command there");
   }
   for (auto& [t, c] : counts) c.seconds = tier_seconds[t];
 
