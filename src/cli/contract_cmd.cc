@@ -354,14 +354,10 @@ int run_contract(const Args& a, const char* usage, bool approve) {
                        {"execute", us(r->timings.execute_ns)},
                        {"lift", us(r->timings.lift_ns)},
                        {"call", us(r->timings.total_ns)}};
-    // approve --ledger keeps the shape src/settle/settle_cli_test.cc pins until that
-    // test lists these keys too (the tier still goes into the replay package).
-    if (!pipelined) {
-      j["tier"] = tier_name(c.module().tier());
-      j["cache_hit"] = lt.cache_hit;
-      j["logs"] = logs;
-      j["logs_dropped"] = r->record.logs_dropped;
-    }
+    j["tier"] = tier_name(c.module().tier());
+    j["cache_hit"] = lt.cache_hit;
+    j["logs"] = logs;
+    j["logs_dropped"] = r->record.logs_dropped;
     for (auto& [k, v] : settled.items()) j[k] = v;
     // A trap message can quote the guest: never let bytes that are not UTF-8 abort the dump.
     std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());

@@ -67,10 +67,12 @@ void cycle(const std::string& ledger_flags) {
     json j = json::parse(r.out);
     std::set<std::string> ks;
     for (auto it = j.begin(); it != j.end(); ++it) ks.insert(it.key());
-    std::set<std::string> want = {"result", "fuel_used", "trap", "timings_us", "receipt_id", "hold_id", "log_index"};
+    std::set<std::string> want = {"result", "fuel_used", "trap", "timings_us", "receipt_id", "hold_id", "log_index",
+                                  "tier", "cache_hit", "logs", "logs_dropped"};
     if (i % 2 == 1) want.insert("checkpoint");
     EXPECT_EQ(ks, want) << r.out;
     EXPECT_EQ(j["log_index"], i);
+    EXPECT_EQ(j["tier"], "baseline") << r.out;
     EXPECT_EQ(j["receipt_id"].get<std::string>().size(), 64u);
     EXPECT_EQ(j["hold_id"].is_null(), i == 3) << r.out;
     approvals.push_back(j);
