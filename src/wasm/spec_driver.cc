@@ -597,9 +597,10 @@ class FileRun {
   }
 
   // Offers every function export of `slot` under module name `as`. The call
-  // runs on a thread of its own: the engine's trap state is per thread, and an
-  // Instance::call into another instance from inside a host function is not
-  // an API the engine promises to support.
+  // runs on a thread of its own: on the C tiers, Instance::call into another
+  // instance from inside a host function leaves this thread's guest state
+  // (trap landing pad, memory bounds) cleared when it returns, and a later
+  // trap of the calling guest then kills the process (SIGSEGV).
   void register_exports(const std::string& as, std::shared_ptr<Slot> slot) {
     const auto& exports = slot->module->exports();
     for (uint32_t i = 0; i < exports.size(); ++i) {
@@ -628,10 +629,10 @@ class FileRun {
   Linker linker_;
   std::shared_ptr<Slot> current_;
   std::map<std::string, std::shared_ptr<Slot>> named_;
-  std::map<std::string, std::string> broken_registrations_;
+  std::map<std::string, std::string> broken_registrations_;  // `register` name -> why its module is missing
   // Commands that could not run for a reason the public API gives, in order.
   std::vector<std::pair<int, std::string>> missing_effects_;
-  int invoked_line_ = 0;  // the module line of the instance the current command calls (0: none)  // `register` name -> why its module is missing
+  int invoked_line_ = 0;  // the module line of the instance the current command calls (0: none)
   std::vector<CommandResult> results_;
 };
 
