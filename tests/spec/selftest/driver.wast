@@ -34,12 +34,17 @@
   (func $load (import "M" "load") (result i32))
   (func $oob (import "M" "oob") (result i32))
   (func $print (import "spectest" "print_i32") (param i32))
+  (memory 1)
   (func (export "add-load") (result i32) (call $add (call $load) (i32.const 1)))
+  ;; A trap of this module after a call into $M returned (the driver's
+  ;; forwarding must leave this thread able to catch it).
+  (func (export "load-then-oob") (result i32) (drop (call $load)) (i32.load (i32.const 65536)))
   (func (export "oob") (result i32) (call $oob))
   (func (export "print") (call $print (i32.const 1)))
 )
 (assert_return (invoke $N "add-load") (i32.const 43))
 (assert_trap (invoke $N "oob") "out of bounds memory access")
+(assert_trap (invoke $N "load-then-oob") "out of bounds memory access")
 (assert_return (invoke $N "print"))
 (assert_return (invoke $M "add" (i32.const 2) (i32.const 2)) (i32.const 4))
 
