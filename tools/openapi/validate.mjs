@@ -25,6 +25,7 @@ const EXPECTED = [
   'get /v1/executor/keys',
   'put /v1/agents/{id}/keys/{kid}', 'delete /v1/agents/{id}/keys/{kid}', 'get /v1/agents/{id}/keys',
   'post /v1/agents/{id}/fund', 'get /v1/agents/{id}/balance',
+  'get /v1/contracts/{name}/diff', 'put /v1/contracts/{name}/owners', 'post /v1/contracts/{name}/freeze',
 ];
 const UNAUTHENTICATED = new Set(['get /healthz', 'get /readyz', 'get /metrics', 'get /v1/openapi.json']);
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
