@@ -7,6 +7,7 @@
 // Exit codes: 0 ok; 1 usage, I/O or lookup error; 2 the thing examined did not
 // verify (bad signature, malformed receipt, corrupted log or journal, proof or
 // checkpoint that fails).
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -316,10 +317,33 @@ int key_run(const Args& a, const std::string& sub) {
   if (sub == "rotate") {
     if (Status st = (*ks)->rotate(); !st.is_ok()) return fail(a, st);
   }
+  if (sub == "revoke") {
+    KeyId kid{};
+    if (a.positional.size() != 1 || !from_hex(a.positional[0], kid))
+      return fail(a, kExitError, "usage", "key revoke KID: the key id is 16 hex digits (covenant key show --json lists them)");
+    uint64_t at = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    if (a.has("--at")) (void)parse_u64_arg("--at", a.get("--at"), UINT64_MAX, false, &at);
+    if (Status st = (*ks)->revoke(kid, at); !st.is_ok()) return fail(a, st);
+  }
   const SigningKey& k = (*ks)->active();
   json retired = json::array();
   for (const PublicKey& p : (*ks)->public_keys()) {
-    if (p != k.public_key()) retired.push_back(json{{"kid", to_hex(kid_for(p))}, {"public_key", to_hex(p)}});
+    if (p == k.public_key()) continue;
+    json r{{"kid", to_hex(kid_for(p))}, {"public_key", to_hex(p)}};
+    if (auto t = (*ks)->revoked_at_ms(kid_for(p))) r["revoked_at_ms"] = *t;
+    retired.push_back(r);
+  }
+  if (sub == "revoke") {
+    const uint64_t t = *(*ks)->revoked_at_ms([&] {
+      KeyId kid{};
+      from_hex(a.positional[0], kid);
+      return kid;
+    }());
+    emit(a, json{{"ok", true}, {"kid", a.positional[0]}, {"revoked_at_ms", t}, {"keys_dir", (*ks)->dir()}},
+         "revoked " + a.positional[0] + " as of " + std::to_string(t) +
+             " ms: receipts it signed from then on no longer verify\n");
+    return kExitOk;
   }
   emit(a,
        json{{"ok", true}, {"kid", to_hex(k.kid())}, {"public_key", to_hex(k.public_key())}, {"keys_dir", (*ks)->dir()},
@@ -600,7 +624,7 @@ constexpr const char* kReceiptUsage =
     "receipt get ID --out FILE LOCATION [--json] | receipt verify FILE | ID LOCATION [--key PUBHEX] [--keys-dir DIR] "
     "[--json] | receipt demo --log FILE [--count N] [--entry W#E] [--keys-dir DIR] [--json]  "
     "(LOCATION: --ledger PATH|postgresql://URL [--pg-schema S] | --data DIR | --log FILE)";
-constexpr const char* kKeyUsage = "key show|rotate [--keys-dir DIR | --data DIR] [--json]";
+constexpr const char* kKeyUsage = "key show|rotate [--keys-dir DIR | --data DIR] [--json] | key revoke KID [--at MS] [--keys-dir DIR | --data DIR] [--json]";
 constexpr const char* kLogUsage =
     "log checkpoint LOCATION [--origin O] [--dir DIR] [--out FILE] [--keys-dir DIR] | log prove LOCATION (--id ID | "
     "--index I) [--size N] [--out FILE] | log prove LOCATION --from M [--to N] [--out FILE] | log verify LOCATION "
@@ -748,6 +772,14 @@ int key_cmd(int argc, char** argv) {
                             std::pair{"rotate", "make a new active key; old keys still verify"}})
     add_flags(verb(app, name, desc), a,
               {{"--keys-dir", "DIR", kKeysDirHelp.c_str()}, {"--data", "DIR", "a covenant serve data directory (DIR/keys)"}});
+  CLI::App* rv = verb(app, "revoke",
+                      "revoke a retired key as of a time: receipts it signed from then on stop verifying, older ones "
+                      "still verify (rotate first if it is the active key)");
+  add_pos(*rv, "KID", a.positional, "the key id (16 hex digits)");
+  add_flags(rv, a,
+            {{"--at", "", "revocation time in Unix milliseconds (default: now; may be in the past)", UINT64_MAX},
+             {"--keys-dir", "DIR", kKeysDirHelp.c_str()},
+             {"--data", "DIR", "a covenant serve data directory (DIR/keys)"}});
   int exit = 0;
   const std::string sub = parse_verbs(app, to_vector(argc, argv), a, "key", kKeyUsage, &exit);
   if (sub.empty()) return exit;

@@ -26,6 +26,17 @@ expect_rc 0 "$C" log prove --id "$ID" --out "$COVENANT_HOME/p.json" --log "$LOG"
 expect_rc 0 "$C" log verify --proof "$COVENANT_HOME/p.json" --checkpoint "$COVENANT_HOME/cp.txt" --receipt "$COVENANT_HOME/r.cose"
 expect_rc 0 "$C" key rotate
 expect_rc 0 "$C" receipt verify "$COVENANT_HOME/r.cose"         # old key still resolves
+# Revocation at a point in time: the active key cannot be revoked; the retired
+# one revoked after the receipt's time still verifies it, from before it not.
+cp "$COVENANT_HOME/r.cose" "$COVENANT_HOME/r-old.cose"
+OLDKID=$("$C" key show --json | sed 's/.*"retired":\[{"kid":"\([0-9a-f]*\)".*/\1/')
+NEWKID=$("$C" key show --json | sed 's/.*"kid":"\([0-9a-f]*\)","ok".*/\1/')
+expect_rc 1 "$C" key revoke "$NEWKID"
+expect_rc 0 "$C" key revoke "$OLDKID" --at 99999999999999
+expect_rc 0 "$C" receipt verify "$COVENANT_HOME/r-old.cose"
+expect_rc 0 "$C" key revoke "$OLDKID" --at 1000
+expect_rc 2 "$C" receipt verify "$COVENANT_HOME/r-old.cose" --json
+grep -q 'revocation' "$COVENANT_HOME/out" || { cat "$COVENANT_HOME/out"; fail "revoked key not named"; }
 expect_rc 0 "$C" log verify --checkpoint "$COVENANT_HOME/cp.txt" --log "$LOG"  # and so does the old checkpoint
 expect_rc 0 "$C" receipt demo --count 3 --log "$LOG"
 expect_rc 0 "$C" log prove --from 7 --to 10 --out "$COVENANT_HOME/c.json" --log "$LOG"
