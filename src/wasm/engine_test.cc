@@ -639,6 +639,22 @@ TEST(EngineProfile, ClangBulkMemoryOutputRunsOnEveryTier) {
   EXPECT_TRUE(has(log[4], "trap=out_of_fuel")) << log[4];
 }
 
+// An export that is an import with results: interp ran it through wabt's
+// HostFunc::Call, which does not size the results, and crashed (linking.wast).
+TEST(EngineNested, AnExportThatIsAnImportReturnsItsResultsOnEveryTier) {
+  Linker linker;
+  linker.define("env", "pair", {{ValType::kI32}, {ValType::kI32, ValType::kI64}},
+                [](HostCall&, std::span<const Value> args, std::span<Value> results) {
+                  results[0] = Value::i32(args[0].as_i32() + 1);
+                  results[1] = Value::i64(-2);
+                  return HostResult::ok();
+                });
+  auto bytes = wat(R"((module (import "env" "pair" (func $p (param i32) (result i32 i64))) (export "p" (func $p))))");
+  auto log = expect_tiers_agree(bytes, {{"p", {Value::i32(41)}}}, "reexport", linker);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_TRUE(has(log[0], "i32:2a i64:fffffffffffffffe")) << log[0];
+}
+
 TEST(EngineProfile, BulkFuelIsOneUnitPerEightBytesOrElement) {
   auto engine = engine_in(fresh_dir("bulkfuel"));
   for (Tier t : {Tier::kInterp, Tier::kBaseline, Tier::kOptimized}) {
