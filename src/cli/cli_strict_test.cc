@@ -83,6 +83,11 @@ std::string intent(const std::string& name, const std::string& agent = "agent-7"
   return path;
 }
 
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+
 std::string budget_grants() {
   const std::string path = g_dir + "/grants.json";
   write(path, R"({"capabilities": {"kv": {"namespace": "budget", "max_keys": 1000, "max_bytes": 65536},
@@ -335,6 +340,9 @@ TEST_F(CliStrict, ExitCodeTable) {
       {"run " + kSeed + " no_such_export", 3},                             // valid module, no such export
       {"run " + kSeed + " cabi_realloc 1 2", 3},                           // arguments that do not fit
       {"run " + kSeed + " cabi_realloc 1 2 3 x", 3},
+      {"diff " + kSeed + " " + kSeed, 0},                                  // compatible
+      {"diff " + kSeed + " " + kBudget + " --wit-new " + kBudgetWit + " --grants-new " + budget_grants(), 2},  // breaking
+      {"diff " + kSeed + " " + g_dir + "/bad.wasm", 1},                    // load error
   };
   for (const Row& row : table) {
     Outcome r = run(row.args);
@@ -344,6 +352,38 @@ TEST_F(CliStrict, ExitCodeTable) {
   json j = json::parse(r.out);
   EXPECT_EQ(j["ok"], false);
   EXPECT_EQ(j["error"]["code"], "verification_failed") << r.out;
+}
+
+// covenant diff (docs/api.md, "Governed activation"): a renamed decision field
+// is a changed export and a changed type; a grant's level change is listed;
+// --json carries the same diff and its hash.
+TEST_F(CliStrict, DiffShowsWhatChangesForCallers) {
+  std::string wit = read_text(kBudgetWit);
+  const size_t at = wit.find("    remaining: u64,");
+  ASSERT_NE(at, std::string::npos);
+  write(g_dir + "/renamed.wit", wit.replace(at, 19, "    left: u64,"));
+  std::string grants = read_text(budget_grants());
+  const size_t lv = grants.find("\"info\"");
+  ASSERT_NE(lv, std::string::npos) << grants;
+  write(g_dir + "/debug-grants.json", grants.replace(lv, 6, "\"debug\""));
+  const std::string args = "diff " + kBudget + " " + kBudget + " --wit-old " + kBudgetWit + " --wit-new " + g_dir +
+                           "/renamed.wit --grants-old " + budget_grants() + " --grants-new " + g_dir + "/debug-grants.json";
+  Outcome t = run(args);
+  EXPECT_EQ(t.code, 2) << t.out << t.err;
+  EXPECT_NE(t.out.find("~ export budget.approve"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("left: u64"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("~ grant log"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("BREAKING"), std::string::npos) << t.out;
+  Outcome j = run(args + " --json");
+  EXPECT_EQ(j.code, 2);
+  json d = json::parse(j.out);
+  EXPECT_EQ(d["diff"]["compatible"], false);
+  EXPECT_EQ(d["diff"]["types"]["changed"][0]["name"], "budget.verdict") << j.out;
+  EXPECT_EQ(d["diff_hash"].get<std::string>().size(), 64u);
+  EXPECT_EQ(run("diff " + kBudget + " " + kBudget + " --wit-old " + kBudgetWit + " --wit-new " + kBudgetWit +
+                " --grants-old " + budget_grants() + " --grants-new " + budget_grants())
+                .code,
+            0);
 }
 
 TEST_F(CliStrict, KvWithoutPersistenceIsWarnedAbout) {
