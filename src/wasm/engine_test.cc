@@ -915,6 +915,11 @@ TEST(EngineProfile, FeaturesOutsideTheProfileAreNamedWithWhereAndHowToBuildWitho
   ASSERT_FALSE(fill.is_ok());
   EXPECT_NE(fill.status().message().find("bulk memory"), std::string::npos) << fill.status().message();
   EXPECT_NE(fill.status().message().find("-mno-bulk-memory"), std::string::npos) << fill.status().message();
+  auto datacount = (*e2)->load(wat("(module (memory 1) (data \"x\") (func (data.drop 0)))"), {.tier = Tier::kInterp});
+  ASSERT_FALSE(datacount.is_ok());
+  EXPECT_NE(datacount.status().message().find("bulk memory (a DataCount section) at section 'datacount'"),
+            std::string::npos)
+      << datacount.status().message();
   EngineConfig no_floats;
   no_floats.features.floats = false;
   auto e3 = Engine::create(no_floats);

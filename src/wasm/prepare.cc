@@ -214,6 +214,9 @@ class ProfileScan {
         case 4: tables(); break;
         case 5: memories(); break;
         case 6: globals(); break;
+        case 12:
+          if (!f_.bulk_memory) use(kBulkMemory, s.start, "a DataCount section");
+          break;
         case 13: use(kExceptions, s.start, "a tag section"); break;
         default: break;
       }
