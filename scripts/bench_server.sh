@@ -7,10 +7,12 @@
 # one core and fsyncs/s on the ledger's disk.
 #
 #   bash scripts/bench_server.sh [--backend sqlite|postgres] [--duration S] [--connections N] [--soak S]
+#   bash scripts/bench_server.sh --approvals [...]   # holds, budgets and signed intents: scripts/bench_approvals.sh
 #
 # Not a test: it prints figures, it does not pass or fail on them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --approvals ]; then shift; exec bash scripts/bench_approvals.sh "$@"; fi
 BACKEND=sqlite DURATION=10 CONNS=256 SOAK=0
 while [ $# -gt 0 ]; do
   case $1 in
