@@ -1420,6 +1420,113 @@ TEST_P(ServerTest, GovernedActivation) {
   expect_ledger_clean(s);
 }
 
+// ---------------------------------------------------------------------------
+// Mandates (docs/api.md): a user-signed open mandate bound to one agent key;
+// every constraint checked, the cumulative counter moved atomically with the
+// hold, revocation and status.
+
+TEST_P(ServerTest, Mandates) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  deploy(s, k.deployer, "policy", kPolicyC);
+  AgentSigner agent{.kid = "k1"}, other{.kid = "k2"};
+  Owner user;  // the user's key: signs the mandate
+  for (auto [path, pub] : {std::pair{"/v1/agents/agent-7/keys/k1", agent.key.public_key()},
+                           std::pair{"/v1/agents/agent-7/keys/k2", other.key.public_key()}})
+    ASSERT_EQ(fresh_request(s.port, "PUT", path, json{{"public_key", covenant::to_hex(pub)}}.dump(), auth(k.admin)).status, 201);
+  ASSERT_EQ(fresh_request(s.port, "PUT", "/v1/users/alice/keys/u1", json{{"public_key", user.pub()}}.dump(), auth(k.admin)).status, 201);
+
+  const uint64_t now = now_unix_ms();
+  auto mandate = [&](const std::string& id, uint64_t budget, uint64_t nb, uint64_t exp) {
+    return json{{"id", id}, {"user", "alice"}, {"user_kid", "u1"}, {"agent", "agent-7"}, {"agent_kid", "k1"},
+                {"max_amount_per_intent", "30"}, {"budget", std::to_string(budget)}, {"not_before_ms", nb},
+                {"expires_at_ms", exp}, {"allowed_task_types", json::array({"inference"})}};
+  };
+  auto register_m = [&](const json& md, const Owner& by) {
+    return fresh_request(s.port, "POST", "/v1/mandates", json{{"mandate", md}, {"signature", by.sign(md)["signature"]}}.dump(),
+                         auth(k.caller));
+  };
+  auto code_of = [](const Response& r) { return r.j()["error"].value("code", ""); };
+  Response forged = register_m(mandate("m0", 100, now - 1000, now + 3600'000), Owner{});
+  EXPECT_EQ(forged.status, 403) << forged.body;
+  EXPECT_EQ(code_of(forged), "mandate_signature_invalid");
+  Response reg = register_m(mandate("m1", 100, now - 1000, now + 3600'000), user);
+  ASSERT_EQ(reg.status, 201) << reg.describe() << log_of(s);
+  EXPECT_EQ(reg.j().value("status", ""), "active");
+  EXPECT_EQ(reg.j().value("remaining", ""), "100");
+  EXPECT_EQ(register_m(mandate("m1", 100, now - 1000, now + 3600'000), user).status, 409) << "ids are unique";
+
+  int nonce = 0;
+  auto approve = [&](const std::string& mid, const json& intent, const AgentSigner& by) {
+    const uint64_t t = now_unix_ms();
+    Headers h = by.sign("policy", intent, "mandate-nonce-" + std::to_string(nonce++), t - 1000, t + 60'000);
+    h.push_back({"Covenant-Mandate", mid});
+    return fresh_request(s.port, "POST", "/v1/contracts/policy/approve", intent.dump(), auth(k.caller, h));
+  };
+  const json i25 = json::parse(seed_intent("agent-7", 25));
+  json teleport = i25;
+  teleport["task_type"] = "teleport";
+  struct Refusal {
+    const char* what;
+    Response r;
+    int status;
+    const char* code;
+  };
+  std::vector<Refusal> refusals = {
+      {"unsigned", fresh_request(s.port, "POST", "/v1/contracts/policy/approve", i25.dump(), auth(k.caller, {{"Covenant-Mandate", "m1"}})), 401, "mandate_requires_signed_intent"},
+      {"unknown mandate", approve("m-none", i25, agent), 404, "mandate_unknown"},
+      {"another agent key", approve("m1", i25, other), 403, "mandate_agent_mismatch"},
+      {"over the per-intent ceiling", approve("m1", json::parse(seed_intent("agent-7", 40)), agent), 403, "mandate_amount_exceeded"},
+      {"task type not allowed", approve("m1", teleport, agent), 403, "mandate_task_not_allowed"},
+  };
+  for (const Refusal& f : refusals) {
+    EXPECT_EQ(f.r.status, f.status) << f.what << ": " << f.r.body;
+    EXPECT_EQ(code_of(f.r), f.code) << f.what << ": " << f.r.body;
+  }
+
+  // 10 concurrent approvals of 25 against a budget of 100: exactly 4.
+  std::atomic<int> ok{0}, exhausted{0};
+  std::vector<std::thread> threads;
+  std::vector<Headers> pre;
+  for (int i = 0; i < 10; ++i) {
+    const uint64_t t = now_unix_ms();
+    Headers h = agent.sign("policy", i25, "race-nonce-" + std::to_string(i), t - 1000, t + 60'000);
+    h.push_back({"Covenant-Mandate", "m1"});
+    pre.push_back(h);
+  }
+  for (int i = 0; i < 10; ++i)
+    threads.emplace_back([&, i] {
+      Response r = fresh_request(s.port, "POST", "/v1/contracts/policy/approve", i25.dump(), auth(k.caller, pre[i]));
+      if (r.status == 200) ok++;
+      else if (r.status == 402 && r.j()["error"].value("code", "") == "mandate_budget_exhausted") exhausted++;
+      else ADD_FAILURE() << r.describe();
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_EQ(exhausted.load(), 6);
+  Response st = fresh_request(s.port, "GET", "/v1/mandates/m1", "", auth(k.auditor));
+  ASSERT_EQ(st.status, 200) << st.body;
+  EXPECT_EQ(st.j().value("status", ""), "exhausted") << st.body;
+  EXPECT_EQ(st.j().value("used", ""), "100");
+
+  // Revocation and expiry.
+  ASSERT_EQ(register_m(mandate("m2", 100, now - 1000, now + 3600'000), user).status, 201);
+  EXPECT_EQ(approve("m2", i25, agent).status, 200);
+  Response rv = fresh_request(s.port, "POST", "/v1/mandates/m2/revoke", "", auth(k.admin));
+  ASSERT_EQ(rv.status, 200) << rv.body;
+  EXPECT_EQ(rv.j().value("status", ""), "revoked");
+  Response after = approve("m2", i25, agent);
+  EXPECT_EQ(after.status, 403) << after.body;
+  EXPECT_EQ(code_of(after), "mandate_revoked");
+  ASSERT_EQ(register_m(mandate("m3", 100, now - 7200'000, now - 3600'000), user).status, 201);
+  EXPECT_EQ(fresh_request(s.port, "GET", "/v1/mandates/m3", "", auth(k.caller)).j().value("status", ""), "expired");
+  Response expired = approve("m3", i25, agent);
+  EXPECT_EQ(expired.status, 422) << expired.body;
+  EXPECT_EQ(code_of(expired), "mandate_expired");
+  expect_ledger_clean(s);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::Values(std::string("sqlite"), std::string("postgres")),
                          backend_name);
 

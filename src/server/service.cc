@@ -55,9 +55,11 @@ std::string module_row(const std::string& v) { return kRow + "module/" + v; }
 std::string idem_row(const std::string& t, const std::string& k) { return kRow + "idem/" + t + "/" + k; }
 std::string receipt_row(const std::string& id) { return kRow + "rcpt/" + id; }
 std::string executor_row(const std::string& kid) { return kRow + "executor/" + kid; }
-std::string agent_key_row(const std::string& t, const std::string& agent, const std::string& kid) {
-  return kRow + "agentkey/" + t + "/" + agent + "/" + kid;
+std::string agent_key_row(const std::string& t, const std::string& agent, const std::string& kid,
+                          const std::string& kind = "agent") {
+  return kRow + kind + "key/" + t + "/" + agent + "/" + kid;
 }
+std::string mandate_row(const std::string& t, const std::string& id) { return kRow + "mandate/" + t + "/" + id; }
 std::string budget_row(const std::string& t, const std::string& agent) { return kRow + "budget/" + t + "/" + agent; }
 std::string nonce_row(const std::string& t, const std::string& agent, const std::string& nonce) {
   return kRow + "nonce/" + t + "/" + agent + "/" + nonce;
@@ -767,6 +769,12 @@ class ServiceImpl final : public Service {
     if (n == 5 && s[1] == "agents" && s[3] == "keys" && m == "DELETE") return "/v1/agents/{id}/keys/{kid}";
     if (n == 4 && s[1] == "agents" && s[3] == "keys" && m == "GET") return "/v1/agents/{id}/keys";
     if (n == 4 && s[1] == "agents" && s[3] == "fund" && m == "POST") return "/v1/agents/{id}/fund";
+    if (n == 5 && s[1] == "users" && s[3] == "keys" && m == "PUT") return "/v1/users/{id}/keys/{kid}";
+    if (n == 5 && s[1] == "users" && s[3] == "keys" && m == "DELETE") return "/v1/users/{id}/keys/{kid}";
+    if (n == 4 && s[1] == "users" && s[3] == "keys" && m == "GET") return "/v1/users/{id}/keys";
+    if (n == 2 && s[1] == "mandates" && m == "POST") return "/v1/mandates";
+    if (n == 3 && s[1] == "mandates" && m == "GET") return "/v1/mandates/{id}";
+    if (n == 4 && s[1] == "mandates" && s[3] == "revoke" && m == "POST") return "/v1/mandates/{id}/revoke";
     if (n == 4 && s[1] == "agents" && s[3] == "balance" && m == "GET") return "/v1/agents/{id}/balance";
     return nullptr;
   }
@@ -843,6 +851,26 @@ class ServiceImpl final : public Service {
       if (route == "/v1/agents/{id}/keys") {
         if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read agent keys");
         return list_agent_keys(p, s[2]);
+      }
+      if (route == "/v1/users/{id}/keys/{kid}") {
+        if (!role_in(p, {"admin"})) return forbidden(p, "manage user keys");
+        return m == "PUT" ? put_agent_key(req, p, s[2], s[4], "user") : revoke_agent_key(p, s[2], s[4], "user");
+      }
+      if (route == "/v1/users/{id}/keys") {
+        if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read user keys");
+        return list_agent_keys(p, s[2], "user");
+      }
+      if (route == "/v1/mandates") {
+        if (!role_in(p, {"admin", "caller"})) return forbidden(p, "register mandates");
+        return register_mandate(req, p);
+      }
+      if (route == "/v1/mandates/{id}") {
+        if (!role_in(p, {"admin", "auditor", "caller"})) return forbidden(p, "read mandates");
+        return get_mandate(p, s[2]);
+      }
+      if (route == "/v1/mandates/{id}/revoke") {
+        if (!role_in(p, {"admin"})) return forbidden(p, "revoke mandates");
+        return revoke_mandate(p, s[2]);
       }
       if (route == "/v1/agents/{id}/fund") {
         if (!role_in(p, {"admin"})) return forbidden(p, "fund agents");
@@ -1410,6 +1438,10 @@ class ServiceImpl final : public Service {
         }
       }
     }
+    bool has_mandate = false;
+    if (export_in.empty()) {
+      if (auto refusal = check_mandate(req, p, *body, signed_intent, &pc, &has_mandate)) return *refusal;
+    }
     if (signed_intent) {
       pc.intent_signer = signed_intent->signer;
       if (!simulate) pc.extra_expects.push_back({nonce_row(p.tenant, signed_intent->agent, signed_intent->signer.nonce), std::nullopt});
@@ -1500,6 +1532,9 @@ class ServiceImpl final : public Service {
         return r;
       }
       if (s.code() == Code::kIOError) return err(503, "ledger_unavailable", s.message());
+      if (s.code() == Code::kFailedPrecondition && has_mandate && s.message().find("(transfer 1): exceeds_credits") != std::string::npos)
+        return err(402, "mandate_budget_exhausted", "the mandate's budget cannot cover this approval (" + s.message() +
+                                                        "); nothing was committed");
       if (s.code() == Code::kFailedPrecondition && s.message().find("exceeds_credits") != std::string::npos)
         return err(402, "insufficient_funds", "the agent's budget cannot cover this hold (" + s.message() +
                                                   "); nothing was committed");
@@ -1764,7 +1799,7 @@ class ServiceImpl final : public Service {
   // ---- agent keys and signed intents (docs/api.md, "Signed intents") ----
 
   HttpResponse put_agent_key(const HttpRequest& req, const Principal& p, const std::string& agent,
-                             const std::string& kid) {
+                             const std::string& kid, const std::string& kind = "agent") {
     if (!valid_token(agent)) return err(400, "invalid_request", "agent id: expected 1-64 of [A-Za-z0-9._:@-]");
     if (!valid_token(kid)) return err(400, "invalid_request", "kid: expected 1-64 of [A-Za-z0-9._:@-]");
     auto body = parse_strict(req.body, "body");
@@ -1776,7 +1811,7 @@ class ServiceImpl final : public Service {
     if (!body->contains("public_key") || !(*body)["public_key"].is_string() ||
         !from_hex((*body)["public_key"].get<std::string>(), pub))
       return err(400, "invalid_request", "body.public_key: expected an Ed25519 public key as 64 hex digits");
-    const std::string row = agent_key_row(p.tenant, agent, kid);
+    const std::string row = agent_key_row(p.tenant, agent, kid, kind);
     for (int attempt = 0; attempt < 8; ++attempt) {
       auto have = ledger().kv_get(row);
       if (!have) return err(503, "ledger_unavailable", have.status().message());
@@ -1803,8 +1838,9 @@ class ServiceImpl final : public Service {
     return out;
   }
 
-  HttpResponse revoke_agent_key(const Principal& p, const std::string& agent, const std::string& kid) {
-    const std::string row = agent_key_row(p.tenant, agent, kid);
+  HttpResponse revoke_agent_key(const Principal& p, const std::string& agent, const std::string& kid,
+                                const std::string& kind = "agent") {
+    const std::string row = agent_key_row(p.tenant, agent, kid, kind);
     for (int attempt = 0; attempt < 8; ++attempt) {
       auto have = ledger().kv_get(row);
       if (!have) return err(503, "ledger_unavailable", have.status().message());
@@ -1821,9 +1857,9 @@ class ServiceImpl final : public Service {
     return err(409, "conflict", "key row kept changing; retry");
   }
 
-  HttpResponse list_agent_keys(const Principal& p, const std::string& agent) {
+  HttpResponse list_agent_keys(const Principal& p, const std::string& agent, const std::string& kind = "agent") {
     if (!valid_token(agent)) return err(400, "invalid_request", "agent id: expected 1-64 of [A-Za-z0-9._:@-]");
-    const std::string prefix = kRow + "agentkey/" + p.tenant + "/" + agent + "/";
+    const std::string prefix = kRow + kind + "key/" + p.tenant + "/" + agent + "/";
     auto rows = ledger().kv_scan(prefix, "", 1000);
     if (!rows) return err(503, "ledger_unavailable", rows.status().message());
     json keys = json::array();
@@ -1901,6 +1937,214 @@ class ServiceImpl final : public Service {
     if (now < not_before) return err(422, "intent_not_yet_valid", "the intent is valid from " + *nbf + " ms; now is " + std::to_string(now));
     if (now >= expires) return err(422, "intent_expired", "the intent's signature expired at " + *exp + " ms; now is " + std::to_string(now));
     *out = SignedIntent{{*kid, *nonce}, agent, expires};
+    return std::nullopt;
+  }
+
+  // ---- mandates (docs/api.md, "Mandates") ----
+
+  static Id128 mandate_account_id(const std::string& tenant, const std::string& id) {
+    return settle::derived_id("covenant/mandate/" + tenant + "/" + id);
+  }
+
+  HttpResponse register_mandate(const HttpRequest& req, const Principal& p) {
+    auto body = parse_strict(req.body, "body");
+    if (!body) return err(400, "invalid_json", body.status().message());
+    if (!body->is_object() || !body->contains("mandate") || !(*body)["mandate"].is_object() || !body->contains("signature") ||
+        !(*body)["signature"].is_string())
+      return err(400, "invalid_request", "body: expected {\"mandate\": {...}, \"signature\": \"<user's Ed25519 signature>\"}");
+    for (auto& [k, v] : body->items())
+      if (k != "mandate" && k != "signature") return err(400, "invalid_request", "body." + k + ": unknown field (expected mandate, signature)");
+    const json& md = (*body)["mandate"];
+    static const std::set<std::string> known = {"id", "user", "user_kid", "agent", "agent_kid", "max_amount_per_intent",
+                                                "budget", "not_before_ms", "expires_at_ms", "allowed_task_types", "allowed_payees"};
+    for (auto& [k, v] : md.items())
+      if (!known.count(k)) return err(400, "invalid_request", "mandate." + k + ": unknown field");
+    for (const char* f : {"id", "user", "user_kid", "agent", "agent_kid"})
+      if (!md.contains(f) || !md[f].is_string() || !valid_token(md[f].get<std::string>()))
+        return err(400, "invalid_request", std::string("mandate.") + f + ": expected 1-64 of [A-Za-z0-9._:@-]");
+    for (const char* f : {"max_amount_per_intent", "budget", "not_before_ms", "expires_at_ms"})
+      if (!md.contains(f) || !json_u64(md[f])) return err(400, "invalid_request", std::string("mandate.") + f + ": expected an unsigned integer (number or decimal string)");
+    for (const char* f : {"allowed_task_types", "allowed_payees"}) {
+      if (!md.contains(f)) continue;
+      if (!md[f].is_array()) return err(400, "invalid_request", std::string("mandate.") + f + ": expected a list of strings");
+      for (const json& x : md[f])
+        if (!x.is_string()) return err(400, "invalid_request", std::string("mandate.") + f + ": expected a list of strings");
+    }
+    const uint64_t budget = *json_u64(md["budget"]);
+    if (budget == 0 || *json_u64(md["expires_at_ms"]) <= *json_u64(md["not_before_ms"]))
+      return err(400, "invalid_request", "mandate: budget must be positive and expires_at_ms after not_before_ms");
+    const std::string id = md["id"], user = md["user"], user_kid = md["user_kid"];
+    // The user's signature over the JCS form of the mandate, with a key registered for the user.
+    auto krow = ledger().kv_get(agent_key_row(p.tenant, user, user_kid, "user"));
+    if (!krow) return err(503, "ledger_unavailable", krow.status().message());
+    if (!*krow) return err(403, "mandate_key_unknown", "user " + user + " has no key " + user_kid + " in this tenant");
+    auto kj = json::parse(**krow, nullptr, false);
+    if (kj.contains("revoked_ms")) return err(403, "mandate_key_revoked", "key " + user_kid + " of user " + user + " was revoked");
+    PublicKey pub{};
+    if (!from_hex(kj.value("public_key", ""), pub)) return err(500, "internal", "user key row is damaged");
+    auto canon = settle::jcs_canonicalize(md);
+    if (!canon) return err(400, "invalid_request", "mandate: no canonical form: " + canon.status().message());
+    std::vector<uint8_t> sig;
+    const std::string sig_text = (*body)["signature"];
+    if ((!base64_decode(sig_text, &sig) || sig.size() != kSignatureBytes) && (!from_hex(sig_text, &sig) || sig.size() != kSignatureBytes))
+      return err(400, "invalid_request", "signature: expected 64 bytes, base64 or hex");
+    if (!ed25519_verify(pub, std::span(reinterpret_cast<const uint8_t*>(canon->data()), canon->size()), sig))
+      return err(403, "mandate_signature_invalid", "the signature does not verify with key " + user_kid + " of user " + user +
+                                                       " over the JCS form of the mandate");
+    Atomic a;
+    const Id128 issuer = settle::derived_id("covenant/mandate-issuer/" + p.tenant);
+    const Id128 macc = mandate_account_id(p.tenant, id);
+    a.expects.push_back({mandate_row(p.tenant, id), std::nullopt});
+    a.accounts.push_back(Account{.id = issuer, .ledger = settle::kEscrowLedgerId, .code = settle::kTreasuryAccountCode});
+    a.accounts.push_back(Account{.id = macc, .ledger = settle::kEscrowLedgerId, .code = settle::kAgentAccountCode,
+                                 .flags = kAccountDebitsMustNotExceedCredits});
+    Transfer t;
+    t.id = settle::derived_id("covenant/mandate-budget/" + p.tenant + "/" + id);
+    t.debit_account_id = issuer;
+    t.credit_account_id = macc;
+    t.amount = budget;
+    t.ledger = settle::kEscrowLedgerId;
+    t.code = settle::kTreasuryAccountCode;
+    a.transfers.push_back(t);
+    json row = {{"mandate", md}, {"signature", sig_text}, {"created_ms", unix_ms()}, {"by", p.id}};
+    a.puts.push_back({mandate_row(p.tenant, id), row.dump()});
+    const std::string text = json{{"type", "mandate"}, {"tenant", p.tenant}, {"mandate", md}, {"signature", sig_text},
+                                  {"by", p.id}, {"at_ms", unix_ms()}}.dump();
+    a.journal.push_back(JournalAppend{sha256(text), text});
+    std::vector<LedgerOperation> ops{a};
+    auto r = ledger().submit(ops);
+    if (!r) return err(503, "ledger_unavailable", r.status().message());
+    if ((*r)[0].result == LedgerResult::kv_expectation_failed) return err(409, "mandate_exists", "mandate " + id + " exists");
+    if ((*r)[0].result != LedgerResult::ok) {
+      const LedgerResult why = (*r)[0].result == LedgerResult::atomic_part_refused ? (*r)[0].part_result : (*r)[0].result;
+      return err(409, ledger_result_name(why), std::string("the ledger refused the mandate: ") + ledger_result_name(why));
+    }
+    HttpResponse out = get_mandate(p, id);
+    if (out.status == 200) out.status = 201;
+    return out;
+  }
+
+  // The stored mandate and its state: status active | not_yet_valid | exhausted | expired | revoked.
+  struct MandateState {
+    json row;
+    std::string raw;
+    std::string status;
+    uint64_t used = 0, remaining = 0;
+  };
+  std::variant<MandateState, HttpResponse> mandate_state(const Principal& p, const std::string& id) {
+    if (!valid_token(id)) return err(400, "invalid_request", "mandate id: expected 1-64 of [A-Za-z0-9._:@-]");
+    auto row = ledger().kv_get(mandate_row(p.tenant, id));
+    if (!row) return err(503, "ledger_unavailable", row.status().message());
+    if (!*row) return err(404, "mandate_unknown", "no mandate " + id);
+    MandateState st;
+    st.raw = **row;
+    st.row = json::parse(st.raw, nullptr, false);
+    auto acc = ledger().lookup_account(mandate_account_id(p.tenant, id));
+    if (!acc) return err(503, "ledger_unavailable", acc.status().message());
+    if (*acc) {
+      st.used = (*acc)->debits_posted + (*acc)->debits_pending;
+      st.remaining = (*acc)->credits_posted > st.used ? (*acc)->credits_posted - st.used : 0;
+    }
+    const json& md = st.row["mandate"];
+    const uint64_t now = unix_ms();
+    if (st.row.contains("revoked_ms")) st.status = "revoked";
+    else if (now >= *json_u64(md["expires_at_ms"])) st.status = "expired";
+    else if (now < *json_u64(md["not_before_ms"])) st.status = "not_yet_valid";
+    else if (st.remaining == 0) st.status = "exhausted";
+    else st.status = "active";
+    return st;
+  }
+
+  HttpResponse get_mandate(const Principal& p, const std::string& id) {
+    auto v = mandate_state(p, id);
+    if (auto* e = std::get_if<HttpResponse>(&v)) return *e;
+    const MandateState& st = std::get<MandateState>(v);
+    json out = {{"id", id}, {"mandate", st.row["mandate"]}, {"status", st.status}, {"used", std::to_string(st.used)},
+                {"remaining", std::to_string(st.remaining)}};
+    if (st.row.contains("revoked_ms")) out["revoked_ms"] = st.row["revoked_ms"];
+    return ok_json(200, out);
+  }
+
+  HttpResponse revoke_mandate(const Principal& p, const std::string& id) {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      auto v = mandate_state(p, id);
+      if (auto* e = std::get_if<HttpResponse>(&v)) return *e;
+      MandateState st = std::get<MandateState>(v);
+      if (st.row.contains("revoked_ms")) return get_mandate(p, id);
+      st.row["revoked_ms"] = unix_ms();
+      st.row["revoked_by"] = p.id;
+      const std::string text = json{{"type", "mandate-revoked"}, {"tenant", p.tenant}, {"mandate", id}, {"by", p.id},
+                                    {"at_ms", unix_ms()}}.dump();
+      Status s = put_rows({{mandate_row(p.tenant, id), st.raw}}, {{mandate_row(p.tenant, id), st.row.dump()}},
+                          {JournalAppend{sha256(text), text}});
+      if (s.code() == Code::kAlreadyExists) continue;
+      if (!s) return err(503, "ledger_unavailable", s.message());
+      return get_mandate(p, id);
+    }
+    return err(409, "conflict", "mandate " + id + " kept changing; retry");
+  }
+
+  // Checks an approval against the mandate named by Covenant-Mandate before the
+  // contract runs; the cumulative counter moves in the approval's transaction
+  // (a transfer out of the mandate's account, which may not go below zero).
+  std::optional<HttpResponse> check_mandate(const HttpRequest& req, const Principal& p, const json& intent,
+                                            const std::optional<SignedIntent>& signed_intent, settle::PipelineCall* pc,
+                                            bool* has_mandate) {
+    const std::string* mid = req.header("covenant-mandate");
+    if (!mid) return std::nullopt;
+    *has_mandate = true;
+    if (!signed_intent)
+      return err(401, "mandate_requires_signed_intent", "an approval under a mandate must be a signed intent of the mandate's agent key");
+    auto v = mandate_state(p, *mid);
+    if (auto* e = std::get_if<HttpResponse>(&v)) return *e;
+    const MandateState& st = std::get<MandateState>(v);
+    const json& md = st.row["mandate"];
+    if (st.status == "revoked") return err(403, "mandate_revoked", "mandate " + *mid + " was revoked");
+    if (st.status == "expired") return err(422, "mandate_expired", "mandate " + *mid + " expired");
+    if (st.status == "not_yet_valid") return err(422, "mandate_not_yet_valid", "mandate " + *mid + " is not valid yet");
+    if (md.value("agent", "") != signed_intent->agent || md.value("agent_kid", "") != signed_intent->signer.kid)
+      return err(403, "mandate_agent_mismatch", "mandate " + *mid + " is bound to key " + md.value("agent_kid", "") + " of agent " +
+                                                    md.value("agent", ""));
+    auto field = [&](const char* kebab, const char* snake) -> const json* {
+      if (intent.contains(kebab)) return &intent[kebab];
+      if (intent.contains(snake)) return &intent[snake];
+      return nullptr;
+    };
+    const json* amt = field("amount", "amount");
+    if (!amt) amt = field("max-units", "max_units");
+    const std::optional<uint64_t> amount = amt ? json_u64(*amt) : std::nullopt;
+    if (!amount) return err(400, "mandate_amount_missing", "an intent under a mandate states its amount (amount or max-units)");
+    if (*amount > *json_u64(md["max_amount_per_intent"]))
+      return err(403, "mandate_amount_exceeded", "amount " + std::to_string(*amount) + " is over the mandate's per-intent ceiling of " +
+                                                     std::to_string(*json_u64(md["max_amount_per_intent"])));
+    auto allowed = [&](const char* list, const json* value) {
+      if (!md.contains(list)) return true;
+      if (!value || !value->is_string()) return false;
+      for (const json& x : md[list])
+        if (x == *value) return true;
+      return false;
+    };
+    if (!allowed("allowed_task_types", field("task-type", "task_type")))
+      return err(403, "mandate_task_not_allowed", "the intent's task type is not among the mandate's allowed_task_types");
+    if (!allowed("allowed_payees", field("payee", "payee")))
+      return err(403, "mandate_payee_not_allowed", "the intent's payee is not among the mandate's allowed_payees");
+    if (st.remaining < *amount)
+      return err(402, "mandate_budget_exhausted", "mandate " + *mid + " has " + std::to_string(st.remaining) + " left of its budget");
+    const std::string tenant = p.tenant, id = *mid;
+    pc->extra_escrow = [tenant, id](const settle::EscrowPlan& plan, const Hash32& receipt_id, Atomic& a) {
+      const Id128 spent = settle::derived_id("covenant/mandate-spent/" + tenant);
+      a.accounts.push_back(Account{.id = mandate_account_id(tenant, id), .ledger = settle::kEscrowLedgerId,
+                                   .code = settle::kAgentAccountCode, .flags = kAccountDebitsMustNotExceedCredits});
+      a.accounts.push_back(Account{.id = spent, .ledger = settle::kEscrowLedgerId, .code = settle::kEscrowAccountCode});
+      Transfer t;
+      t.id = settle::derived_id("covenant/mandate-use/" + to_hex(receipt_id));
+      t.debit_account_id = mandate_account_id(tenant, id);
+      t.credit_account_id = spent;
+      t.amount = plan.amount;
+      t.ledger = settle::kEscrowLedgerId;
+      t.code = settle::kAgentAccountCode;
+      a.transfers.push_back(t);
+    };
     return std::nullopt;
   }
 

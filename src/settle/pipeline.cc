@@ -256,6 +256,7 @@ struct Pipeline::Impl {
         a.accounts = escrow_accounts(plan);
         if (it.call->escrow_debit_account) a.accounts[0].flags = it.call->escrow_debit_flags;
         a.transfers.push_back(escrow_hold(plan));
+        if (it.call->extra_escrow) it.call->extra_escrow(plan, id, a);
         o.hold_id = plan.hold_id.hex();
         o.escrow = plan;
       }
@@ -369,9 +370,13 @@ struct Pipeline::Impl {
           continue;
         }
         if (r.result == LedgerResult::atomic_part_refused) {
+          // failed_index counts the journal, then the accounts, then the transfers.
+          const size_t parts_before = it.atomic.journal.size() + it.atomic.accounts.size();
+          std::string what = r.failed_index == 0 ? "receipt" : "escrow";
+          if (r.failed_index >= parts_before)
+            what += " (transfer " + std::to_string(r.failed_index - parts_before) + ")";
           finish_locked(it, ItemState::kFailed,
-                        Status::precondition(std::string("ledger refused the call's ") +
-                                             (r.failed_index == 0 ? "receipt" : "escrow") + ": " +
+                        Status::precondition("ledger refused the call's " + what + ": " +
                                              ledger_result_name(r.part_result)));
           continue;
         }

@@ -72,6 +72,10 @@ struct PipelineCall {
   // the flags that account was created with (a funded agent's budget account).
   std::optional<Id128> escrow_debit_account;
   uint16_t escrow_debit_flags = 0;
+  // When the call places a hold: more accounts and transfers for its Atomic (e.g. a
+  // mandate's cumulative counter, docs/api.md "Mandates"). A refused one fails the
+  // call: "ledger refused the call's escrow (transfer I): <code>", I counting the hold as 0.
+  std::function<void(const EscrowPlan&, const Hash32& receipt_id, Atomic&)> extra_escrow;
   // A signed intent the caller verified before the call: its receipt names them (key 13).
   std::optional<Receipt::IntentSigner> intent_signer;
   // Rows committed in the same transaction as the call. expects are checked first;
