@@ -26,6 +26,8 @@ const EXPECTED = [
   'put /v1/agents/{id}/keys/{kid}', 'delete /v1/agents/{id}/keys/{kid}', 'get /v1/agents/{id}/keys',
   'post /v1/agents/{id}/fund', 'get /v1/agents/{id}/balance',
   'get /v1/contracts/{name}/diff', 'put /v1/contracts/{name}/owners', 'post /v1/contracts/{name}/freeze',
+  'put /v1/users/{id}/keys/{kid}', 'delete /v1/users/{id}/keys/{kid}', 'get /v1/users/{id}/keys',
+  'post /v1/mandates', 'get /v1/mandates/{id}', 'post /v1/mandates/{id}/revoke',
 ];
 const UNAUTHENTICATED = new Set(['get /healthz', 'get /readyz', 'get /metrics', 'get /v1/openapi.json']);
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
