@@ -5,8 +5,9 @@
 # runs build/src/server/bench_approvals against it, which measures in one run
 # plain approvals (a hold on the seed mapping's unbounded account), approvals of
 # funded agents (the hold debits the budget account), approvals with signed
-# intents (pre-signed, a fresh nonce each) and both together, each with its
-# ratio to plain, beside the in-process Ed25519 verify/s and JCS/s.
+# intents (pre-signed, a fresh nonce each), both together, and signed intents
+# under a user-signed mandate, each with its ratio to plain, beside the
+# in-process Ed25519 verify/s and JCS/s.
 #
 #   bash scripts/bench_approvals.sh [--backend sqlite|postgres] [--duration S] [--connections N]
 #                                   [--rounds R] [--agents A]

@@ -12,9 +12,13 @@
 //                  carries the Covenant-* headers, signed with a fresh nonce BEFORE the timed
 //                  phase (client signing is not measured)
 //   signed_funded  both
-// Every mode places one escrow hold per approval. Rounds run the modes in turn
-// (plain, funded, signed, signed_funded, plain, ...) so that a slow stretch of the
-// machine or a growing ledger does not land on one mode only.
+//   mandate        signed, and under a user-signed mandate (Covenant-Mandate) bound to the
+//                  agent's key: its constraints are checked before the run and its
+//                  cumulative counter moves in the approval's commit (docs/api.md, "Mandates")
+// Every mode places one escrow hold per approval. Rounds run the modes in turn,
+// each round starting one mode later (plain, funded, ...; funded, signed, ...,
+// plain; ...), so that a slow stretch of the machine, a growing ledger or the
+// place in a round does not land on one mode only.
 //
 // The client is one thread with epoll over N keep-alive connections (blocking
 // sends of pre-built requests, like wrk); latency is from the send to the end of
@@ -63,7 +67,7 @@ struct Options {
   int connections = 64;          // keep-alive connections; the server's --workers should be >= this
   int agents = 8;                // distinct agents per mode; 1 makes every hold hit one account
   int server_pid = 0;            // for the server's CPU time per approval (/proc/PID/stat); 0 = skip
-  std::vector<std::string> modes = {"plain", "funded", "signed", "signed_funded"};
+  std::vector<std::string> modes = {"plain", "funded", "signed", "signed_funded", "mandate"};
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -282,6 +286,7 @@ PhaseResult drive(const Options& o, double duration_s, Next next) {
 struct Agent {
   std::string id;
   covenant::SigningKey key = covenant::SigningKey::generate();
+  covenant::SigningKey user_key = covenant::SigningKey::generate();  // mode mandate: the user who signs it
 };
 
 struct Tenant {
@@ -359,7 +364,7 @@ Refs measure_refs() {
 void parse_args(int argc, char** argv, Options* o) {
   auto usage = [] {
     die("usage: bench_approvals --url http://127.0.0.1:PORT --admin-key FILE --policy policy_c.wasm [--duration S] "
-        "[--rounds R] [--connections N] [--agents A] [--server-pid PID] [--modes plain,funded,signed,signed_funded]");
+        "[--rounds R] [--connections N] [--agents A] [--server-pid PID] [--modes plain,funded,signed,signed_funded,mandate]");
   };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -401,7 +406,7 @@ void parse_args(int argc, char** argv, Options* o) {
   if (o->port == 0 || o->admin_key_file.empty() || o->policy_wasm.empty()) usage();
   if (o->duration_s <= 0 || o->rounds < 1 || o->connections < 1 || o->agents < 1) usage();
   for (const std::string& m : o->modes)
-    if (m != "plain" && m != "funded" && m != "signed" && m != "signed_funded") die("unknown mode " + m);
+    if (m != "plain" && m != "funded" && m != "signed" && m != "signed_funded" && m != "mandate") die("unknown mode " + m);
   if (o->modes.empty() || o->modes[0] != "plain") die("--modes must start with plain (the baseline)");
 }
 
@@ -453,10 +458,26 @@ int main(int argc, char** argv) {
       if (mode == "funded" || mode == "signed_funded")
         expect(request(o, "POST", "/v1/agents/" + a.id + "/fund", json{{"amount", budget}}.dump(), t.admin), {201},
                "fund " + a.id);
-      if (mode == "signed" || mode == "signed_funded")
+      if (mode == "signed" || mode == "signed_funded" || mode == "mandate")
         expect(request(o, "PUT", "/v1/agents/" + a.id + "/keys/k1",
                        json{{"public_key", covenant::to_hex(a.key.public_key())}}.dump(), t.admin),
                {201}, "register the key of " + a.id);
+      if (mode == "mandate") {
+        // A user's key, and a mandate for this agent's key with every kind of constraint;
+        // its budget and per-intent ceiling are far beyond what the run uses.
+        const std::string user = "user-" + std::to_string(i);
+        expect(request(o, "PUT", "/v1/users/" + user + "/keys/u1",
+                       json{{"public_key", covenant::to_hex(a.user_key.public_key())}}.dump(), t.admin),
+               {201}, "register the key of " + user);
+        const uint64_t now = unix_ms();
+        const json md = {{"id", "m-" + std::to_string(i)}, {"user", user}, {"user_kid", "u1"}, {"agent", a.id},
+                         {"agent_kid", "k1"}, {"max_amount_per_intent", "1000"}, {"budget", budget},
+                         {"not_before_ms", now - 60'000}, {"expires_at_ms", now + 86'400'000},
+                         {"allowed_task_types", json::array({"inference"})}};
+        expect(request(o, "POST", "/v1/mandates", json{{"mandate", md}, {"signature", sign_b64(a.user_key, md)}}.dump(),
+                       t.admin),
+               {201}, "register mandate m-" + std::to_string(i));
+      }
     }
   }
   // A check that the modes are what they say: funded agents are funded, plain ones are not.
@@ -482,7 +503,8 @@ int main(int argc, char** argv) {
     reqs.reserve(count);
     const uint64_t now = unix_ms();
     for (size_t i = 0; i < count; ++i) {
-      const Agent& a = agents[mode][i % static_cast<size_t>(o.agents)];
+      const size_t ai = i % static_cast<size_t>(o.agents);
+      const Agent& a = agents[mode][ai];
       const std::string body = intent_body(a.id, intent_expiry_ms);
       const std::string nonce = "bench-" + mode + "-r" + std::to_string(round) + "-" + std::to_string(i);
       const uint64_t nb = now - 60'000, exp = now + 3'600'000;
@@ -492,6 +514,7 @@ int main(int argc, char** argv) {
       h.push_back({"Covenant-Not-Before-Ms", std::to_string(nb)});
       h.push_back({"Covenant-Expires-At-Ms", std::to_string(exp)});
       h.push_back({"Covenant-Signature", sign_b64(a.key, signed_object("signed", json::parse(body), nonce, nb, exp))});
+      if (mode == "mandate") h.push_back({"Covenant-Mandate", "m-" + std::to_string(ai)});
       reqs.push_back(build_request(o, "POST", "/v1/contracts/signed/approve", body, h));
     }
     return reqs;
@@ -522,7 +545,8 @@ int main(int argc, char** argv) {
               json(o.duration_s).dump().c_str(), o.connections, o.agents);
   std::map<std::string, PhaseResult> total;
   for (int round = 0; round < o.rounds; ++round) {
-    for (const std::string& mode : o.modes) {
+    for (size_t k = 0; k < o.modes.size(); ++k) {
+      const std::string& mode = o.modes[(k + static_cast<size_t>(round)) % o.modes.size()];
       PhaseResult r = run_mode(mode, round, o.duration_s, pool);
       std::printf("   round %d %-14s %8.0f approvals/s  (%llu in %.2f s%s%s)\n", round + 1, mode.c_str(),
                   static_cast<double>(r.ok) / std::max(r.elapsed_s, 1e-3), static_cast<unsigned long long>(r.ok),
@@ -565,6 +589,11 @@ int main(int argc, char** argv) {
     const double signed_rate = static_cast<double>(total["signed"].ok) / std::max(total["signed"].elapsed_s, 1e-3);
     std::printf("   signed vs plain: %+.1f us of wall time per approval at saturation; one verify is %.1f us, one JCS %.1f us\n",
                 1e6 / signed_rate - 1e6 / plain_rate, 1e6 / refs.verify_per_s, 1e6 / refs.jcs_per_s);
+  }
+  if (total.count("signed") && total.count("mandate")) {
+    auto rate_of = [&](const std::string& m) { return static_cast<double>(total[m].ok) / std::max(total[m].elapsed_s, 1e-3); };
+    std::printf("   mandate vs signed: %+.1f us of wall time per approval at saturation (%.2fx)\n",
+                1e6 / rate_of("mandate") - 1e6 / rate_of("signed"), rate_of("mandate") / rate_of("signed"));
   }
   std::printf("json %s\n", out.dump().c_str());
   return 0;
