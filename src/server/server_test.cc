@@ -1316,6 +1316,13 @@ TEST_P(ServerTest, BudgetsHoldAcrossContractsAndServers) {
   EXPECT_EQ(fresh_request(a.port, "POST", "/v1/contracts/policy-c/approve", seed_intent("agent-7", 15), auth(k.caller)).status, 200);
   // An agent never funded keeps the seed mapping's unbounded account.
   EXPECT_EQ(fresh_request(a.port, "POST", "/v1/contracts/policy-c/approve", seed_intent("agent-9", 25), auth(k.caller)).status, 200);
+  // The CLI funds and reads the same budget, beside the running server.
+  std::vector<std::string> fund_args = {"agent", "fund", "agent-7", "--tenant", "acme", "--amount", "50", "--json"};
+  for (const std::string& f : ledger_flags(a.data)) fund_args.push_back(f);
+  RunResult cli = run_cli(fund_args, dir_ + "/agent.stderr");
+  ASSERT_EQ(cli.code, 0) << cli.out << cli.err;
+  EXPECT_EQ(json::parse(cli.out).value("available", ""), "50") << cli.out;
+  EXPECT_EQ(fresh_request(a.port, "POST", "/v1/contracts/policy-rust/approve", seed_intent("agent-7", 25), auth(k.caller)).status, 200);
   expect_ledger_clean(a);
 }
 

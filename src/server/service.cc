@@ -60,7 +60,7 @@ std::string agent_key_row(const std::string& t, const std::string& agent, const 
   return kRow + kind + "key/" + t + "/" + agent + "/" + kid;
 }
 std::string mandate_row(const std::string& t, const std::string& id) { return kRow + "mandate/" + t + "/" + id; }
-std::string budget_row(const std::string& t, const std::string& agent) { return kRow + "budget/" + t + "/" + agent; }
+std::string budget_row(const std::string& t, const std::string& agent) { return settle::budget_row_key(t, agent); }
 std::string nonce_row(const std::string& t, const std::string& agent, const std::string& nonce) {
   return kRow + "nonce/" + t + "/" + agent + "/" + nonce;
 }
@@ -1753,28 +1753,9 @@ class ServiceImpl final : public Service {
       if (k != "amount") return err(400, "invalid_request", "body." + k + ": unknown field (expected amount)");
     auto amount = json_u64((*body)["amount"]);
     if (!amount || *amount == 0) return err(400, "invalid_request", "body.amount: expected a positive integer within u64");
-    Atomic a;
-    a.accounts.push_back(Account{.id = settle::treasury_account_id(p.tenant), .ledger = settle::kEscrowLedgerId,
-                                 .code = settle::kTreasuryAccountCode});
-    a.accounts.push_back(Account{.id = settle::budget_account_id(p.tenant, agent), .ledger = settle::kEscrowLedgerId,
-                                 .code = settle::kAgentAccountCode, .flags = kAccountDebitsMustNotExceedCredits});
-    Transfer t;
-    t.id = settle::derived_id("covenant/fund/" + p.tenant + "/" + agent + "/" + (idem ? *idem : random_hex(16)));
-    t.debit_account_id = settle::treasury_account_id(p.tenant);
-    t.credit_account_id = settle::budget_account_id(p.tenant, agent);
-    t.amount = *amount;
-    t.ledger = settle::kEscrowLedgerId;
-    t.code = settle::kTreasuryAccountCode;
-    a.transfers.push_back(t);
-    a.puts.push_back({budget_row(p.tenant, agent), json{{"account_id", settle::budget_account_id(p.tenant, agent).hex()}}.dump()});
-    std::vector<LedgerOperation> ops{a};
-    auto r = ledger().submit(ops);
-    if (!r) return err(503, "ledger_unavailable", r.status().message());
-    const LedgerReply& rep = (*r)[0];
-    if (rep.result != LedgerResult::ok) {
-      const LedgerResult why = rep.result == LedgerResult::atomic_part_refused ? rep.part_result : rep.result;
-      return err(409, ledger_result_name(why), std::string("the ledger refused the funding: ") + ledger_result_name(why));
-    }
+    Status st = settle::fund_agent(ledger(), p.tenant, agent, *amount, idem ? *idem : random_hex(16));
+    if (st.code() == Code::kFailedPrecondition) return err(409, "ledger_refused", st.message());
+    if (!st) return err(503, "ledger_unavailable", st.message());
     HttpResponse out = agent_balance(p, agent);
     if (out.status == 200) out.status = 201;
     return out;
@@ -1782,18 +1763,16 @@ class ServiceImpl final : public Service {
 
   HttpResponse agent_balance(const Principal& p, const std::string& agent) {
     if (!valid_token(agent)) return err(400, "invalid_request", "agent id: expected 1-64 of [A-Za-z0-9._:@-]");
-    auto acc = ledger().lookup_account(settle::budget_account_id(p.tenant, agent));
-    if (!acc) return err(503, "ledger_unavailable", acc.status().message());
-    if (!*acc) return ok_json(200, {{"agent", agent}, {"funded", false}});
-    const Account& x = **acc;
-    const uint64_t spent = x.debits_posted + x.debits_pending;
+    auto b = settle::agent_balance(ledger(), p.tenant, agent);
+    if (!b) return err(503, "ledger_unavailable", b.status().message());
+    if (!b->funded) return ok_json(200, {{"agent", agent}, {"funded", false}});
     return ok_json(200, {{"agent", agent},
                          {"funded", true},
-                         {"account_id", x.id.hex()},
-                         {"credits_posted", std::to_string(x.credits_posted)},
-                         {"debits_posted", std::to_string(x.debits_posted)},
-                         {"debits_pending", std::to_string(x.debits_pending)},
-                         {"available", std::to_string(x.credits_posted > spent ? x.credits_posted - spent : 0)}});
+                         {"account_id", b->account_id.hex()},
+                         {"credits_posted", std::to_string(b->credits_posted)},
+                         {"debits_posted", std::to_string(b->debits_posted)},
+                         {"debits_pending", std::to_string(b->debits_pending)},
+                         {"available", std::to_string(b->available)}});
   }
 
   // ---- agent keys and signed intents (docs/api.md, "Signed intents") ----

@@ -246,6 +246,49 @@ Id128 budget_account_id(std::string_view tenant, std::string_view agent_id) {
   return derived_id("covenant/budget/" + std::string(tenant) + "/" + std::string(agent_id));
 }
 Id128 treasury_account_id(std::string_view tenant) { return derived_id("covenant/treasury/" + std::string(tenant)); }
+std::string budget_row_key(std::string_view tenant, std::string_view agent_id) {
+  return "\x01budget/" + std::string(tenant) + "/" + std::string(agent_id);
+}
+
+Status fund_agent(Ledger& ledger, std::string_view tenant, std::string_view agent_id, uint64_t amount,
+                  std::string_view transfer_key) {
+  if (amount == 0) return Status::invalid("the amount must be positive");
+  Atomic a;
+  a.accounts.push_back(Account{.id = treasury_account_id(tenant), .ledger = kEscrowLedgerId, .code = kTreasuryAccountCode});
+  a.accounts.push_back(Account{.id = budget_account_id(tenant, agent_id), .ledger = kEscrowLedgerId,
+                               .code = kAgentAccountCode, .flags = kAccountDebitsMustNotExceedCredits});
+  Transfer t;
+  t.id = derived_id("covenant/fund/" + std::string(tenant) + "/" + std::string(agent_id) + "/" + std::string(transfer_key));
+  t.debit_account_id = treasury_account_id(tenant);
+  t.credit_account_id = budget_account_id(tenant, agent_id);
+  t.amount = amount;
+  t.ledger = kEscrowLedgerId;
+  t.code = kTreasuryAccountCode;
+  a.transfers.push_back(t);
+  a.puts.push_back({budget_row_key(tenant, agent_id), json{{"account_id", budget_account_id(tenant, agent_id).hex()}}.dump()});
+  std::vector<LedgerOperation> ops{a};
+  auto r = ledger.submit(ops);
+  if (!r) return r.status();
+  const LedgerReply& rep = (*r)[0];
+  if (rep.result == LedgerResult::ok) return Status::ok();
+  const LedgerResult why = rep.result == LedgerResult::atomic_part_refused ? rep.part_result : rep.result;
+  return Status::precondition(std::string("the ledger refused the funding: ") + ledger_result_name(why));
+}
+
+Result<AgentBalance> agent_balance(Ledger& ledger, std::string_view tenant, std::string_view agent_id) {
+  AgentBalance b;
+  b.account_id = budget_account_id(tenant, agent_id);
+  auto acc = ledger.lookup_account(b.account_id);
+  if (!acc) return acc.status();
+  if (!*acc) return b;
+  b.funded = true;
+  b.credits_posted = (*acc)->credits_posted;
+  b.debits_posted = (*acc)->debits_posted;
+  b.debits_pending = (*acc)->debits_pending;
+  const uint64_t spent = b.debits_posted + b.debits_pending;
+  b.available = b.credits_posted > spent ? b.credits_posted - spent : 0;
+  return b;
+}
 
 std::optional<uint64_t> intent_expiry_ms(const json& intent) {
   auto exp = as_u64(field(intent, "expires-at-ms"));

@@ -132,6 +132,21 @@ inline constexpr uint16_t kTreasuryAccountCode = 3;  // a tenant's source of age
 // executor of the tenant draws on one balance, atomically with the receipt.
 Id128 budget_account_id(std::string_view tenant, std::string_view agent_id);
 Id128 treasury_account_id(std::string_view tenant);
+// The kv row that marks an agent as funded (the server checks it in every approval's
+// transaction): "\x01budget/<tenant>/<agent>".
+std::string budget_row_key(std::string_view tenant, std::string_view agent_id);
+// Credits `amount` to the agent's budget from the tenant's treasury in one Atomic
+// (creating both accounts and the row on first use). `transfer_key` makes the
+// transfer id (idempotent for a repeated key). The ledger's refusal as Status
+// kFailedPrecondition naming the result code.
+Status fund_agent(Ledger& ledger, std::string_view tenant, std::string_view agent_id, uint64_t amount,
+                  std::string_view transfer_key);
+struct AgentBalance {
+  bool funded = false;
+  Id128 account_id;
+  uint64_t credits_posted = 0, debits_posted = 0, debits_pending = 0, available = 0;
+};
+Result<AgentBalance> agent_balance(Ledger& ledger, std::string_view tenant, std::string_view agent_id);
 
 // A 128-bit id: the first 16 bytes of SHA-256(text).
 Id128 derived_id(std::string_view text);
