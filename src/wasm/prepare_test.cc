@@ -43,6 +43,51 @@ TEST(Prepare, TruncatedFunctionBodyIsAnErrorNotAnOverread) {
   EXPECT_NE(r.status().message().find("offset"), std::string::npos) << r.status().message();
 }
 
+// The profile decoder runs on raw bytes before wabt: no truncation of a
+// module that uses SIMD (v128.const i32x4 0 0 0 0 in function 0) reads past
+// the buffer (ASan), and the whole module names SIMD with its function and
+// offset.
+TEST(Prepare, ProfileDecoderNamesSimdAndSurvivesEveryTruncation) {
+  std::vector<uint8_t> bytes = {0, 'a', 's', 'm', 1, 0, 0, 0,
+                                1, 4, 1, 0x60, 0, 0,  // type: () -> ()
+                                3, 2, 1, 0,           // one function
+                                10, 22, 1, 20, 0,     // code: one body of 20 bytes, no locals
+                                0xfd, 0x0c};          // v128.const
+  bytes.insert(bytes.end(), 16, 0);
+  bytes.push_back(0x1a);  // drop
+  bytes.push_back(0x0b);  // end
+  auto r = prepare_module(bytes, {}, {});
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Code::kUnsupported);
+  EXPECT_NE(r.status().message().find("SIMD (v128) (opcode 0xfd 0x0c) at function 0 (defined function 0, "
+                                      "section 'code', offset 0x17)"),
+            std::string::npos)
+      << r.status().message();
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + n);
+    auto t = prepare_module(cut, {}, {});
+    // Cut at a section boundary before the code, the module is valid (and empty).
+    if (n != 8 && n != 14) {
+      EXPECT_FALSE(t.is_ok()) << n;
+    }
+  }
+}
+
+// With the opcode known, no prefix of the profile reads as corruption: a
+// memory.copy module is accepted whole and metered.
+TEST(Prepare, BulkMemoryIsInTheDefaultProfile) {
+  std::vector<uint8_t> bytes = {0, 'a', 's', 'm', 1, 0, 0, 0,
+                                1, 4, 1, 0x60, 0, 0,  // type: () -> ()
+                                3, 2, 1, 0,           // one function
+                                5, 3, 1, 0, 1,        // memory 1
+                                10, 15, 1, 13, 0,     // code
+                                0x41, 0, 0x41, 0, 0x41, 0, 0xfc, 0x0a, 0, 0,  // memory.copy 0 0 0
+                                0x0b};
+  bytes.insert(bytes.end() - 1, {0x01});  // nop before end (body is 13 bytes)
+  auto r = prepare_module(bytes, {}, {});
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+}
+
 TEST(Prepare, EmptyModuleIsMetered) {
   std::vector<uint8_t> bytes = {0, 'a', 's', 'm', 1, 0, 0, 0};
   auto r = prepare_module(bytes, {}, {});
