@@ -79,9 +79,19 @@ int replay_command(int argc, char** argv) {
       j["field"] = v->field;
       j["detail"] = v->detail;
     }
+    if (!v->unchecked.empty()) {
+      // A masked package: confirmed covers what could be re-checked.
+      j["unchecked"] = v->unchecked;
+      j["masked"] = pkg->masked;
+      j["detail"] = v->detail;
+    }
     std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
   } else if (v->confirmed) {
-    std::printf("confirmed\n");
+    std::string not_checked;
+    for (const std::string& u : v->unchecked) not_checked += (not_checked.empty() ? "" : ", ") + u;
+    if (not_checked.empty()) std::printf("confirmed\n");
+    else std::printf("confirmed, except what the masked fields hide: not re-checked: %s\n", not_checked.c_str());
+    if (!v->unchecked.empty()) std::fprintf(stderr, "covenant replay: %s\n", escape_guest_text(v->detail).c_str());
   } else {
     std::printf("refuted: %s\n", v->field.c_str());
     // The detail can quote what the guest returned: printed inert (guest_output.h).

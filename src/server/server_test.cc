@@ -1534,6 +1534,73 @@ TEST_P(ServerTest, Mandates) {
   expect_ledger_clean(s);
 }
 
+// ---------------------------------------------------------------------------
+// Masking (docs/api.md): stored copies and replay packages carry the masked
+// intent and the list; the receipt still binds the original; a replay confirms
+// what it can and names what it could not re-check.
+
+TEST_P(ServerTest, Masking) {
+  Server& s = new_server("data");
+  ASSERT_TRUE(start(s));
+  TenantKeys k = tenant_keys(s, "acme");
+  auto deploy_masked = [&](const std::string& name, const std::string& wasm, const json& mask) {
+    json body = json::parse(contract_body(wasm));
+    body["mask"] = mask;
+    return fresh_request(s.port, "PUT", "/v1/contracts/" + name, body.dump(), auth(k.deployer));
+  };
+  EXPECT_EQ(deploy_masked("bad", kPolicyC, json::array({"/card"})).status, 400) << "paths start with /intent/ or /decision/";
+  // One contract replaces the agent id with another of the same length (the policy's decision and fuel do not
+  // depend on which agent it is); the other erases max_units, which its decision needs.
+  ASSERT_EQ(deploy_masked("replaced", kPolicyC,
+                          json::array({json{{"path", "/intent/agent_id"}, {"replace", "agent-0"}}})).status, 201);
+  ASSERT_EQ(deploy_masked("erased", kPolicyRust, json::array({"/intent/max_units", "/decision/reason"})).status, 201);
+
+  auto replay_of = [&](const std::string& receipt_id) {
+    Response r = fresh_request(s.port, "GET", "/v1/receipts/" + receipt_id + "/replay", "", auth(k.auditor));
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto pkg = covenant::settle::decode_replay_package(std::span(reinterpret_cast<const uint8_t*>(r.body.data()), r.body.size()));
+    EXPECT_TRUE(pkg.is_ok()) << pkg.status().to_string();
+    return pkg.is_ok() ? *pkg : covenant::settle::ReplayPackage{};
+  };
+  const std::string intent = seed_intent("agent-7", 300);
+  Response a = fresh_request(s.port, "POST", "/v1/contracts/replaced/approve", intent, auth(k.caller));
+  ASSERT_EQ(a.status, 200) << a.body;
+  covenant::settle::ReplayPackage pa = replay_of(a.j().value("receipt_id", ""));
+  EXPECT_EQ(pa.masked, std::vector<std::string>{"/intent/agent_id"});
+  EXPECT_EQ(json::parse(pa.call.intent).value("agent_id", ""), "agent-0") << pa.call.intent;
+  EXPECT_EQ(pa.call.intent.find("agent-7"), std::string::npos) << "the stored copy holds no original value";
+  auto va = covenant::settle::replay(pa, covenant::Tier::kInterp);
+  ASSERT_TRUE(va.is_ok()) << va.status().to_string();
+  EXPECT_TRUE(va->confirmed) << va->field << ": " << va->detail;
+  EXPECT_EQ(va->unchecked, std::vector<std::string>{"intent_hash"}) << va->detail;
+  // The receipt still binds the original intent.
+  auto ra = covenant::decode_receipt(pa.receipt);
+  ASSERT_TRUE(ra.is_ok());
+  EXPECT_EQ(ra->intent_hash, covenant::sha256(std::span(reinterpret_cast<const uint8_t*>(intent.data()), intent.size())));
+  // A tampered masked package is still refuted where it can be checked.
+  covenant::settle::ReplayPackage bad = pa;
+  bad.call.module.push_back(0);
+  auto vb = covenant::settle::replay(bad, covenant::Tier::kInterp);
+  ASSERT_TRUE(vb.is_ok());
+  EXPECT_FALSE(vb->confirmed);
+  EXPECT_EQ(vb->field, "contract_hash");
+
+  // Erasing a field the contract needs: the decision cannot be re-checked, and says so.
+  Response b = fresh_request(s.port, "POST", "/v1/contracts/erased/approve", intent, auth(k.caller, {{"Idempotency-Key", "mask-1"}}));
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_TRUE(b.j()["decision"].contains("reason")) << "the caller gets the whole decision: " << b.body;
+  Response b2 = fresh_request(s.port, "POST", "/v1/contracts/erased/approve", intent, auth(k.caller, {{"Idempotency-Key", "mask-1"}}));
+  ASSERT_EQ(b2.status, 200) << b2.body;
+  EXPECT_FALSE(b2.j()["decision"].contains("reason")) << "the stored copy is masked: " << b2.body;
+  covenant::settle::ReplayPackage pb = replay_of(b.j().value("receipt_id", ""));
+  EXPECT_EQ(pb.masked, std::vector<std::string>{"/intent/max_units"});
+  auto vb2 = covenant::settle::replay(pb, covenant::Tier::kInterp);
+  ASSERT_TRUE(vb2.is_ok()) << vb2.status().to_string();
+  EXPECT_TRUE(vb2->confirmed) << vb2->field << ": " << vb2->detail;
+  EXPECT_NE(std::find(vb2->unchecked.begin(), vb2->unchecked.end(), "decision"), vb2->unchecked.end()) << vb2->detail;
+  EXPECT_NE(vb2->detail.find("/intent/max_units"), std::string::npos) << vb2->detail;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::Values(std::string("sqlite"), std::string("postgres")),
                          backend_name);
 

@@ -190,6 +190,7 @@ struct Version {
   std::string grants;
   std::vector<uint8_t> module;
   bool require_signed_intents = false;  // approvals must carry an agent's signature
+  std::vector<settle::MaskRule> mask;   // fields masked in stored copies (docs/api.md, "Masking")
 };
 
 struct Deployment {
@@ -458,6 +459,11 @@ class ServiceImpl final : public Service {
     v->wit = vj.value("wit", "");
     v->grants = vj.value("grants", "");
     v->require_signed_intents = vj.value("require_signed_intents", false);
+    if (vj.contains("mask")) {
+      auto m = settle::parse_mask(vj["mask"]);
+      if (!m) return m.status();
+      v->mask = std::move(*m);
+    }
     auto c = compile(tenant, name, v->module, v->wit, v->grants);
     if (!c) return c.status();
     v->contract = std::move(*c);
@@ -1041,9 +1047,15 @@ class ServiceImpl final : public Service {
     if (!body) return err(400, "invalid_json", body.status().message());
     if (!body->is_object()) return err(400, "invalid_request", "body: expected an object {\"wasm_base64\", ...}");
     for (auto& [k, v] : body->items())
-      if (k != "wasm_base64" && k != "wit" && k != "grants" && k != "require_signed_intents")
+      if (k != "wasm_base64" && k != "wit" && k != "grants" && k != "require_signed_intents" && k != "mask")
         return err(400, "invalid_request",
-                   "body." + k + ": unknown field (expected wasm_base64, wit, grants, require_signed_intents)");
+                   "body." + k + ": unknown field (expected wasm_base64, wit, grants, require_signed_intents, mask)");
+    std::vector<settle::MaskRule> mask;
+    if (body->contains("mask")) {
+      auto m = settle::parse_mask((*body)["mask"]);
+      if (!m) return err(400, "invalid_request", "body." + m.status().message());
+      mask = std::move(*m);
+    }
     bool require_signed = false;
     if (body->contains("require_signed_intents")) {
       if (!(*body)["require_signed_intents"].is_boolean())
@@ -1079,6 +1091,7 @@ class ServiceImpl final : public Service {
     v->grants = grants;
     v->module = module;
     v->require_signed_intents = require_signed;
+    v->mask = mask;
 
     for (int attempt = 0; attempt < 8; ++attempt) {
       std::string raw;
@@ -1101,6 +1114,7 @@ class ServiceImpl final : public Service {
       }
       json vrow = {{"wit", wit}, {"grants", grants}, {"created_ms", unix_ms()}, {"by", p.id}, {"size", module.size()},
                    {"require_signed_intents", require_signed}};
+      if (body->contains("mask")) vrow["mask"] = (*body)["mask"];
       std::vector<KvExpect> exp{{contract_row(p.tenant, name), *cj ? std::optional<std::string>(raw) : std::nullopt}};
       std::vector<KvPut> puts{{contract_row(p.tenant, name), row.dump()},
                               {version_row(p.tenant, name, ver), vrow.dump()},
@@ -1498,6 +1512,16 @@ class ServiceImpl final : public Service {
       // by its id, the first 16 bytes of its receipt's id (a prefix scan).
       json rr = {{"tenant", tenant}, {"contract", name}, {"version", vhex}, {"export", exp_name},
                  {"intent", req.body}, {"fuel", opts.fuel}, {"record", call_record_to_json(o.call.record)}};
+      if (!ver->mask.empty() && approve_route) {
+        // The stored copy (and every replay package made from it) carries the masked
+        // intent and the list; the receipt's intent hash still binds the original.
+        std::vector<std::string> masked;
+        json mi = settle::apply_mask(*body, ver->mask, "intent", &masked);
+        if (!masked.empty()) {
+          rr["intent"] = mi.dump();
+          rr["masked"] = masked;
+        }
+      }
       if (o.hold_id) rr["hold_id"] = *o.hold_id;
       puts.push_back({receipt_row(o.receipt_id), rr.dump()});
       if (signed_intent) {
@@ -1506,6 +1530,10 @@ class ServiceImpl final : public Service {
       }
       if (!idem_key.empty()) {
         json resp = response_body(o, vhex, approve_route, 0);
+        if (!ver->mask.empty() && approve_route && resp.contains("decision")) {
+          std::vector<std::string> masked;
+          resp["decision"] = settle::apply_mask(resp["decision"], ver->mask, "decision", &masked);
+        }
         json rec = {{"fingerprint", fingerprint}, {"status", 200}, {"body", resp.dump()},
                     {"content_type", "application/json"}, {"created_ms", unix_ms()}, {"receipt_id", o.receipt_id}};
         puts.push_back({idem_key, rec.dump()});
@@ -1724,7 +1752,10 @@ class ServiceImpl final : public Service {
     if (!decoded) return err(500, "internal", decoded.status().message());
     auto pub = executor_public_key(to_hex(decoded->executor_kid));
     if (!pub) return err(500, "internal", "executor key " + to_hex(decoded->executor_kid) + " is unknown");
-    auto bytes = settle::encode_replay_package(settle::make_replay_package(in, *rec, cose, *pub));
+    settle::ReplayPackage pkg = settle::make_replay_package(in, *rec, cose, *pub);
+    if (cj.contains("masked"))
+      for (const json& m : cj["masked"]) pkg.masked.push_back(m.get<std::string>());
+    auto bytes = settle::encode_replay_package(pkg);
     HttpResponse r;
     r.body.assign(bytes.begin(), bytes.end());
     r.content_type = "application/cbor";

@@ -29,6 +29,55 @@ ReplayVerdict refuted(std::string field, std::string detail) { return {false, st
 
 }  // namespace
 
+Result<std::vector<MaskRule>> parse_mask(const json& rules) {
+  if (!rules.is_array()) return Status::invalid("mask: expected a list of {\"path\", \"replace\"?}");
+  std::vector<MaskRule> out;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const json& r = rules[i];
+    MaskRule m;
+    if (r.is_string()) {
+      m.path = r.get<std::string>();
+    } else if (r.is_object() && r.contains("path") && r["path"].is_string()) {
+      for (auto& [k, v] : r.items())
+        if (k != "path" && k != "replace") return Status::invalid("mask[" + std::to_string(i) + "]." + k + ": unknown field");
+      m.path = r["path"].get<std::string>();
+      if (r.contains("replace")) m.replace = r["replace"];
+    } else {
+      return Status::invalid("mask[" + std::to_string(i) + "]: expected a JSON pointer or {\"path\", \"replace\"?}");
+    }
+    if (m.path.rfind("/intent/", 0) != 0 && m.path.rfind("/decision/", 0) != 0)
+      return Status::invalid("mask[" + std::to_string(i) + "].path: must start with /intent/ or /decision/");
+    try {
+      (void)json::json_pointer(m.path);
+    } catch (const std::exception& e) {
+      return Status::invalid("mask[" + std::to_string(i) + "].path: " + e.what());
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+json apply_mask(const json& value, const std::vector<MaskRule>& rules, std::string_view root,
+                std::vector<std::string>* masked) {
+  json out = value;
+  const std::string prefix = "/" + std::string(root);
+  for (const MaskRule& m : rules) {
+    if (m.path.rfind(prefix + "/", 0) != 0) continue;
+    const json::json_pointer ptr(m.path.substr(prefix.size()));
+    if (!out.contains(ptr)) continue;
+    if (m.replace) {
+      out[ptr] = *m.replace;
+    } else {
+      const json::json_pointer parent = ptr.parent_pointer();
+      json& container = out[parent];
+      if (container.is_object()) container.erase(ptr.back());
+      else if (container.is_array()) container.erase(static_cast<size_t>(std::stoul(ptr.back())));
+    }
+    masked->push_back(m.path);
+  }
+  return out;
+}
+
 ReplayPackage make_replay_package(const CallInputs& in, const CallRecord& record, std::span<const uint8_t> receipt,
                                   const PublicKey& executor_key) {
   ReplayPackage p;
@@ -57,6 +106,12 @@ std::vector<uint8_t> encode_replay_package(const ReplayPackage& p) {
       {"receipt", [&](cbor::Writer& w) { w.bytes(p.receipt); }},
       {"executor_key", [&](cbor::Writer& w) { w.bytes(p.executor_key); }},
   };
+  if (!p.masked.empty()) {
+    fields.push_back({"masked", [&](cbor::Writer& w) {
+                        w.array(p.masked.size());
+                        for (const std::string& m : p.masked) w.text(m);
+                      }});
+  }
   std::sort(fields.begin(), fields.end(), [](const Field& a, const Field& b) { return key_less(a.first, b.first); });
   std::vector<uint8_t> out;
   out.reserve(p.call.module.size() + p.receipt.size() + record.size() + p.call.intent.size() + p.call.wit.size() + 512);
@@ -138,6 +193,15 @@ Result<ReplayPackage> decode_replay_package(std::span<const uint8_t> bytes) {
       st = r.read_bytes(&blob);
       if (st && blob.size() != kPublicKeyBytes) return Status::invalid("replay package: executor_key must be 32 bytes");
       if (st) std::copy(blob.begin(), blob.end(), p.executor_key.begin());
+    } else if (key == "masked") {
+      uint64_t count = 0;
+      st = r.read_array(&count);
+      for (uint64_t j = 0; st && j < count; ++j) {
+        std::string m;
+        st = read_text(&m);
+        if (st) p.masked.push_back(std::move(m));
+      }
+      if (st && p.masked.empty()) return Status::invalid("replay package: masked is empty (omit the field)");
     } else {
       return Status::invalid("replay package: unknown field " + key);
     }
@@ -160,8 +224,17 @@ Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResol
   // 2. Inputs the package holds directly.
   if (sha256(std::span<const uint8_t>(pkg.call.module)) != want.contract_hash)
     return refuted("contract_hash", "the module's SHA-256 is not the receipt's contract hash");
-  if (sha256(as_bytes(pkg.call.intent)) != want.intent_hash)
+  const bool masked = !pkg.masked.empty();
+  std::string masked_list;
+  for (const std::string& m : pkg.masked) masked_list += (masked_list.empty() ? "" : ", ") + m;
+  ReplayVerdict partial{true, "", "", {}};
+  if (masked) {
+    // The receipt's intent hash binds the original intent, which the package does not hold.
+    partial.unchecked.push_back("intent_hash");
+    partial.detail = "masked: " + masked_list;
+  } else if (sha256(as_bytes(pkg.call.intent)) != want.intent_hash) {
     return refuted("intent_hash", "the intent's SHA-256 is not the receipt's intent hash");
+  }
 
   // 3. Re-deploy with the recorded environment and re-execute.
   auto engine = Engine::create({});
@@ -184,16 +257,27 @@ Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResol
   CallOptions co;
   co.fuel = pkg.call.fuel;
   auto call = (*contract)->replay_json(pkg.call.export_name, json::array({intent}), pkg.record, co);
+  // With masked inputs a run that differs says nothing against the receipt: what
+  // the masked fields fed is reported as not re-checked, never as refuted.
+  auto unverifiable = [&](const std::string& why) {
+    partial.unchecked.insert(partial.unchecked.end(), {"decision", "fuel_used", "state_root_before", "state_root_after"});
+    partial.detail += "; the run with the masked intent " + why;
+    return partial;
+  };
   if (!call) {
+    if (masked) return unverifiable("does not run: " + call.status().message());
     if (call.status().code() == Code::kFailedPrecondition)
       return refuted("state_root_before", call.status().message());
     return refuted("entry", "the call does not run: " + call.status().message());
   }
-  if (call->trap.kind != TrapKind::kNone)
+  if (call->trap.kind != TrapKind::kNone) {
+    if (masked) return unverifiable(std::string("traps: ") + trap_kind_name(call->trap.kind));
     return refuted("decision", std::string("the replayed call traps: ") + trap_kind_name(call->trap.kind) + ": " +
                                    call->trap.message);
+  }
   auto got = build_receipt(**contract, pkg.call, call->values, call->record, call->fuel_used);
-  if (!got) return refuted("decision", got.status().message());
+  if (!got) return masked ? unverifiable(got.status().message()) : refuted("decision", got.status().message());
+  if (masked) got->intent_hash = want.intent_hash;  // listed as unchecked above
 
   // 4. Field by field: what went in, then what came out.
   if (got->contract_hash != want.contract_hash) return refuted("contract_hash", "module hash differs");
@@ -207,6 +291,9 @@ Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResol
   if (got->time_unix_ms != want.time_unix_ms)
     return refuted("time", "recorded clock " + std::to_string(got->time_unix_ms) + " ms, receipt " +
                                std::to_string(want.time_unix_ms) + " ms");
+  if (masked && (got->decision != want.decision || got->fuel_used != want.fuel_used ||
+                 got->state_root_before != want.state_root_before || got->state_root_after != want.state_root_after))
+    return unverifiable("decides differently (it reads masked fields)");
   if (got->decision != want.decision) {
     auto a = cbor::diagnostic(got->decision);
     auto b = cbor::diagnostic(want.decision);
@@ -221,9 +308,10 @@ Result<ReplayVerdict> replay(const ReplayPackage& pkg, Tier tier, const KeyResol
                         want.state_root_after == legacy_state_root_after_no_writes(want.state_root_before);
     if (!legacy) return refuted("state_root_after", "the kv writes differ from the receipt's");
   }
-  if (want.intent && *want.intent != std::vector<uint8_t>(pkg.call.intent.begin(), pkg.call.intent.end()))
+  if (!masked && want.intent && *want.intent != std::vector<uint8_t>(pkg.call.intent.begin(), pkg.call.intent.end()))
     return refuted("intent", "the receipt's raw intent differs from the package's");
-  return ReplayVerdict{true, "", ""};
+  if (masked) return partial;
+  return ReplayVerdict{true, "", "", {}};
 }
 
 }  // namespace covenant::settle

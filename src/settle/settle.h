@@ -97,7 +97,24 @@ struct ReplayPackage {
   CallRecord record;              // what the call read (clock, random seed, kv) and wrote
   std::vector<uint8_t> receipt;   // the COSE_Sign1 bytes
   PublicKey executor_key{};       // the signer's public key (kid must match the receipt's)
+  // JSON pointers ("/intent/card") masked in call.intent before the package was
+  // made (docs/api.md, "Masking"); empty: the intent is the original. Encoded as
+  // the optional field "masked" (absent when empty, so older packages are unchanged).
+  std::vector<std::string> masked;
 };
+
+// Masking (docs/api.md): a rule erases the value at a JSON pointer under
+// "/intent" or "/decision", or replaces it with a given value.
+struct MaskRule {
+  std::string path;                     // "/intent/card_number", "/decision/reason"
+  std::optional<nlohmann::json> replace;  // absent: erase the member
+};
+// Parses [{"path": "/intent/...", "replace"?: any}, ...] (or plain path strings).
+Result<std::vector<MaskRule>> parse_mask(const nlohmann::json& rules);
+// Applies the rules whose path starts with "/" + root ("intent" or "decision") to
+// `value`; appends each path that matched to *masked. Missing paths are skipped.
+nlohmann::json apply_mask(const nlohmann::json& value, const std::vector<MaskRule>& rules, std::string_view root,
+                          std::vector<std::string>* masked);
 
 ReplayPackage make_replay_package(const CallInputs& in, const CallRecord& record, std::span<const uint8_t> receipt,
                                   const PublicKey& executor_key);
@@ -111,6 +128,9 @@ struct ReplayVerdict {
   bool confirmed = false;
   std::string field;   // refuted: the first differing field (docs/replay.md lists the order)
   std::string detail;  // refuted: what differed
+  // A masked package: what the replay could not re-check (e.g. "intent_hash",
+  // "decision"), with why in `detail`; confirmed then covers everything else.
+  std::vector<std::string> unchecked;
 };
 
 // Verifies the receipt's signature (with `keys`, or the package's key when

@@ -233,6 +233,33 @@ TEST(SettleReplayPackage, RoundTripIsExactAndStrict) {
   longer.push_back(0);
   EXPECT_FALSE(decode_replay_package(longer).is_ok());
   EXPECT_FALSE(decode_replay_package(std::vector<uint8_t>{0x01}).is_ok());
+  // A masked package keeps its list; an unmasked one has no "masked" field at all.
+  ReplayPackage masked = *back;
+  masked.masked = {"/intent/agent_id"};
+  auto mbytes = encode_replay_package(masked);
+  auto mback = decode_replay_package(mbytes);
+  ASSERT_TRUE(mback.is_ok()) << mback.status().to_string();
+  EXPECT_EQ(mback->masked, masked.masked);
+  EXPECT_EQ(encode_replay_package(*mback), mbytes);
+  EXPECT_EQ(std::string(bytes.begin(), bytes.end()).find("masked"), std::string::npos);
+}
+
+// Masking rules: erase or replace under /intent and /decision; bad rules refused.
+TEST(SettleMask, RulesEraseOrReplace) {
+  auto rules = parse_mask(json::parse(R"(["/intent/card", {"path": "/intent/payee/name", "replace": "***"},
+                                         {"path": "/decision/reason"}, "/intent/missing"])"));
+  ASSERT_TRUE(rules.is_ok()) << rules.status().to_string();
+  std::vector<std::string> masked;
+  json i = apply_mask(json::parse(R"({"card": "4111", "payee": {"name": "Ann", "id": 7}, "amount": 3})"), *rules,
+                      "intent", &masked);
+  EXPECT_EQ(i, json::parse(R"({"payee": {"name": "***", "id": 7}, "amount": 3})"));
+  EXPECT_EQ(masked, (std::vector<std::string>{"/intent/card", "/intent/payee/name"}));
+  masked.clear();
+  json d = apply_mask(json::parse(R"({"approved": true, "reason": "ok"})"), *rules, "decision", &masked);
+  EXPECT_EQ(d, json::parse(R"({"approved": true})"));
+  EXPECT_FALSE(parse_mask(json::parse(R"(["/card"])")).is_ok());
+  EXPECT_FALSE(parse_mask(json::parse(R"([{"path": "/intent/a", "erase": true}])")).is_ok());
+  EXPECT_FALSE(parse_mask(json::parse(R"("/intent/a")")).is_ok());
 }
 
 TEST(SettleReplay, SeedOnAnotherTierConfirms) {
