@@ -200,8 +200,16 @@ class Linker {
   std::vector<Entry> entries_;
 };
 
+// The largest fuel budget of one call: 2^63 - 1. Every tier holds the fuel
+// left as a signed 64-bit count (a call that overdraws it goes negative), so a
+// larger budget would wrap. Instance::call refuses a larger CallOptions::fuel
+// with kInvalidArgument, naming this limit; call_raw and TypedFunc::call, which
+// have no status to return, cap the budget at it (no call can burn 2^63 units:
+// at 10^9 per second that is 292 years, so the cap never changes a result).
+inline constexpr uint64_t kCallFuelMax = (uint64_t(1) << 63) - 1;
+
 struct CallOptions {
-  uint64_t fuel = 10'000'000;  // metering units: one per Wasm instruction
+  uint64_t fuel = 10'000'000;  // metering units: one per Wasm instruction; at most kCallFuelMax
   uint32_t deadline_ms = 0;    // 0: none. Polled every kFuelSliceUnits of fuel.
 };
 
@@ -248,7 +256,8 @@ class Instance {
                            const CallOptions& options = {});
   // Fast path for embedders that know the signature: slots hold the arguments
   // (as bits) on entry and the results on return. No allocation. Returns the
-  // trap kind (kNone on success); fuel_used is written in every case.
+  // trap kind (kNone on success); fuel_used is written in every case. A fuel
+  // budget above kCallFuelMax is capped at it.
   virtual TrapKind call_raw(uint32_t export_index, uint64_t* slots, uint64_t fuel,
                             uint64_t* fuel_used) = 0;
   virtual std::span<uint8_t> memory() = 0;

@@ -114,7 +114,7 @@ std::optional<int> parse_args(int argc, char** argv, bool approve, Args& a) {
   app.add_option("--world", a.world, "the world in the WIT (default: the only one)")->type_name("W");
   app.add_option("--grants", a.grants, "capability grants, a JSON file (default: none)")->type_name("FILE");
   add_tier(app, a.tier)->default_str("optimized if its artifact is cached, else baseline");
-  add_u64(app, "--fuel", a.fuel, "fuel budget");
+  add_u64(app, "--fuel", a.fuel, "fuel budget", kCallFuelMax);
   add_u64(app, "--deadline-ms", a.deadline_ms, "wall-clock deadline of the call in ms (0 = none)", UINT32_MAX);
   app.add_option("--deployment", a.deployment, "deployment name that scopes kv state")->type_name("NAME");
   app.add_option("--kv", a.kv,

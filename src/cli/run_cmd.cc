@@ -157,7 +157,7 @@ int run_command(int argc, char** argv) {
   add_pos(app, "ARG", rest, "arguments typed by the export's signature (integers decimal or 0x hex; floats, inf, "
                               "nan, nan:0xPAYLOAD)");
   add_tier(app, tier);
-  add_u64(app, "--fuel", fuel, "fuel budget", UINT64_MAX, true);
+  add_u64(app, "--fuel", fuel, "fuel budget", kCallFuelMax, true);
   add_u64(app, "--max-memory", max_memory, "linear memory cap in bytes", UINT64_MAX, true)->type_name("BYTES");
   add_u64(app, "--deadline-ms", deadline_ms, "wall-clock deadline in ms (0 = none)", UINT32_MAX);
   add_json(app, as_json);

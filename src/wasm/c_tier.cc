@@ -715,6 +715,7 @@ class CInstance final : public Instance {
                                "\" must be " + valtype_name(t.params[i]) + ", got " + valtype_name(args[i].type));
       s[i] = args[i].bits;
     }
+    COVENANT_RETURN_IF_ERROR(check_call_fuel(options.fuel));
     CallOutcome out;
     TrapKind k = run(false, s, options.fuel, &out.fuel_used, options.deadline_ms, index);
     out.trap.kind = k;
@@ -853,6 +854,7 @@ class CInstance final : public Instance {
 
   TrapKind run(bool start, uint64_t* slots, uint64_t fuel, uint64_t* fuel_used, uint32_t deadline_ms,
                uint32_t index = 0) {
+    fuel = std::min(fuel, kCallFuelMax);  // call_raw's cap; call() refused larger budgets
     GuestTls& g = t_guest;
     if (__builtin_expect(!g.altstack_ready, 0)) ensure_signal_handling();
     char here;

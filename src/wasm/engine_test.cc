@@ -280,6 +280,116 @@ TEST(EngineNested, DepthCountsTheWholeChainThroughTablesAndHostCalls) {
     EXPECT_EQ(run_depth_chain(t, depth_max), interp) << tier_name(t);
 }
 
+// Re-entrancy at every nesting level: f(n) calls the host, which calls f(n-1)
+// back, ... until f(0) traps (or g(0) returns). A trap two host calls deep
+// killed the interp tier with SIGSEGV (issue 9); every tier must give the
+// typed trap, the same fuel, and go on working.
+std::vector<std::string> run_reentrant(Tier tier) {
+  auto engine = engine_in(fresh_dir("reentrant"));
+  auto module = engine->load(wat(R"((module
+      (import "env" "hf" (func $hf (param i32) (result i32)))
+      (import "env" "hg" (func $hg (param i32) (result i32)))
+      (func $f (export "f") (param $n i32) (result i32)
+        (if (i32.eqz (local.get $n)) (then unreachable))
+        (i32.add (i32.const 1) (call $hf (i32.sub (local.get $n) (i32.const 1)))))
+      (func $g (export "g") (param $n i32) (result i32)
+        (if (result i32) (i32.eqz (local.get $n)) (then (i32.const 100))
+          (else (i32.add (i32.const 1) (call $hg (i32.sub (local.get $n) (i32.const 1))))))))
+  )"),
+                             {.tier = tier});
+  EXPECT_TRUE(module.is_ok()) << module.status().to_string();
+  if (!module.is_ok()) return {};
+  Linker linker;
+  for (uint32_t which : {0u, 1u}) {  // hf calls export 0 (f) back, hg export 1 (g)
+    linker.define("env", which == 0 ? "hf" : "hg", {{ValType::kI32}, {ValType::kI32}},
+                  [which](HostCall& call, std::span<const Value> args, std::span<Value> results) {
+                    uint64_t slots[1] = {args[0].bits & 0xffffffffu};
+                    const TrapKind k = call.call_export(which, slots);
+                    if (k != TrapKind::kNone) return HostResult::trap(std::string("nested: ") + trap_kind_name(k));
+                    results[0] = Value::i32(static_cast<int32_t>(slots[0]));
+                    return HostResult::ok();
+                  });
+  }
+  auto inst = (*module)->instantiate(linker);
+  EXPECT_TRUE(inst.is_ok()) << inst.status().to_string();
+  if (!inst.is_ok()) return {};
+  std::vector<std::string> out;
+  // Two deep first, on a fresh instance: the reported crash.
+  for (auto [name, n] : std::vector<std::pair<const char*, int>>{
+           {"f", 2}, {"f", 1}, {"f", 6}, {"g", 6}, {"f", 3}, {"g", 40}, {"f", 40}, {"g", 0}}) {
+    Value a[] = {Value::i32(n)};
+    auto r = (*inst)->call(name, a);
+    if (!r.is_ok()) out.push_back("error " + r.status().to_string());
+    else if (!r->ok()) out.push_back(std::string(trap_kind_name(r->trap.kind)) + " fuel " + std::to_string(r->fuel_used));
+    else out.push_back(std::to_string(r->results[0].as_i32()) + " fuel " + std::to_string(r->fuel_used));
+  }
+  return out;
+}
+
+TEST(EngineNested, ATrapAtAnyNestingLevelIsTypedOnEveryTier) {
+  const auto interp = run_reentrant(Tier::kInterp);
+  ASSERT_EQ(interp.size(), 8u);
+  for (size_t i : {0u, 1u, 2u, 4u, 6u}) EXPECT_EQ(interp[i].rfind("unreachable fuel ", 0), 0u) << interp[i];
+  EXPECT_EQ(interp[3].rfind("106 fuel ", 0), 0u) << interp[3];
+  EXPECT_EQ(interp[5].rfind("140 fuel ", 0), 0u) << interp[5];
+  EXPECT_EQ(interp[7].rfind("100 fuel ", 0), 0u) << interp[7];
+  for (Tier t : {Tier::kBaseline, Tier::kOptimized}) EXPECT_EQ(run_reentrant(t), interp) << tier_name(t);
+}
+
+// Fuel budgets: a call's budget is at most kCallFuelMax (2^63 - 1). Above it
+// Instance::call refuses with kInvalidArgument (it used to report success with
+// fuel_used the whole budget, or trap out_of_fuel at once); call_raw caps it.
+// At the limit every tier runs as with any other budget.
+std::vector<std::string> run_big_fuel(Tier tier) {
+  auto engine = engine_in(fresh_dir("bigfuel"));
+  auto module = engine->load(wat(R"((module
+      (func (export "loop") (param $n i32) (result i32) (local $s i32)
+        (block (loop (br_if 1 (i32.eqz (local.get $n)))
+          (local.set $s (i32.add (local.get $s) (local.get $n)))
+          (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br 0)))
+        local.get $s))
+  )"),
+                             {.tier = tier});
+  EXPECT_TRUE(module.is_ok()) << module.status().to_string();
+  if (!module.is_ok()) return {};
+  auto inst = (*module)->instantiate(Linker{});
+  EXPECT_TRUE(inst.is_ok()) << inst.status().to_string();
+  if (!inst.is_ok()) return {};
+  std::vector<std::string> out;
+  Value a[] = {Value::i32(100'000)};
+  for (uint64_t fuel : {uint64_t(10'000'000), kCallFuelMax - 1, kCallFuelMax, kCallFuelMax + 1, uint64_t(1) << 63,
+                        UINT64_MAX - 1, UINT64_MAX, uint64_t(1000)}) {
+    auto r = (*inst)->call("loop", a, {.fuel = fuel});
+    if (!r.is_ok()) out.push_back("error " + std::string(code_name(r.status().code())) + ": " + r.status().message());
+    else if (!r->ok()) out.push_back(std::string(trap_kind_name(r->trap.kind)) + " fuel " + std::to_string(r->fuel_used));
+    else out.push_back(std::to_string(r->results[0].as_i32()) + " fuel " + std::to_string(r->fuel_used));
+  }
+  for (uint64_t fuel : {kCallFuelMax, kCallFuelMax + 1, UINT64_MAX}) {
+    uint64_t slots[1] = {100'000};
+    uint64_t used = 0;
+    const TrapKind k = (*inst)->call_raw(0, slots, fuel, &used);
+    out.push_back("raw " + std::string(trap_kind_name(k)) + " " + std::to_string(static_cast<int32_t>(slots[0])) +
+                  " fuel " + std::to_string(used));
+  }
+  return out;
+}
+
+TEST(EngineFuel, BudgetsAbove2To63AreRefusedOrCappedIdenticallyOnEveryTier) {
+  const auto interp = run_big_fuel(Tier::kInterp);
+  ASSERT_EQ(interp.size(), 11u);
+  const std::string ok = interp[0];
+  EXPECT_EQ(ok.rfind("705082704 fuel ", 0), 0u) << ok;  // 100000 * 100001 / 2 mod 2^32
+  EXPECT_EQ(interp[1], ok);
+  EXPECT_EQ(interp[2], ok) << "kCallFuelMax itself is a valid budget";
+  for (size_t i : {3u, 4u, 5u, 6u}) {
+    EXPECT_EQ(interp[i].rfind("error invalid_argument: fuel budget ", 0), 0u) << interp[i];
+    EXPECT_NE(interp[i].find("out of range"), std::string::npos) << interp[i];
+  }
+  EXPECT_EQ(interp[7], "out_of_fuel fuel 1000");
+  for (size_t i : {8u, 9u, 10u}) EXPECT_EQ(interp[i], "raw none " + ok) << "call_raw caps the budget";
+  for (Tier t : {Tier::kBaseline, Tier::kOptimized}) EXPECT_EQ(run_big_fuel(t), interp) << tier_name(t);
+}
+
 TEST_P(EngineTiers, InstancesOutliveTheirLinker) {
   auto engine = engine_in(fresh_dir("linker-life"));
   auto module = engine->load(wat(R"((module (import "env" "seven" (func $s (result i32)))

@@ -1,5 +1,6 @@
 // The interp tier: wabt's interpreter running the metered module. It is the
 // reference every other tier must agree with.
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -228,6 +229,7 @@ class InterpInstance final : public Instance {
       if (args[i].type != t.params[i])
         return Status::invalid("argument " + std::to_string(i) + " of \"" + prep.exports[index].name + "\" must be " +
                                valtype_name(t.params[i]) + ", got " + valtype_name(args[i].type));
+    COVENANT_RETURN_IF_ERROR(check_call_fuel(options.fuel));
     CallOutcome out;
     run(exports_[index], args, t.results, options.fuel, options.deadline_ms, out);
     return out;
@@ -259,15 +261,19 @@ class InterpInstance final : public Instance {
       return nested_trap_;
     }
     const FuncType& t = prep.exports[index].type;
-    if (nested_threads_.size() <= nesting_) nested_threads_.push_back(fresh_thread());
-    std::unique_ptr<wi::Thread>& th = nested_threads_[nesting_];
+    // By level, not by reference: a call nested deeper grows nested_threads_,
+    // which moves its elements (a reference kept across the call dangled, and
+    // a trap two host calls deep then wrote through it: SIGSEGV).
+    const size_t level = nesting_;
+    if (nested_threads_.size() <= level) nested_threads_.push_back(fresh_thread());
+    wi::Thread& th = *nested_threads_[level];
     wi::Values params, results;
     for (size_t i = 0; i < t.params.size(); ++i) params.push_back(to_interp({t.params[i], slots[i]}));
     results.resize(t.results.size());  // an export that is an import runs HostFunc::Call, which does not size it
     wi::Trap::Ptr trap;
     host_trapped_ = false;
     ++nesting_;
-    wabt::Result r = exports_[index]->Call(*th, params, results, &trap);
+    wabt::Result r = exports_[index]->Call(th, params, results, &trap);
     --nesting_;
     if (!wabt::Failed(r)) {
       for (size_t i = 0; i < t.results.size(); ++i) slots[i] = from_interp(t.results[i], results[i]).bits;
@@ -278,7 +284,7 @@ class InterpInstance final : public Instance {
       nested_trap_ = k;
       nested_message_ = message_for(k, trap);
     }
-    th = fresh_thread();  // a trapped Thread keeps its frames
+    nested_threads_[level] = fresh_thread();  // a trapped Thread keeps its frames
     return k;
   }
 
@@ -346,6 +352,7 @@ class InterpInstance final : public Instance {
 
   void run(const wi::Func::Ptr& fn, std::span<const Value> args, const std::vector<ValType>& result_types,
            uint64_t fuel, uint32_t deadline_ms, CallOutcome& out) {
+    fuel = std::min(fuel, kCallFuelMax);  // call_raw's cap; call() refused larger budgets
     uint64_t first = fuel < kFuelSliceUnits ? fuel : kFuelSliceUnits;
     fuel_->UnsafeSet(wi::Value::Make(first));
     bank_->UnsafeSet(wi::Value::Make(fuel - first));

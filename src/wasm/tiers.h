@@ -88,6 +88,13 @@ class DeadlineToken {
   uint64_t id_ = 0;
 };
 
+// Instance::call's check of the budget (engine.h, kCallFuelMax).
+inline Status check_call_fuel(uint64_t fuel) {
+  if (fuel <= kCallFuelMax) return Status::ok();
+  return Status::invalid("fuel budget " + std::to_string(fuel) + " is out of range (at most 2^63 - 1 = " +
+                         std::to_string(kCallFuelMax) + ")");
+}
+
 // Computes fuel used from what the metered globals hold after a call.
 inline uint64_t fuel_used_after(uint64_t fuel, int64_t remaining, TrapKind kind) {
   if (kind == TrapKind::kOutOfFuel || remaining < 0) return fuel;
