@@ -16,9 +16,10 @@
 //                  agent's key: its constraints are checked before the run and its
 //                  cumulative counter moves in the approval's commit (docs/api.md, "Mandates")
 // Every mode places one escrow hold per approval. Rounds run the modes in turn,
-// each round starting one mode later (plain, funded, ...; funded, signed, ...,
-// plain; ...), so that a slow stretch of the machine, a growing ledger or the
-// place in a round does not land on one mode only.
+// every second round in reverse (plain, funded, ..., mandate; mandate, ...,
+// funded, plain; ...: each mode's mean place is the same), so that a ledger
+// that grows through the run, or the first phase after the warm-up, does not
+// favour one mode.
 //
 // The client is one thread with epoll over N keep-alive connections (blocking
 // sends of pre-built requests, like wrk); latency is from the send to the end of
@@ -546,7 +547,7 @@ int main(int argc, char** argv) {
   std::map<std::string, PhaseResult> total;
   for (int round = 0; round < o.rounds; ++round) {
     for (size_t k = 0; k < o.modes.size(); ++k) {
-      const std::string& mode = o.modes[(k + static_cast<size_t>(round)) % o.modes.size()];
+      const std::string& mode = o.modes[round % 2 == 0 ? k : o.modes.size() - 1 - k];
       PhaseResult r = run_mode(mode, round, o.duration_s, pool);
       std::printf("   round %d %-14s %8.0f approvals/s  (%llu in %.2f s%s%s)\n", round + 1, mode.c_str(),
                   static_cast<double>(r.ok) / std::max(r.elapsed_s, 1e-3), static_cast<unsigned long long>(r.ok),
