@@ -221,6 +221,13 @@ class ServiceImpl final : public Service {
     std::chrono::steady_clock::time_point at;
   };
   std::map<std::string, CachedKey> key_cache;  // hash -> principal
+  struct CachedRow {
+    std::optional<std::string> value;
+    std::chrono::steady_clock::time_point at;
+  };
+  // Agent key rows read by signed approvals (row key -> value), kept 2 s like API
+  // keys: a revocation on another server takes effect within that; on this one at once.
+  std::map<std::string, CachedRow> agent_key_cache;  // GUARDED_BY(keys_mu)
 
   std::mutex idem_mu;
   std::set<std::string> idem_inflight;
@@ -1494,15 +1501,9 @@ class ServiceImpl final : public Service {
       if (auto stored = lookup_idempotent(idem_key, fingerprint)) return *stored;
       pc.extra_expects.push_back({idem_key, std::nullopt});
     }
-    // A used nonce, after the idempotency record (a retry of the same request is
-    // answered from it); the commit's compare-and-set settles races.
-    if (signed_intent && !simulate) {
-      auto used = ledger().kv_get(nonce_row(p.tenant, signed_intent->agent, signed_intent->signer.nonce));
-      if (!used) return err(503, "ledger_unavailable", used.status().message());
-      if (*used)
-        return err(409, "intent_nonce_replayed", "nonce " + signed_intent->signer.nonce + " of agent " +
-                                                     signed_intent->agent + " was already used");
-    }
+    // A used nonce is refused by the commit's compare-and-set (the nonce row must be
+    // absent): no read before the run, so a fresh nonce costs nothing extra. A retry
+    // with the same Idempotency-Key was answered from its record above.
 
     const std::string tenant = p.tenant, vhex = ver->version, exp_name = export_name;
     const bool approve_route = export_in.empty();
@@ -1836,6 +1837,10 @@ class ServiceImpl final : public Service {
       Status st = put_rows({{row, std::nullopt}}, {{row, j.dump()}});
       if (st.code() == Code::kAlreadyExists) continue;
       if (!st) return err(503, "ledger_unavailable", st.message());
+      {
+        std::lock_guard<std::mutex> lock(keys_mu);
+        agent_key_cache.erase(row);  // a cached "no such key" must not outlive the key's creation
+      }
       return ok_json(201, agent_key_json(agent, kid, j));
     }
     return err(409, "conflict", "key row kept changing; retry");
@@ -1862,6 +1867,10 @@ class ServiceImpl final : public Service {
       Status st = put_rows({{row, **have}}, {{row, j.dump()}});
       if (st.code() == Code::kAlreadyExists) continue;
       if (!st) return err(503, "ledger_unavailable", st.message());
+      {
+        std::lock_guard<std::mutex> lock(keys_mu);
+        agent_key_cache.erase(row);
+      }
       return ok_json(200, agent_key_json(agent, kid, j));
     }
     return err(409, "conflict", "key row kept changing; retry");
@@ -1875,6 +1884,21 @@ class ServiceImpl final : public Service {
     json keys = json::array();
     for (auto& [k, v] : *rows) keys.push_back(agent_key_json(agent, k.substr(prefix.size()), json::parse(v, nullptr, false)));
     return ok_json(200, {{"agent", agent}, {"keys", keys}});
+  }
+
+  Result<std::optional<std::string>> cached_row(const std::string& key) {
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard<std::mutex> lock(keys_mu);
+      auto it = agent_key_cache.find(key);
+      if (it != agent_key_cache.end() && now - it->second.at < std::chrono::seconds(2)) return it->second.value;
+    }
+    auto row = ledger().kv_get(key);
+    if (!row) return row.status();
+    std::lock_guard<std::mutex> lock(keys_mu);
+    if (agent_key_cache.size() > 100'000) agent_key_cache.clear();
+    agent_key_cache[key] = {*row, now};
+    return *row;
   }
 
   struct SignedIntent {
@@ -1927,7 +1951,7 @@ class ServiceImpl final : public Service {
     if (!agent_field || !agent_field->is_string() || !valid_token(agent_field->get<std::string>()))
       return err(400, "intent_agent_missing", "a signed intent names its agent in agent-id (1-64 of [A-Za-z0-9._:@-])");
     const std::string agent = agent_field->get<std::string>();
-    auto row = ledger().kv_get(agent_key_row(p.tenant, agent, *kid));
+    auto row = cached_row(agent_key_row(p.tenant, agent, *kid));
     if (!row) return err(503, "ledger_unavailable", row.status().message());
     if (!*row) return err(403, "intent_key_unknown", "agent " + agent + " has no key " + *kid + " in this tenant");
     auto kj = json::parse(**row, nullptr, false);
