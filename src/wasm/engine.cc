@@ -132,8 +132,10 @@ Result<std::vector<Linker::Entry>> resolve_imports(const PreparedModule& prep, c
 }
 
 size_t required_stack_bytes(uint32_t call_depth_max) {
-  // Measured frames of generated code stay well under 1 KiB for contract-sized
-  // functions (tcc keeps every local in the frame); 1 MiB covers host frames.
+  // call_depth_max counts depth units, not frames: a frame counts one unit per
+  // 64 params and locals (kFrameSlotsPerDepthUnit, 512 bytes) and one more
+  // (prepare.cc), so 1 KiB a unit covers the frame's slots (tcc keeps every
+  // local in the frame) and its overhead; 1 MiB covers host frames.
   return size_t(call_depth_max) * 1024 + (1u << 20);
 }
 

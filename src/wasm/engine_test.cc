@@ -2,9 +2,11 @@
 // typed API, the auto tier and the artifact cache. The adversarial corpus and
 // the differential tests live in tests/engine/ and differential_test.cc.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -390,6 +392,51 @@ TEST(EngineFuel, BudgetsAbove2To63AreRefusedOrCappedIdenticallyOnEveryTier) {
   for (Tier t : {Tier::kBaseline, Tier::kOptimized}) EXPECT_EQ(run_big_fuel(t), interp) << tier_name(t);
 }
 
+// Frame size and the depth limit: a recursion whose frames hold 10,000 i64
+// locals (80 KB each) returned on interp and optimized but trapped
+// stack_exhausted at about 3,350 frames on baseline, where native stack ran
+// out first (issue 9). A frame now counts 1 + (params + locals) / 64 units
+// against call_depth_max (16,384): 157 units here, so 104 frames fit and the
+// 105th traps stack_exhausted, with the same fuel on every tier.
+std::vector<std::string> run_big_frames(Tier tier) {
+  std::string locals;
+  for (int i = 0; i < 10'000; ++i) locals += " i64";
+  auto engine = engine_in(fresh_dir("bigframes"));
+  auto module = engine->load(wat(R"((module
+      (func $f (export "f") (param $n i32) (result i32) (local)" + locals + R"()
+        (local.set 10000 (i64.extend_i32_u (local.get $n)))
+        (if (result i32) (i32.eqz (local.get $n)) (then (i32.const 0))
+          (else (i32.add (i32.wrap_i64 (i64.sub (local.get 10000) (i64.extend_i32_u (local.get $n))))
+                         (i32.add (i32.const 1) (call $f (i32.sub (local.get $n) (i32.const 1)))))))))
+  )"),
+                             {.tier = tier});
+  EXPECT_TRUE(module.is_ok()) << module.status().to_string();
+  if (!module.is_ok()) return {};
+  auto inst = (*module)->instantiate(Linker{});
+  EXPECT_TRUE(inst.is_ok()) << inst.status().to_string();
+  if (!inst.is_ok()) return {};
+  std::vector<std::string> out;
+  for (int n : {10, 103, 104, 4000, 103}) {
+    Value a[] = {Value::i32(n)};
+    auto r = (*inst)->call("f", a);
+    if (!r.is_ok()) out.push_back("error " + r.status().to_string());
+    else if (!r->ok()) out.push_back(std::string(trap_kind_name(r->trap.kind)) + " fuel " + std::to_string(r->fuel_used));
+    else out.push_back(std::to_string(r->results[0].as_i32()) + " fuel " + std::to_string(r->fuel_used));
+  }
+  return out;
+}
+
+TEST(EngineNested, BigFramesCountAgainstTheDepthLimitIdenticallyOnEveryTier) {
+  const auto interp = run_big_frames(Tier::kInterp);
+  ASSERT_EQ(interp.size(), 5u);
+  EXPECT_EQ(interp[0].rfind("10 fuel ", 0), 0u) << interp[0];
+  EXPECT_EQ(interp[1].rfind("103 fuel ", 0), 0u) << interp[1] << ": 104 frames of 157 units fit in 16,384";
+  EXPECT_EQ(interp[2].rfind("stack_exhausted fuel ", 0), 0u) << interp[2];
+  EXPECT_EQ(interp[3].rfind("stack_exhausted fuel ", 0), 0u) << interp[3];
+  EXPECT_EQ(interp[4], interp[1]) << "the instance works after the trap";
+  for (Tier t : {Tier::kBaseline, Tier::kOptimized}) EXPECT_EQ(run_big_frames(t), interp) << tier_name(t);
+}
+
 TEST_P(EngineTiers, InstancesOutliveTheirLinker) {
   auto engine = engine_in(fresh_dir("linker-life"));
   auto module = engine->load(wat(R"((module (import "env" "seven" (func $s (result i32)))
@@ -517,6 +564,96 @@ TEST(EngineLimits, EachStaticLimitIsNamed) {
     ASSERT_FALSE(m.is_ok()) << c.name;
     EXPECT_EQ(m.status().code(), Code::kLimitExceeded) << c.name;
     EXPECT_NE(m.status().message().find(c.name), std::string::npos) << m.status().message();
+  }
+}
+
+// Loader bombs: limits read from the section headers refuse a module before
+// libwabt builds any IR from it (issue 9 item 5: a 10 MB function body was
+// parsed, 840 MB and 2 s, before its size was refused). Each case loads in a
+// child process, which checks the typed error, the time and its peak RSS.
+void append_leb(std::vector<uint8_t>& out, uint64_t v) {
+  do {
+    uint8_t byte = v & 0x7f;
+    v >>= 7;
+    out.push_back(byte | (v ? 0x80 : 0));
+  } while (v);
+}
+void append_section(std::vector<uint8_t>& out, uint8_t id, const std::vector<uint8_t>& payload) {
+  out.push_back(id);
+  append_leb(out, payload.size());
+  out.insert(out.end(), payload.begin(), payload.end());
+}
+
+TEST(EngineLimits, SectionHeaderLimitsRefuseBombsBeforeParsing) {
+  const std::vector<uint8_t> head = {0, 'a', 's', 'm', 1, 0, 0, 0};
+  const std::vector<uint8_t> type_section = {1, 0x60, 0, 0};  // one type: () -> ()
+  struct Case {
+    const char* name;
+    std::vector<uint8_t> bytes;
+    LoadLimits limits;
+  };
+  std::vector<Case> cases;
+  {  // one function whose body is 10 MB of nops
+    std::vector<uint8_t> m = head, fs = {1, 0}, code, body = {0};
+    append_section(m, 1, type_section);
+    append_section(m, 3, fs);
+    body.insert(body.end(), size_t(10) << 20, 0x01);
+    body.push_back(0x0b);
+    code.push_back(1);
+    append_leb(code, body.size());
+    code.insert(code.end(), body.begin(), body.end());
+    append_section(m, 10, code);
+    cases.push_back({"function_body_size_bytes_max", std::move(m), {}});
+  }
+  {  // 4 million declared functions (4 MB of type indices)
+    std::vector<uint8_t> m = head, fs;
+    append_section(m, 1, type_section);
+    append_leb(fs, 4'000'000);
+    fs.insert(fs.end(), 4'000'000, 0);
+    append_section(m, 3, fs);
+    cases.push_back({"functions_max", std::move(m), {}});
+  }
+  {  // a 12 MB data segment against a 1 MiB data limit
+    std::vector<uint8_t> m = head, mem = {1, 0, 1}, data = {1, 0, 0x41, 0, 0x0b};
+    append_section(m, 5, mem);
+    append_leb(data, size_t(12) << 20);
+    data.insert(data.end(), size_t(12) << 20, 0x5a);
+    append_section(m, 11, data);
+    LoadLimits l;
+    l.data_segment_size_bytes_max = 1u << 20;
+    cases.push_back({"data_segment_size_bytes_max", std::move(m), l});
+  }
+  for (const Case& c : cases) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      struct rusage before;
+      getrusage(RUSAGE_SELF, &before);
+      EngineConfig cfg;
+      cfg.load_limits = c.limits;
+      auto engine = Engine::create(cfg);
+      const auto t0 = std::chrono::steady_clock::now();
+      auto m = (*engine)->load(c.bytes, {.tier = Tier::kInterp});
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+      struct rusage after;
+      getrusage(RUSAGE_SELF, &after);
+      if (m.is_ok()) _exit(1);
+      if (m.status().code() != Code::kLimitExceeded || m.status().message().find(c.name) == std::string::npos) {
+        std::fprintf(stderr, "%s: %s\n", c.name, m.status().to_string().c_str());
+        _exit(2);
+      }
+      if (ms > 1000) _exit(3);
+      // The module bytes are already resident; loading adds less than 64 MB.
+      if (after.ru_maxrss - before.ru_maxrss > 64 * 1024) {
+        std::fprintf(stderr, "%s: peak RSS grew %ld KiB\n", c.name, after.ru_maxrss - before.ru_maxrss);
+        _exit(4);
+      }
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status)) << c.name;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << c.name << ": 1 loaded, 2 wrong error, 3 over a second, 4 RSS";
   }
 }
 

@@ -48,7 +48,36 @@ struct SectionMap {
     size_t start, end;
   };
   std::vector<Body> bodies;  // code section entries, in defined-function order
+  // Counts as the section headers declare them (before any entry is read).
+  uint64_t imports_declared = 0;    // import section
+  uint64_t functions_declared = 0;  // function section: defined functions
+  uint64_t bodies_declared = 0;     // code section
+  uint64_t data_bytes = 0;          // data section: sizes of the segments read
 };
+
+// Skips a constant expression (the profile's: i32/i64/f32/f64.const,
+// global.get, ref.null/ref.func, extended-const add/sub/mul) up to its `end`.
+// False on anything else; the validator then judges the module.
+bool skip_const_expr(std::span<const uint8_t> b, size_t& pos, size_t end);
+
+// The data segments' sizes (active and passive, as data_segment_size_bytes_max
+// counts them), from their headers; best effort (a malformed section stops
+// the count, and the reader reports it later).
+uint64_t data_segment_bytes(std::span<const uint8_t> b, size_t pos, size_t end) {
+  uint64_t total = 0;
+  uint32_t count;
+  if (!read_leb_u32(b, pos, count)) return total;
+  for (uint32_t i = 0; i < count && pos < end; ++i) {
+    uint32_t flags, mem = 0, size;
+    if (!read_leb_u32(b, pos, flags) || flags > 2) return total;
+    if (flags == 2 && !read_leb_u32(b, pos, mem)) return total;
+    if (flags != 1 && !skip_const_expr(b, pos, end)) return total;
+    if (!read_leb_u32(b, pos, size)) return total;
+    total += size;
+    pos += size;
+  }
+  return total;
+}
 
 // Best effort: a malformed module yields a partial map.
 SectionMap scan_sections(std::span<const uint8_t> b) {
@@ -62,10 +91,18 @@ SectionMap scan_sections(std::span<const uint8_t> b) {
       break;
     }
     map.sections.push_back({id, pos, pos + size});
-    if (id == 10) {
+    if (id == 2 || id == 3) {
+      size_t p = pos;
+      uint32_t count;
+      if (read_leb_u32(b, p, count)) (id == 2 ? map.imports_declared : map.functions_declared) += count;
+    } else if (id == 11) {
+      map.data_bytes += data_segment_bytes(b, pos, pos + size);
+    } else if (id == 10) {
       size_t p = pos;
       uint32_t count;
       if (read_leb_u32(b, p, count)) {
+        map.bodies_declared += count;
+        // At most one entry per byte of the section: bounded by the module size.
         for (uint32_t i = 0; i < count && p < pos + size; ++i) {
           uint32_t body_size;
           if (!read_leb_u32(b, p, body_size)) break;
@@ -83,6 +120,24 @@ bool read_leb(std::span<const uint8_t> b, size_t& pos, size_t end) {
   for (int i = 0; i < 10; ++i) {
     if (pos >= end) return false;
     if (!(b[pos++] & 0x80)) return true;
+  }
+  return false;
+}
+
+bool skip_const_expr(std::span<const uint8_t> b, size_t& pos, size_t end) {
+  end = std::min(end, b.size());
+  while (pos < end) {
+    switch (b[pos++]) {
+      case 0x0b: return true;  // end
+      case 0x41: case 0x42: case 0x23: case 0xd2:  // i32/i64.const, global.get, ref.func
+        if (!read_leb(b, pos, end)) return false;
+        break;
+      case 0x43: pos += 4; break;  // f32.const
+      case 0x44: pos += 8; break;  // f64.const
+      case 0xd0: ++pos; break;     // ref.null t
+      case 0x6a: case 0x6b: case 0x6c: case 0x7c: case 0x7d: case 0x7e: break;  // extended const
+      default: return false;
+    }
   }
   return false;
 }
@@ -1002,12 +1057,23 @@ class Instrumenter {
     return true;
   }
 
+  // What a frame of f counts against call_depth_max: one unit, plus one per
+  // kFrameSlotsPerDepthUnit of its params and locals (those of the metered
+  // function, so every tier counts the same). A native frame holds them, so a
+  // frame of 10,000 i64 locals (80 KB) counts 157 units, not 1, and the
+  // depth budget bounds native stack use whatever a frame's size
+  // (required_stack_bytes gives each unit 1 KiB). The operand stack is not
+  // counted yet (docs/engine.md, Pipeline 3, "Frame size").
+  static uint32_t frame_depth_units(const wabt::Func& f) {
+    return 1 + static_cast<uint32_t>(f.GetNumParamsAndLocals() / kFrameSlotsPerDepthUnit);
+  }
+
   // Call depth travels as an extra last i32 parameter of every defined
   // function ($d: the calling frames above it), so counting costs an add and
   // a compare per call instead of a global's load and store on entry and exit.
-  // A function that calls checks $d + 1 against call_depth_max and passes it
+  // A function that calls checks $d + frame_depth_units against call_depth_max and passes it
   // on; leaves ignore it (one leaf frame may sit past the limit, on every tier
-  // alike). Before a call to an import, cvdepth = $d + 1, so that a host
+  // alike). Before a call to an import, cvdepth is that sum, so that a host
   // function calling back into the instance (HostCall::call_export) continues
   // from there; the host's entry points are wrappers that pass cvdepth on.
   // Imports placed in tables get wrappers of the extended type.
@@ -1030,7 +1096,7 @@ class Instrumenter {
       thread_calls(f.exprs, dd);
       ExprList check;
       check.push_back(mk<wabt::LocalGetExpr>(idx(d)));
-      check.push_back(mk<wabt::ConstExpr>(Const::I32(1)));
+      check.push_back(mk<wabt::ConstExpr>(Const::I32(frame_depth_units(f))));
       check.push_back(mk<wabt::BinaryExpr>(Opcode::I32Add));
       check.push_back(mk<wabt::LocalTeeExpr>(idx(dd)));
       check.push_back(mk<wabt::ConstExpr>(Const::I32(depth_max_)));
@@ -1352,6 +1418,38 @@ Result<PreparedModule> prepare_module(std::span<const uint8_t> bytes, const Load
   // One scan of the section table serves the nesting bound here and the body
   // size limits below.
   SectionMap map = scan_sections(bytes);
+  // Limits that bound what libwabt would allocate, from the section headers,
+  // before it builds any IR: a 10 MB function body was parsed (840 MB, 2 s)
+  // before its size was refused. The same limits are checked again on the IR
+  // below (counting imported functions too).
+  {
+    auto over = [&](const char* what, uint64_t have, uint64_t max, const char* name) {
+      std::snprintf(buf, sizeof buf, "%s: %llu is over the limit of %llu (%s)", what,
+                    (unsigned long long)have, (unsigned long long)max, name);
+      return Status::limit(buf);
+    };
+    if (map.functions_declared > limits.functions_max)
+      return over("number of functions (function section)", map.functions_declared, limits.functions_max,
+                  "functions_max");
+    if (map.bodies_declared > limits.functions_max)
+      return over("number of function bodies (code section)", map.bodies_declared, limits.functions_max,
+                  "functions_max");
+    if (map.imports_declared > limits.imports_max)
+      return over("number of imports (import section)", map.imports_declared, limits.imports_max, "imports_max");
+    if (map.data_bytes > limits.data_segment_size_bytes_max)
+      return over("data segment bytes (data section)", map.data_bytes, limits.data_segment_size_bytes_max,
+                  "data_segment_size_bytes_max");
+    for (size_t d = 0; d < map.bodies.size(); ++d) {
+      size_t sz = map.bodies[d].end - map.bodies[d].start;
+      if (sz > limits.function_body_size_bytes_max) {
+        std::snprintf(buf, sizeof buf,
+                      "defined function %zu body is %zu bytes (section 'code', offset 0x%zx), over the limit of %u "
+                      "(function_body_size_bytes_max)",
+                      d, sz, map.bodies[d].start, limits.function_body_size_bytes_max);
+        return Status::limit(buf);
+      }
+    }
+  }
   // Bound nesting before libwabt builds (recursive) IR from it.
   {
     const SectionMap& pre = map;

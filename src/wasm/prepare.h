@@ -33,6 +33,10 @@ inline constexpr const char* kImportModule = "h";
 // per element. Charged in the metered Wasm before the operation runs.
 inline constexpr uint64_t kBulkBytesPerFuelUnit = 8;
 
+// A frame counts one unit against call_depth_max, plus one per this many of
+// its params and locals (8 bytes each natively: 512 bytes a unit).
+inline constexpr uint32_t kFrameSlotsPerDepthUnit = 64;
+
 // Value of cvtrap when the metering code executes `unreachable`.
 enum TrapReason : uint32_t {
   kReasonNone = 0,  // the guest's own `unreachable`
