@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,6 +78,75 @@ std::string unique_suffix() {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%d.%016llx", getpid(), (unsigned long long)rng());
   return buf;
+}
+
+// The temp files and compiler children of the builds now running in this
+// process. A short-lived process (a CLI `approve --tier auto`) exits while
+// its background compile is still running: the detached thread never reaches
+// its cleanup, so at exit the compilers are killed (their whole process
+// group) and the temp files removed here. A build checks `exiting` under the
+// same lock before it creates a file, so none is created after the sweep.
+struct InFlight {
+  std::mutex mu;
+  bool exiting = false;
+  std::map<uint64_t, std::vector<std::string>> files;  // build id -> its temp files
+  std::map<uint64_t, pid_t> compilers;                 // build id -> compiler process group
+  uint64_t next = 0;
+
+  static InFlight& get() {
+    static InFlight* f = [] {
+      auto* p = new InFlight();  // never destroyed: builds may outlive main
+      std::atexit([] { InFlight::get().abandon(); });
+      return p;
+    }();
+    return *f;
+  }
+  uint64_t add(std::vector<std::string> paths) {
+    std::lock_guard<std::mutex> lock(mu);
+    files[++next] = std::move(paths);
+    return next;
+  }
+  void remove(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu);
+    files.erase(id);
+    compilers.erase(id);
+  }
+  void abandon() {
+    std::lock_guard<std::mutex> lock(mu);
+    exiting = true;
+    for (const auto& [id, pgid] : compilers) kill(-pgid, SIGKILL);
+    for (const auto& [id, pgid] : compilers) waitpid(pgid, nullptr, 0);  // the driver: no more writes
+    for (const auto& [id, paths] : files)
+      for (const auto& f : paths) unlink(f.c_str());
+    files.clear();
+    compilers.clear();
+  }
+};
+
+// Removes temp files in <dir>/tmp left by processes that no longer exist (one
+// killed by a signal runs no exit handler). Names carry the creator's pid
+// (unique_suffix); files younger than a minute are left alone, so a pid
+// reused by a new process cannot lose a file it is writing.
+void sweep_orphans(const std::string& tmp_dir) {
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (auto it = fs::directory_iterator(tmp_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // <key>.<pid>.<random>.{c,so,art} or load.<pid>.<random>.so
+    size_t a = name.find('.');
+    if (a == std::string::npos) continue;
+    size_t b = name.find('.', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string pid_text = name.substr(a + 1, b - a - 1);
+    if (pid_text.empty() || pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::error_code e2;
+    const auto mtime = it->last_write_time(e2);
+    if (e2 || now - mtime < std::chrono::minutes(1)) continue;
+    fs::remove(it->path(), e2);
+  }
 }
 
 }  // namespace
@@ -199,16 +269,29 @@ Result<std::string> ArtifactCache::build(const std::string& key, const std::stri
   fs::create_directories(dir_ + "/tmp", ec);
   fs::create_directories(dir_ + "/" + key.substr(0, 2), ec);
   if (ec) return Status::io("cannot create cache directory " + dir_ + ": " + ec.message());
+  sweep_orphans(dir_ + "/tmp");
   std::string base = dir_ + "/tmp/" + key + "." + unique_suffix();
   std::string c_path = base + ".c", so_path = base + ".so", art_path = base + ".art";
+  InFlight& inflight = InFlight::get();
   struct Cleanup {
     std::vector<std::string> files;
+    uint64_t id;
     ~Cleanup() {
       for (auto& f : files) unlink(f.c_str());
+      InFlight::get().remove(id);
     }
-  } cleanup{{c_path, so_path, art_path}};
+  } cleanup{{c_path, so_path, art_path}, inflight.add({c_path, so_path, art_path})};
+  // Opens a temp file unless the process is exiting (see InFlight).
+  auto create = [&](const std::string& path) {
+    std::lock_guard<std::mutex> lock(inflight.mu);
+    if (inflight.exiting) {
+      errno = ECANCELED;
+      return -1;
+    }
+    return open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  };
   {
-    int fd = open(c_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = create(c_path);
     if (fd < 0 || !write_all(fd, c_source.data(), c_source.size())) {
       if (fd >= 0) close(fd);
       return Status::io("writing " + c_path + ": " + std::strerror(errno));
@@ -230,12 +313,35 @@ Result<std::string> ArtifactCache::build(const std::string& key, const std::stri
   if (pipe2(errpipe, O_CLOEXEC) != 0) return Status::io("pipe: " + std::string(std::strerror(errno)));
   auto t0 = std::chrono::steady_clock::now();
   if (progress) progress("compiling " + std::to_string(c_source.size() / 1024) + " KiB of C with " + config_.cc + " " + (config_.cc_flags.empty() ? "" : config_.cc_flags[0]));
-  pid_t pid = fork();
-  if (pid < 0) return Status::io("fork: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    dup2(errpipe[1], 2);
-    execvp(argv[0], argv.data());
-    _exit(127);
+  pid_t pid;
+  {
+    // Forked under the lock, so the exit sweep either sees the compiler or
+    // runs before it exists (and then this build does not start it).
+    std::lock_guard<std::mutex> lock(inflight.mu);
+    if (inflight.exiting) {
+      close(errpipe[0]);
+      close(errpipe[1]);
+      return Status::io("the process is exiting; compile abandoned");
+    }
+    pid = fork();
+    if (pid == 0) {
+      // Its own process group (cc's children die with it), and killed if
+      // the thread that started it dies.
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      dup2(errpipe[1], 2);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    if (pid > 0) {
+      setpgid(pid, pid);  // also here: no window where kill(-pid) misses it
+      inflight.compilers[cleanup.id] = pid;
+    }
+  }
+  if (pid < 0) {
+    close(errpipe[0]);
+    close(errpipe[1]);
+    return Status::io("fork: " + std::string(std::strerror(errno)));
   }
   close(errpipe[1]);
   std::string diag;
@@ -249,8 +355,19 @@ Result<std::string> ArtifactCache::build(const std::string& key, const std::stri
       ssize_t n = read(errpipe[0], buf, sizeof buf);
       if (n > 0 && diag.size() < 8192) diag.append(buf, static_cast<size_t>(n));
     }
-    pid_t w = waitpid(pid, &status, WNOHANG);
+    pid_t w;
+    {
+      // Reaped and forgotten under the lock: the exit sweep never signals a
+      // process group whose id the system may have handed out again.
+      std::lock_guard<std::mutex> lock(inflight.mu);
+      w = waitpid(pid, &status, WNOHANG);
+      if (w == pid) inflight.compilers.erase(cleanup.id);
+    }
     if (w == pid) break;
+    if (w < 0) {  // reaped by the exit sweep
+      close(errpipe[0]);
+      return Status::io("the process is exiting; compile abandoned");
+    }
     auto elapsed = std::chrono::steady_clock::now() - t0;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
     if (progress && ms / 1000 > last_report) {
@@ -258,8 +375,12 @@ Result<std::string> ArtifactCache::build(const std::string& key, const std::stri
       progress("still compiling with " + config_.cc + ": " + std::to_string(last_report) + " s");
     }
     if (ms > config_.cc_timeout_ms) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
+      {
+        std::lock_guard<std::mutex> lock(inflight.mu);
+        kill(-pid, SIGKILL);  // the driver and the cc1/as/ld it started
+        waitpid(pid, &status, 0);
+        inflight.compilers.erase(cleanup.id);
+      }
       close(errpipe[0]);
       return Status::limit("the C compiler took over " + std::to_string(config_.cc_timeout_ms) +
                            " ms (cc_timeout_ms); the module is too large to compile on the optimized tier");
@@ -279,7 +400,7 @@ Result<std::string> ArtifactCache::build(const std::string& key, const std::stri
   close(in);
   unsigned char h[32];
   crypto_generichash(h, sizeof h, elf.data(), elf.size(), nullptr, 0);
-  int out = open(art_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int out = create(art_path);
   if (out < 0 || !write_all(out, elf.data(), elf.size()) || !write_all(out, h, sizeof h) ||
       !write_all(out, kArtifactMagic, 8) || fsync(out) != 0) {
     if (out >= 0) close(out);

@@ -1324,6 +1324,85 @@ TEST(ArtifactCache, ProcessesShareOneDirectory) {
   EXPECT_EQ(artifacts(dir).size(), 1u);
 }
 
+std::vector<std::string> temp_files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(dir + "/tmp", ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    out.push_back(it->path().filename().string());
+  return out;
+}
+
+// A short-lived process must not leave half-written artifacts (issue 9 item
+// 7: 5 orphaned .c/.so pairs after 6 `approve --tier auto` runs). The child
+// loads on the auto tier with a compiler that takes 30 s and exits while the
+// background compile runs: the exit handler kills the compiler's process
+// group and removes the temp files, and nothing is written afterwards.
+TEST(ArtifactCache, AnAbandonedBackgroundCompileLeavesNoTempFiles) {
+  std::string dir = fresh_dir("abandoned");
+  const std::string slow_cc = dir + "/slow-cc";
+  {
+    std::ofstream f(slow_cc);
+    f << "#!/bin/sh\nsleep 30\nexec cc \"$@\"\n";
+  }
+  fs::permissions(slow_cc, fs::perms::owner_all);
+  auto bytes = wat(kAddWat);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    EngineConfig cfg;
+    cfg.cache_dir = dir;
+    cfg.cc = slow_cc;
+    auto e = Engine::create(cfg);
+    auto m = (*e)->load(bytes, {.tier = Tier::kAuto});
+    if (!m) _exit(1);
+    auto inst = (*m)->instantiate(Linker{});
+    Value args[] = {Value::i32(20), Value::i32(22)};
+    auto out = (*inst)->call("add", args);
+    if (!out.is_ok() || !out->ok() || out->results[0].as_i32() != 42) _exit(2);
+    // Until the background compile has written its C and started cc.
+    for (int i = 0; i < 200 && temp_files(dir).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::exit(temp_files(dir).empty() ? 3 : 0);  // exit as the CLI does: handlers run
+  }
+  int status = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  waitpid(pid, &status, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << "exit did not wait for the compile";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "1: load failed, 2: call failed, 3: no compile was running at exit";
+  EXPECT_TRUE(temp_files(dir).empty()) << temp_files(dir)[0];
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a surviving compiler would write now
+  EXPECT_TRUE(temp_files(dir).empty()) << "written after exit: " << temp_files(dir)[0];
+  EXPECT_TRUE(artifacts(dir).empty());
+}
+
+// A process killed outright runs no exit handler: the next build in the
+// directory removes temp files whose creator no longer exists (a minute old
+// or more), and leaves those of live processes alone.
+TEST(ArtifactCache, TempFilesOfDeadProcessesAreSweptByTheNextBuild) {
+  std::string dir = fresh_dir("sweep");
+  pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  waitpid(dead, nullptr, 0);
+  fs::create_directories(dir + "/tmp");
+  const std::string key = std::string(64, 'a');
+  const std::string orphan = key + "." + std::to_string(dead) + ".0123456789abcdef.c";
+  const std::string orphan_load = "load." + std::to_string(dead) + ".0123456789abcdef.so";
+  const std::string fresh = key + "." + std::to_string(dead) + ".fedcba9876543210.so";
+  const std::string live = key + "." + std::to_string(getpid()) + ".00000000000000ff.c";
+  for (const auto& n : {orphan, orphan_load, fresh, live}) std::ofstream(dir + "/tmp/" + n) << "x";
+  const auto old = fs::file_time_type::clock::now() - std::chrono::minutes(5);
+  for (const auto& n : {orphan, orphan_load, live}) fs::last_write_time(dir + "/tmp/" + n, old);
+  auto engine = engine_in(dir);
+  ASSERT_TRUE(engine->load(wat(kAddWat), {.tier = Tier::kOptimized}).is_ok());
+  auto left = temp_files(dir);
+  std::sort(left.begin(), left.end());
+  std::vector<std::string> want = {fresh, live};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(left, want) << "the dead process's old files go; a young one and a live process's stay";
+}
+
 TEST(ArtifactCache, EvictsLeastRecentlyUsedPastTheBound) {
   std::string dir = fresh_dir("evict");
   EngineConfig cfg;
