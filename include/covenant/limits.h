@@ -23,13 +23,14 @@ struct LoadLimits {
   uint32_t memory_max_pages_max = 65'536;         // 4 GiB: the Wasm32 ceiling
   uint32_t table_initial_elements_max = 100'000;
   uint32_t table_max_elements_max = 1'000'000;
-  uint64_t data_segment_size_bytes_max = 16u << 20;  // total bytes across active segments
+  uint64_t data_segment_size_bytes_max = 16u << 20;  // total bytes across data segments, active and passive
   // Nesting of block/loop/if in one function. Every stage of the pipeline
   // (libwabt's IR, metering, the C writers) recurses on it, so it bounds the
   // host's own stack use while loading.
   uint32_t block_nesting_max = 1024;
-  // Deterministic call depth: a call deeper than this traps stack_exhausted at the
-  // same frame on every tier. Legitimate contracts get at least 10,000 frames.
+  // Deterministic call depth, in units: a frame costs 1 + (params + locals) / 64
+  // units (docs/engine.md), and a call past this many traps stack_exhausted at the
+  // same frame on every tier. Frames of up to 63 params and locals get 16,384 deep.
   uint32_t call_depth_max = 16'384;
 };
 
