@@ -2049,6 +2049,10 @@ class ServiceImpl final : public Service {
     auto r = ledger().submit(ops);
     if (!r) return err(503, "ledger_unavailable", r.status().message());
     if ((*r)[0].result == LedgerResult::kv_expectation_failed) return err(409, "mandate_exists", "mandate " + id + " exists");
+    {
+      std::lock_guard<std::mutex> lock(keys_mu);
+      agent_key_cache.erase(mandate_row(p.tenant, id));
+    }
     if ((*r)[0].result != LedgerResult::ok) {
       const LedgerResult why = (*r)[0].result == LedgerResult::atomic_part_refused ? (*r)[0].part_result : (*r)[0].result;
       return err(409, ledger_result_name(why), std::string("the ledger refused the mandate: ") + ledger_result_name(why));
@@ -2113,6 +2117,10 @@ class ServiceImpl final : public Service {
                           {JournalAppend{sha256(text), text}});
       if (s.code() == Code::kAlreadyExists) continue;
       if (!s) return err(503, "ledger_unavailable", s.message());
+      {
+        std::lock_guard<std::mutex> lock(keys_mu);
+        agent_key_cache.erase(mandate_row(p.tenant, id));
+      }
       return get_mandate(p, id);
     }
     return err(409, "conflict", "mandate " + id + " kept changing; retry");
@@ -2129,13 +2137,21 @@ class ServiceImpl final : public Service {
     *has_mandate = true;
     if (!signed_intent)
       return err(401, "mandate_requires_signed_intent", "an approval under a mandate must be a signed intent of the mandate's agent key");
-    auto v = mandate_state(p, *mid);
-    if (auto* e = std::get_if<HttpResponse>(&v)) return *e;
-    const MandateState& st = std::get<MandateState>(v);
-    const json& md = st.row["mandate"];
-    if (st.status == "revoked") return err(403, "mandate_revoked", "mandate " + *mid + " was revoked");
-    if (st.status == "expired") return err(422, "mandate_expired", "mandate " + *mid + " expired");
-    if (st.status == "not_yet_valid") return err(422, "mandate_not_yet_valid", "mandate " + *mid + " is not valid yet");
+    // The row is cached like agent keys (2 s; a revocation on this server clears it at
+    // once); the cumulative budget is not read here: the commit's counter account
+    // refuses an overspend (402 mandate_budget_exhausted, nothing committed).
+    if (!valid_token(*mid)) return err(400, "invalid_request", "Covenant-Mandate: expected 1-64 of [A-Za-z0-9._:@-]");
+    auto raw = cached_row(mandate_row(p.tenant, *mid));
+    if (!raw) return err(503, "ledger_unavailable", raw.status().message());
+    if (!*raw) return err(404, "mandate_unknown", "no mandate " + *mid);
+    const json row = json::parse(**raw, nullptr, false);
+    if (!row.is_object() || !row.contains("mandate")) return err(500, "internal", "mandate row " + *mid + " is damaged");
+    const json& md = row["mandate"];
+    const uint64_t now = unix_ms();
+    if (row.contains("revoked_ms")) return err(403, "mandate_revoked", "mandate " + *mid + " was revoked");
+    if (now >= json_u64(md["expires_at_ms"]).value_or(0)) return err(422, "mandate_expired", "mandate " + *mid + " expired");
+    if (now < json_u64(md["not_before_ms"]).value_or(0))
+      return err(422, "mandate_not_yet_valid", "mandate " + *mid + " is not valid yet");
     if (md.value("agent", "") != signed_intent->agent || md.value("agent_kid", "") != signed_intent->signer.kid)
       return err(403, "mandate_agent_mismatch", "mandate " + *mid + " is bound to key " + md.value("agent_kid", "") + " of agent " +
                                                     md.value("agent", ""));
@@ -2162,8 +2178,6 @@ class ServiceImpl final : public Service {
       return err(403, "mandate_task_not_allowed", "the intent's task type is not among the mandate's allowed_task_types");
     if (!allowed("allowed_payees", field("payee", "payee")))
       return err(403, "mandate_payee_not_allowed", "the intent's payee is not among the mandate's allowed_payees");
-    if (st.remaining < *amount)
-      return err(402, "mandate_budget_exhausted", "mandate " + *mid + " has " + std::to_string(st.remaining) + " left of its budget");
     const std::string tenant = p.tenant, id = *mid;
     pc->extra_escrow = [tenant, id](const settle::EscrowPlan& plan, const Hash32& receipt_id, Atomic& a) {
       const Id128 spent = settle::derived_id("covenant/mandate-spent/" + tenant);
