@@ -650,6 +650,9 @@ class CInstance final : public Instance {
                            " bytes) exceeds the instance limit memory_bytes_max (" +
                            std::to_string(limits_.memory_bytes_max) + ")");
     ensure_signal_handling();
+    sigjmp_buf* const outer_jmp = t_guest.jmp;  // instantiated from a host function: restore its pad
+    const int outer_in_guest = t_guest.in_guest;
+    const uintptr_t outer_lo = t_guest.mem_lo, outer_hi = t_guest.mem_hi;
     sigjmp_buf jb;
     t_guest.jmp = &jb;
     t_guest.mem_lo = t_guest.mem_hi = 0;
@@ -658,8 +661,10 @@ class CInstance final : public Instance {
       t_guest.in_guest = 1;
       code_->instantiate(inst_, this);
     }
-    t_guest.in_guest = 0;
-    t_guest.jmp = nullptr;
+    t_guest.in_guest = outer_in_guest;
+    t_guest.jmp = outer_jmp;
+    t_guest.mem_lo = outer_lo;
+    t_guest.mem_hi = outer_hi;
     if (code != 0) {
       std::free(inst_);
       inst_ = nullptr;
@@ -885,6 +890,11 @@ class CInstance final : public Instance {
       deadline = std::make_unique<DeadlineToken>(deadline_ms, [flag] { __atomic_store_n(flag, 1u, __ATOMIC_RELAXED); });
     }
     ExportFn fn = start ? code_->start : code_->exports[index];
+    // A host function of another instance may call this one: its landing pad and
+    // memory bounds are restored on return, or its guest's next trap finds none.
+    sigjmp_buf* const outer_jmp = g.jmp;
+    const int outer_in_guest = g.in_guest;
+    const uintptr_t outer_lo = g.mem_lo, outer_hi = g.mem_hi;
     sigjmp_buf jb;
     g.jmp = &jb;
     g.mem_lo = mem_lo_;
@@ -894,8 +904,10 @@ class CInstance final : public Instance {
       g.in_guest = 1;
       fn(inst_, slots);
     }
-    g.in_guest = 0;
-    g.jmp = nullptr;
+    g.in_guest = outer_in_guest;
+    g.jmp = outer_jmp;
+    g.mem_lo = outer_lo;
+    g.mem_hi = outer_hi;
     TrapKind k = code == 0 ? TrapKind::kNone : classify_rt_trap(code, *trap_);
     if (k != TrapKind::kNone && nested_trap_ != TrapKind::kNone) {
       k = nested_trap_;

@@ -338,6 +338,78 @@ TEST(EngineNested, ATrapAtAnyNestingLevelIsTypedOnEveryTier) {
   for (Tier t : {Tier::kBaseline, Tier::kOptimized}) EXPECT_EQ(run_reentrant(t), interp) << tier_name(t);
 }
 
+// A host function may call another instance (the spec driver's registered
+// modules, an embedder composing contracts). That call used to clear the
+// calling thread's trap landing pad on the C tiers, so a trap of the calling
+// guest afterwards killed the process (SIGSEGV). Every tier: typed trap, and
+// the instances go on working.
+std::vector<std::string> run_cross_instance(Tier tier) {
+  auto engine = engine_in(fresh_dir("cross"));
+  auto callee = engine->load(wat(R"((module
+      (func (export "inc") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+      (func (export "boom") (param i32) (result i32) unreachable))
+  )"),
+                             {.tier = tier});
+  auto caller = engine->load(wat(R"((module
+      (import "env" "other" (func $other (param i32) (result i32)))
+      (func (export "f") (param $n i32) (result i32) (local $r i32)
+        (local.set $r (call $other (local.get $n)))
+        (if (i32.eq (local.get $n) (i32.const 7)) (then unreachable))
+        (local.get $r))
+      (func (export "load") (param $a i32) (result i32)
+        (drop (call $other (local.get $a)))
+        (i32.load (local.get $a)))
+      (memory 1))
+  )"),
+                             {.tier = tier});
+  EXPECT_TRUE(callee.is_ok() && caller.is_ok());
+  if (!callee.is_ok() || !caller.is_ok()) return {};
+  auto b = (*callee)->instantiate(Linker{});
+  EXPECT_TRUE(b.is_ok()) << b.status().to_string();
+  if (!b.is_ok()) return {};
+  Instance* other = b->get();
+  Linker linker;
+  linker.define("env", "other", {{ValType::kI32}, {ValType::kI32}},
+                [other](HostCall&, std::span<const Value> args, std::span<Value> results) {
+                  const int32_t n = args[0].as_i32();
+                  Value a[] = {Value::i32(n)};
+                  auto r = other->call(n == 9 ? "boom" : "inc", a, {.fuel = 1'000'000});
+                  if (!r.is_ok()) return HostResult::trap(r.status().message());
+                  results[0] = Value::i32(r->ok() ? r->results[0].as_i32() : -1);  // a callee trap is an answer here
+                  return HostResult::ok();
+                });
+  auto a = (*caller)->instantiate(linker);
+  EXPECT_TRUE(a.is_ok()) << a.status().to_string();
+  if (!a.is_ok()) return {};
+  std::vector<std::string> out;
+  auto run = [&](const char* name, int32_t n) {
+    Value args[] = {Value::i32(n)};
+    auto r = (*a)->call(name, args, {.fuel = 1'000'000});
+    if (!r.is_ok()) out.push_back("error " + r.status().message());
+    else if (!r->ok()) out.push_back(std::string(trap_kind_name(r->trap.kind)) + " fuel " + std::to_string(r->fuel_used));
+    else out.push_back(std::to_string(r->results[0].as_i32()) + " fuel " + std::to_string(r->fuel_used));
+  };
+  run("f", 3);        // 4
+  run("f", 7);        // the caller traps after the other instance returned
+  run("f", 3);        // and works again
+  run("f", 9);        // the other instance traps: -1, the caller goes on
+  run("load", 70000); // out of bounds in the caller after the other call
+  run("f", 5);        // 6
+  return out;
+}
+
+TEST(EngineNested, HostFunctionsMayCallAnotherInstanceOnEveryTier) {
+  const auto interp = run_cross_instance(Tier::kInterp);
+  ASSERT_EQ(interp.size(), 6u);
+  EXPECT_EQ(interp[0].rfind("4 fuel ", 0), 0u) << interp[0];
+  EXPECT_EQ(interp[1].rfind("unreachable fuel ", 0), 0u) << interp[1];
+  EXPECT_EQ(interp[2].rfind("4 fuel ", 0), 0u) << interp[2];
+  EXPECT_EQ(interp[3].rfind("-1 fuel ", 0), 0u) << interp[3];
+  EXPECT_EQ(interp[4].rfind("memory_out_of_bounds fuel ", 0), 0u) << interp[4];
+  EXPECT_EQ(interp[5].rfind("6 fuel ", 0), 0u) << interp[5];
+  for (Tier t : {Tier::kBaseline, Tier::kOptimized}) EXPECT_EQ(run_cross_instance(t), interp) << tier_name(t);
+}
+
 // Fuel budgets: a call's budget is at most kCallFuelMax (2^63 - 1). Above it
 // Instance::call refuses with kInvalidArgument (it used to report success with
 // fuel_used the whole budget, or trap out_of_fuel at once); call_raw caps it.
